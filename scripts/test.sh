@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs riftstream's whole test suite on a fresh Debian machine or a warm one.
+#
+# It installs what the tests need — system packages (apt), Python packages
+# (pip: DuckDB and pyarrow read the lake back) — builds everything once in
+# the release profile (the one profile tests, the demo and benches share),
+# runs every test, and prints the build and test times.
+#
+# CARGO_TARGET_DIR defaults to a cache outside the checkout, so later runs on
+# the same machine rebuild only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/riftstream-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+start=$(date +%s)
+
+echo "== system packages"
+packages=(build-essential pkg-config libclang-dev libssl-dev python3-pip)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "$(id -u)" = 0 ]; then
+  apt-get update -qq
+  if [ ${#missing[@]} -gt 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+elif [ ${#missing[@]} -gt 0 ]; then
+  echo "missing packages (run as root to install): ${missing[*]}" >&2
+  exit 1
+fi
+
+echo "== python packages"
+python3 -m pip install -q --disable-pip-version-check duckdb pyarrow pytz 2>&1 | grep -v "as the 'root' user" || true
+
+echo "== build (release, target dir $CARGO_TARGET_DIR)"
+build_start=$(date +%s)
+cargo build --release --all-targets --locked
+build_end=$(date +%s)
+
+echo "== tests"
+cargo test --release --locked -- --test-threads 2
+test_end=$(date +%s)
+
+echo "== times: setup $((build_start - start))s, build $((build_end - build_start))s, tests $((test_end - build_end))s, total $((test_end - start))s"

@@ -1,0 +1,141 @@
+//! Decoders: record bytes to typed values, shared by every transport.
+//!
+//! Format and transport are separate: the same decoders serve files, the
+//! generator and Kafka. A decoder returns a [`Rejection`] (never panics) for
+//! bytes it cannot decode (`decode` stage) or values that fail
+//! [`Event::validate`] (`validate` stage); the source operator turns it into a
+//! dead letter.
+
+use crate::config::RecordSchema;
+use crate::events::{now_ms, Event};
+use crate::features::{FeatureRow, FeatureSpec, RowExtractor};
+use crate::operators::source::{Decoder, Rejection};
+use crate::sources::RawRecord;
+use serde::{Deserialize, Serialize};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// A decoded event with the wall-clock time its record was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Arrived<E> {
+    /// The event.
+    pub event: E,
+    /// When its record was read, µs since the epoch.
+    pub received_at_us: i64,
+}
+
+/// Decodes one JSON document into an event and validates it.
+pub fn decode_json<E: Event>(bytes: &[u8], now: i64) -> Result<E, Rejection> {
+    let event: E = serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::decode(format!("invalid {} JSON: {e}", E::TOPIC.short_name())))?;
+    event.validate(now).map_err(Rejection::validate)?;
+    Ok(event)
+}
+
+/// Decodes records of topic type `E`.
+pub struct EventDecoder<E> {
+    /// Wall clock sampled once per batch is enough; refreshed per record here for simplicity.
+    _marker: PhantomData<E>,
+}
+
+impl<E> Default for EventDecoder<E> {
+    fn default() -> Self {
+        EventDecoder {
+            _marker: PhantomData,
+        }
+    }
+}
+
+impl<E: Event + timely::ExchangeData> Decoder for EventDecoder<E> {
+    type Output = Arrived<E>;
+
+    fn decode(
+        &mut self,
+        raw: &RawRecord,
+        out: &mut Vec<(i64, Arrived<E>)>,
+    ) -> Result<(), Rejection> {
+        let event: E = decode_json(&raw.value, now_ms())?;
+        out.push((
+            event.event_time(),
+            Arrived {
+                event,
+                received_at_us: raw.received_at_us,
+            },
+        ));
+        Ok(())
+    }
+}
+
+/// Decodes rows for the feature sets that read one source: each output is
+/// `(feature set index, row)`.
+pub struct RowDecoder {
+    schema: RecordSchema,
+    extractors: Vec<(usize, RowExtractor)>,
+    rows: Vec<FeatureRow>,
+}
+
+impl RowDecoder {
+    /// A decoder for records of `schema` feeding `sets` (index in the job, spec).
+    pub fn new(schema: RecordSchema, sets: Vec<(usize, Arc<FeatureSpec>)>) -> RowDecoder {
+        RowDecoder {
+            schema,
+            extractors: sets
+                .into_iter()
+                .map(|(i, s)| (i, RowExtractor::new(s)))
+                .collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    fn typed_value(&self, bytes: &[u8]) -> Result<serde_json::Value, Rejection> {
+        use crate::events::{GameEvent, Match, PlayerStats, PredictionRequest};
+        let now = now_ms();
+        let typed = match self.schema {
+            RecordSchema::Matches => serde_json::to_value(decode_json::<Match>(bytes, now)?),
+            RecordSchema::PlayerStats => {
+                serde_json::to_value(decode_json::<PlayerStats>(bytes, now)?)
+            }
+            RecordSchema::GameEvents => serde_json::to_value(decode_json::<GameEvent>(bytes, now)?),
+            RecordSchema::PredictionRequests => {
+                serde_json::to_value(decode_json::<PredictionRequest>(bytes, now)?)
+            }
+            RecordSchema::ModelUpdates | RecordSchema::Records => {
+                return serde_json::from_slice(bytes)
+                    .map_err(|e| Rejection::decode(format!("invalid JSON: {e}")))
+            }
+        };
+        typed.map_err(|e| Rejection::decode(e.to_string()))
+    }
+}
+
+impl Decoder for RowDecoder {
+    type Output = (usize, FeatureRow);
+
+    fn decode(
+        &mut self,
+        raw: &RawRecord,
+        out: &mut Vec<(i64, (usize, FeatureRow))>,
+    ) -> Result<(), Rejection> {
+        // Generic flat records take the fast path when no feature set explodes a list.
+        let flat = self.schema == RecordSchema::Records
+            && self
+                .extractors
+                .iter()
+                .all(|(_, e)| e.spec().explode.is_none());
+        if flat {
+            for (set, ex) in &self.extractors {
+                let row = ex.extract_bytes(&raw.value).map_err(Rejection::decode)?;
+                out.push((row.ts, (*set, row)));
+            }
+            return Ok(());
+        }
+        let value = self.typed_value(&raw.value)?;
+        for (set, ex) in &self.extractors {
+            self.rows.clear();
+            ex.extract_value(&value, &mut self.rows)
+                .map_err(Rejection::decode)?;
+            out.extend(self.rows.drain(..).map(|r| (r.ts, (*set, r))));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,535 @@
+//! `riftstream demo`: every job end to end on generated data, with nothing
+//! to install — no Kafka, no Redis.
+//!
+//! 1. simulate ranked play and write it as JSON-lines files (plus a few
+//!    corrupt records, to show the dead-letter path);
+//! 2. train the live model on the real 10-minute Diamond games, or reuse the
+//!    registered one;
+//! 3. write a topology of `file` sources and `lake`/`embedded`/`file` sinks
+//!    into the data directory and run all its jobs, bounded, showing progress;
+//! 4. summarize: events and events/s, lake tables with row counts, example
+//!    predictions, model accuracy, and how to query the lake with DuckDB.
+
+use crate::config::Topology;
+use crate::error::{Result, RiftError};
+use crate::events::{Event, Prediction, Team};
+use crate::generator::{player_rows, simulate, GeneratorConfig, RowsConfig};
+use crate::model::{load_ten_minute_csv, train, ModelRegistry, TrainConfig};
+use crate::runtime::{self, RunOptions};
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The Kaggle 10-minute training games, embedded so the demo runs from any directory.
+const TEN_MINUTE_CSV: &[u8] = include_bytes!("../data/high_diamond_ranked_10min.train.csv");
+
+/// How much data the demo generates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoSize {
+    /// ~3k matches, 40 live games: seconds.
+    Small,
+    /// ~20k matches, 200 live games.
+    Medium,
+    /// ~150k matches, 1000 live games.
+    Large,
+}
+
+impl DemoSize {
+    fn config(self) -> GeneratorConfig {
+        let (players, matches, live_games) = match self {
+            DemoSize::Small => (1_500, 3_000, 40),
+            DemoSize::Medium => (5_000, 20_000, 200),
+            DemoSize::Large => (20_000, 150_000, 1_000),
+        };
+        GeneratorConfig {
+            players,
+            matches,
+            live_games,
+            finish_live_games: true,
+            jitter_ms: 2_000,
+            ..Default::default()
+        }
+    }
+}
+
+/// Options of [`run`].
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Working directory.
+    pub data_dir: PathBuf,
+    /// Data size.
+    pub size: DemoSize,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+fn write_jsonl<E: serde::Serialize>(path: &Path, items: &[E]) -> Result<()> {
+    let f = std::fs::File::create(path).map_err(|e| RiftError::io(path, e))?;
+    let mut w = BufWriter::new(f);
+    for item in items {
+        serde_json::to_writer(&mut w, item).map_err(|e| RiftError::Internal(e.to_string()))?;
+        w.write_all(b"\n").map_err(|e| RiftError::io(path, e))?;
+    }
+    w.flush().map_err(|e| RiftError::io(path, e))
+}
+
+/// Simulates `cfg` and writes one JSON-lines file per topic into `dir`.
+pub fn write_simulation(cfg: &GeneratorConfig, dir: &Path) -> Result<Vec<(&'static str, usize)>> {
+    std::fs::create_dir_all(dir).map_err(|e| RiftError::io(dir, e))?;
+    let sim = simulate(cfg);
+    write_jsonl(&dir.join("matches.jsonl"), &sim.matches)?;
+    write_jsonl(&dir.join("player_stats.jsonl"), &sim.player_stats)?;
+    write_jsonl(&dir.join("game_events.jsonl"), &sim.game_events)?;
+    write_jsonl(&dir.join("prediction_requests.jsonl"), &sim.requests)?;
+    Ok(vec![
+        ("matches", sim.matches.len()),
+        ("player_stats", sim.player_stats.len()),
+        ("game_events", sim.game_events.len()),
+        ("prediction_requests", sim.requests.len()),
+    ])
+}
+
+/// Writes flat player rows (the reference job's input) to `path`.
+pub fn write_rows(cfg: RowsConfig, path: &Path) -> Result<u64> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| RiftError::io(parent, e))?;
+    }
+    let f = std::fs::File::create(path).map_err(|e| RiftError::io(path, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    let mut n = 0;
+    for row in player_rows(cfg) {
+        serde_json::to_writer(&mut w, &row).map_err(|e| RiftError::Internal(e.to_string()))?;
+        w.write_all(b"\n").map_err(|e| RiftError::io(path, e))?;
+        n += 1;
+    }
+    w.flush().map_err(|e| RiftError::io(path, e))?;
+    Ok(n)
+}
+
+/// The demo's topology: file sources over `input/`, lake + embedded store + files out.
+pub fn demo_topology(dir: &Path, workers: usize) -> String {
+    let d = dir.display();
+    format!(
+        r#"# Written by `riftstream demo`: rerun with `riftstream run --topology {d}/topology.toml --bounded`.
+[runtime]
+workers = {workers}
+state_dir = "{d}/state"
+
+[sources.matches]
+kind = "file"
+path = "{d}/input/matches.jsonl"
+schema = "matches"
+watermark = {{ max_out_of_orderness = "5s" }}
+
+[sources.player_stats]
+kind = "file"
+path = "{d}/input/player_stats.jsonl"
+schema = "player_stats"
+
+[sources.game_events]
+kind = "file"
+path = "{d}/input/game_events.jsonl"
+schema = "game_events"
+
+[sources.prediction_requests]
+kind = "file"
+path = "{d}/input/prediction_requests.jsonl"
+schema = "prediction_requests"
+
+[sinks.lake]
+kind = "lake"
+root = "{d}/lake"
+
+[sinks.features]
+kind = "embedded"
+path = "{d}/features"
+
+[sinks.out]
+kind = "file"
+path = "{d}/output"
+
+{features}
+[jobs.lake]
+kind = "lake"
+sources = ["matches", "player_stats", "game_events", "prediction_requests"]
+lake = "lake"
+dlq = "out"
+
+[jobs.player_features]
+kind = "player_features"
+feature_sets = ["player_daily", "player_30d", "player_session"]
+online = "features"
+offline = "lake"
+
+[jobs.predictions]
+kind = "predictions"
+live_source = "game_events"
+outputs = ["out", "lake"]
+"#,
+        features = PLAYER_FEATURE_SETS
+    )
+}
+
+/// SPEC's player feature sets, declared (shared by the demo and the shipped topology).
+pub const PLAYER_FEATURE_SETS: &str = r#"# Tumbling 1 day per player.
+[feature_sets.player_daily]
+source = "matches"
+explode = "participants"
+key = "player_id"
+time = "end_time"
+window = { kind = "tumbling", size = "1d", allowed_lateness = "1h" }
+aggregates = { games_1d = "count", wins_1d = "sum(win)", kills_1d = "sum(kills)", deaths_1d = "sum(deaths)", assists_1d = "sum(assists)" }
+features = { winrate_1d = "wins_1d / games_1d", kda_1d = "(kills_1d + assists_1d) / max(1, deaths_1d)" }
+
+# Sliding 30 days every day per player.
+[feature_sets.player_30d]
+source = "matches"
+explode = "participants"
+key = "player_id"
+time = "end_time"
+window = { kind = "sliding", size = "30d", slide = "1d", allowed_lateness = "1h" }
+aggregates = { games_30d = "count", wins_30d = "sum(win)", kills_30d = "sum(kills)", deaths_30d = "sum(deaths)", assists_30d = "sum(assists)", avg_gold_30d = "avg(gold)", avg_cs_30d = "avg(cs)", avg_vision_30d = "avg(vision_score)", champions_30d = "count_distinct(champion)" }
+features = { winrate_30d = "wins_30d / games_30d", kda_30d = "(kills_30d + assists_30d) / max(1, deaths_30d)" }
+
+# Play sessions: a 30 minute gap closes a session.
+[feature_sets.player_session]
+source = "matches"
+explode = "participants"
+key = "player_id"
+time = "end_time"
+window = { kind = "session", gap = "30m" }
+aggregates = { session_games = "count", session_wins = "sum(win)", session_champions = "count_distinct(champion)" }
+"#;
+
+/// Runs the demo.
+pub fn run(opts: &DemoOptions) -> Result<()> {
+    let dir = &opts.data_dir;
+    std::fs::create_dir_all(dir).map_err(|e| RiftError::io(dir, e))?;
+    let dir = dir.canonicalize().map_err(|e| RiftError::io(dir, e))?;
+    for sub in [
+        "input",
+        "state",
+        "features",
+        "output",
+        "lake/bronze",
+        "lake/silver",
+        "lake/gold",
+        "lake/_staging",
+    ] {
+        let p = dir.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| RiftError::io(&p, e))?;
+        }
+    }
+    println!("riftstream demo — working in {}\n", dir.display());
+
+    // 1. Data.
+    let started = Instant::now();
+    let cfg = opts.size.config();
+    let sim = simulate(&cfg);
+    let input = dir.join("input");
+    std::fs::create_dir_all(&input).map_err(|e| RiftError::io(&input, e))?;
+    write_jsonl(&input.join("matches.jsonl"), &sim.matches)?;
+    write_jsonl(&input.join("player_stats.jsonl"), &sim.player_stats)?;
+    write_jsonl(&input.join("game_events.jsonl"), &sim.game_events)?;
+    write_jsonl(&input.join("prediction_requests.jsonl"), &sim.requests)?;
+    append_corrupt_records(&input.join("matches.jsonl"), &sim)?;
+    println!(
+        "1. generated {} matches, {} ranked snapshots, {} live-game events, {} prediction requests ({} players, seed {}) in {:.1?}",
+        sim.matches.len(),
+        sim.player_stats.len(),
+        sim.game_events.len(),
+        sim.requests.len(),
+        cfg.players,
+        cfg.seed,
+        started.elapsed()
+    );
+    println!("   + 3 corrupt records appended to matches.jsonl, to show the dead-letter path");
+
+    // 2. Model.
+    let lake_root = dir.join("lake");
+    let registry = ModelRegistry::open(&lake_root)?;
+    let model_info = match registry.latest("live")? {
+        Some(v) => {
+            println!(
+                "2. reusing the registered live model {} ({})",
+                v.version,
+                v.path.display()
+            );
+            v
+        }
+        None => {
+            let csv = dir.join("high_diamond_ranked_10min.train.csv");
+            std::fs::write(&csv, TEN_MINUTE_CSV).map_err(|e| RiftError::io(&csv, e))?;
+            let data = load_ten_minute_csv(&csv)?;
+            let t = Instant::now();
+            let trained = train(&data, &TrainConfig::default(), &mut |_| {})?;
+            let path = registry.register(
+                "live",
+                &trained,
+                "Kaggle high_diamond_ranked_10min (train split)",
+            )?;
+            println!(
+                "2. trained the live model (candle logistic regression) on {} Diamond games in {:.1?}: {}",
+                data.n(),
+                t.elapsed(),
+                path.display()
+            );
+            registry
+                .latest("live")?
+                .ok_or_else(|| RiftError::Internal("model just registered is missing".into()))?
+        }
+    };
+
+    // 3. Run every job.
+    let topo_path = dir.join("topology.toml");
+    let text = demo_topology(&dir, opts.workers);
+    std::fs::write(&topo_path, &text).map_err(|e| RiftError::io(&topo_path, e))?;
+    let topology = Arc::new(Topology::parse(&text, &topo_path.display().to_string())?);
+    let total_input: u64 = (sim.matches.len()
+        + sim.player_stats.len()
+        + sim.game_events.len()
+        + sim.requests.len()
+        + 3) as u64;
+    println!(
+        "3. running jobs lake, player_features, predictions on {} workers ({})",
+        opts.workers,
+        topo_path.display()
+    );
+    let done = Arc::new(AtomicBool::new(false));
+    let progress = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let bar = indicatif::ProgressBar::new(total_input * 3);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "   [{elapsed_precise}] {bar:40} {pos}/{len} records read {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            while !done.load(Ordering::Relaxed) {
+                bar.set_position(crate::metrics::counter_sum("source_records_total", "", ""));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.set_position(crate::metrics::counter_sum("source_records_total", "", ""));
+            bar.finish();
+        })
+    };
+    let before = crate::metrics::counter_sum("source_records_total", "", "");
+    let report = runtime::run(topology, RunOptions::bounded(opts.workers));
+    done.store(true, Ordering::Relaxed);
+    let _ = progress.join();
+    let report = report?;
+    if !report.failures.is_empty() {
+        let why: Vec<String> = report
+            .failures
+            .iter()
+            .map(|(j, f)| format!("{j}: {f}"))
+            .collect();
+        return Err(RiftError::Internal(format!(
+            "demo jobs failed: {}",
+            why.join("; ")
+        )));
+    }
+    let processed = crate::metrics::counter_sum("source_records_total", "", "") - before;
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+
+    // 4. Summary.
+    println!("\n== summary ==");
+    println!(
+        "events processed: {processed} (input read once per job) in {:.2}s = {:.0} events/s",
+        secs,
+        processed as f64 / secs
+    );
+    let dead = crate::metrics::counter_sum("dead_letters_total", "job", "lake");
+    println!(
+        "dead letters: {dead} (each with its reason in {}/output/lake-dlq.jsonl)",
+        dir.display()
+    );
+    let late = crate::metrics::counter_sum("late_rows_total", "", "");
+    println!("late events: {late} (stored in lake/silver/late_events)");
+    println!("\nlake tables ({}):", lake_root.display());
+    for (table, (files, rows)) in lake_tables(&lake_root)? {
+        println!("  {table:<34} {rows:>9} rows in {files:>3} file(s)");
+    }
+    summarize_predictions(&dir, &sim.live_outcomes, &model_info)?;
+    let example_player = sim
+        .matches
+        .last()
+        .and_then(|m| m.participants.first())
+        .map(|p| p.player_id.clone());
+    println!("\nnext steps:");
+    if let Some(p) = example_player {
+        println!(
+            "  riftstream features get {p} --store {}/features",
+            dir.display()
+        );
+    }
+    println!(
+        "  duckdb -c \"select count(*) from read_parquet('{}/lake/silver/**/*.parquet', hive_partitioning=1)\"",
+        dir.display()
+    );
+    println!(
+        "  duckdb -c \"select champion, count(*) games, avg(win::int) win_rate from read_parquet('{}/lake/silver/match_participants/**/*.parquet', hive_partitioning=1) group by 1 order by 2 desc limit 5\"",
+        dir.display()
+    );
+    println!(
+        "  riftstream run --topology {} --bounded",
+        topo_path.display()
+    );
+    Ok(())
+}
+
+/// Appends three bad records (invalid JSON, a negative count, an unknown team).
+fn append_corrupt_records(path: &Path, sim: &crate::generator::Simulation) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| RiftError::io(path, e))?;
+    let mut lines = vec!["{\"match_id\": \"BROKEN_1\", \"platform\": ".to_string()];
+    if let Some(m) = sim.matches.first() {
+        let mut negative = m.clone();
+        negative.match_id = format!("{}_NEGATIVE", m.match_id);
+        negative.participants[0].kills = -3;
+        lines.push(
+            serde_json::to_string(&negative).map_err(|e| RiftError::Internal(e.to_string()))?,
+        );
+        let mut v = serde_json::to_value(m).map_err(|e| RiftError::Internal(e.to_string()))?;
+        v["match_id"] = format!("{}_GREEN", m.match_id).into();
+        v["participants"][0]["team"] = "green".into();
+        lines.push(v.to_string());
+    }
+    for l in lines {
+        writeln!(f, "{l}").map_err(|e| RiftError::io(path, e))?;
+    }
+    Ok(())
+}
+
+/// Per table: (files, rows), read from Parquet footers.
+pub fn lake_tables(root: &Path) -> Result<BTreeMap<String, (usize, i64)>> {
+    let mut out = BTreeMap::new();
+    for layer in ["bronze", "silver", "gold"] {
+        let layer_dir = root.join(layer);
+        let Ok(tables) = std::fs::read_dir(&layer_dir) else {
+            continue;
+        };
+        for t in tables.flatten() {
+            let mut files = 0;
+            let mut rows = 0;
+            let mut stack = vec![t.path()];
+            while let Some(p) = stack.pop() {
+                let Ok(entries) = std::fs::read_dir(&p) else {
+                    continue;
+                };
+                for e in entries.flatten() {
+                    let path = e.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path.extension().is_some_and(|x| x == "parquet") {
+                        let file =
+                            std::fs::File::open(&path).map_err(|e| RiftError::io(&path, e))?;
+                        let reader = parquet::file::reader::SerializedFileReader::new(file)?;
+                        use parquet::file::reader::FileReader;
+                        rows += reader.metadata().file_metadata().num_rows();
+                        files += 1;
+                    }
+                }
+            }
+            out.insert(
+                format!("{layer}/{}", t.file_name().to_string_lossy()),
+                (files, rows),
+            );
+        }
+    }
+    Ok(out)
+}
+
+fn summarize_predictions(
+    dir: &Path,
+    outcomes: &[(String, Team, f64)],
+    model: &crate::model::ModelVersionInfo,
+) -> Result<()> {
+    let mut preds: Vec<Prediction> = Vec::new();
+    for entry in std::fs::read_dir(dir.join("output"))
+        .map_err(|e| RiftError::io(dir.join("output"), e))?
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if name.starts_with("predictions") {
+            let text = std::fs::read_to_string(entry.path())
+                .map_err(|e| RiftError::io(entry.path(), e))?;
+            for line in text.lines() {
+                if let Ok(p) = serde_json::from_str::<Prediction>(line) {
+                    preds.push(p);
+                }
+            }
+        }
+    }
+    println!(
+        "\npredictions: {} live predictions in {}/output/predictions*.jsonl",
+        preds.len(),
+        dir.display()
+    );
+    let winners: HashMap<&str, (Team, f64)> = outcomes
+        .iter()
+        .map(|(m, w, p)| (m.as_str(), (*w, *p)))
+        .collect();
+    // The last prediction at or before minute 10 of each live game, vs its result.
+    let mut at10: HashMap<String, &Prediction> = HashMap::new();
+    for p in &preds {
+        if p.game_minute.unwrap_or(99) <= 10 {
+            let e = at10.entry(p.match_id.clone()).or_insert(p);
+            if p.event_time >= e.event_time {
+                *e = p;
+            }
+        }
+    }
+    let mut correct = 0;
+    let mut sim_correct = 0;
+    for (m, p) in &at10 {
+        if let Some((w, sim_p)) = winners.get(m.as_str()) {
+            correct += ((p.blue_win_probability > 0.5) == (*w == Team::Blue)) as usize;
+            sim_correct += ((*sim_p > 0.5) == (*w == Team::Blue)) as usize;
+        }
+    }
+    let mut shown: Vec<&str> = Vec::new();
+    for p in preds.iter().filter(|p| p.game_minute == Some(10)) {
+        if shown.len() == 3 {
+            break;
+        }
+        if shown.contains(&p.match_id.as_str()) {
+            continue;
+        }
+        shown.push(&p.match_id);
+        println!(
+            "  {} minute {:>2}: P(blue wins) = {:.3}  (gold diff {:+.0}, kills diff {:+.0}; {} {}, {:.1} ms)",
+            p.match_id,
+            p.game_minute.unwrap_or(0),
+            p.blue_win_probability,
+            p.features.get("gold_diff").copied().unwrap_or(0.0),
+            p.features.get("kills_diff").copied().unwrap_or(0.0),
+            p.model_name,
+            p.model_version,
+            p.latency_ms
+        );
+    }
+    let m = &model.metadata.metrics;
+    println!(
+        "\nlive model {} {}: accuracy {:.3}, log loss {:.3} on held-out real Diamond games (validation split)",
+        model.name, model.version, m.accuracy, m.log_loss
+    );
+    if !at10.is_empty() {
+        println!(
+            "on this demo's {} simulated live games at minute 10: accuracy {:.3} (simulator's own pre-game probability: {:.3})",
+            at10.len(),
+            correct as f64 / at10.len() as f64,
+            sim_correct as f64 / at10.len() as f64
+        );
+    }
+    let _ = Prediction::TOPIC;
+    let _ = <crate::events::Match as Event>::TOPIC;
+    Ok(())
+}

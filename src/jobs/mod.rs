@@ -1,0 +1,202 @@
+//! Jobs: one dataflow each, built from the topology as a value and installed
+//! into a running worker.
+//!
+//! * [`lake`] — bronze (every record as read), silver (decoded, validated,
+//!   deduplicated) tables;
+//! * [`player_features`] — declarative event-time windowed features to the
+//!   online store, the offline (lake) store and files;
+//! * [`predictions`] — live win probability from running match state, scored
+//!   by the registered candle model.
+//!
+//! A [`Job`] is built by [`build`] from its `[jobs.NAME]` section (so the
+//! same value can be installed on every worker, in the same order) and wired
+//! to sources and sinks by name through the [`JobContext`].
+
+pub mod lake;
+pub mod player_features;
+pub mod predictions;
+
+use crate::config::{JobConfig, SinkConfig, Topology};
+use crate::error::{Result, RiftError};
+use crate::events::DeadLetter;
+use crate::lake::tables::LakeRow;
+use crate::lake::writer::LakeWriter;
+use crate::lake::Lake;
+use crate::metrics::{SinkMetrics, SourceMetrics};
+use crate::operators::sink::write_sink;
+use crate::operators::source::SourceSettings;
+use crate::runtime::JobHealth;
+use crate::sinks::file::JsonLinesWriter;
+use crate::sinks::SinkWriter;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use timely::dataflow::{Scope, StreamVec};
+
+/// What a job needs from the worker it is installed on.
+#[derive(Clone)]
+pub struct JobContext {
+    /// Job name.
+    pub job: String,
+    /// The topology.
+    pub topology: Arc<Topology>,
+    /// This worker's index.
+    pub worker: usize,
+    /// Number of workers in the cluster.
+    pub peers: usize,
+    /// Whether the run is bounded.
+    pub bounded: bool,
+    /// The job's health on this worker.
+    pub health: JobHealth,
+}
+
+impl JobContext {
+    /// Settings for reading source `name`.
+    pub fn source(&self, name: &str, keep_raw: bool) -> Result<SourceSettings> {
+        let cfg = self.topology.sources.get(name).ok_or_else(|| {
+            RiftError::config(
+                &self.topology.file,
+                format!("sources.{name}"),
+                "no such source",
+            )
+        })?;
+        Ok(SourceSettings {
+            name: name.to_string(),
+            source: crate::sources::open_source(&self.topology, name, self.bounded)?,
+            watermark: cfg.watermark(),
+            granularity_ms: self
+                .topology
+                .runtime
+                .watermark_granularity
+                .as_millis()
+                .max(1) as i64,
+            keep_raw,
+            batch: 4096,
+        })
+    }
+
+    /// Metrics of source `name` in this job.
+    pub fn source_metrics(&self, name: &str) -> SourceMetrics {
+        SourceMetrics::new(&self.job, name, self.worker)
+    }
+
+    /// How often sinks commit.
+    pub fn commit_interval(&self) -> Duration {
+        self.topology.runtime.checkpoint_interval
+    }
+
+    fn sink(&self, name: &str) -> Result<&SinkConfig> {
+        self.topology.sinks.get(name).ok_or_else(|| {
+            RiftError::config(&self.topology.file, format!("sinks.{name}"), "no such sink")
+        })
+    }
+
+    /// A lake writer for sink `name`; `output` distinguishes writers in file names.
+    pub fn lake_writer<R: LakeRow>(&self, name: &str, output: &str) -> Result<LakeWriter<R>> {
+        match self.sink(name)? {
+            SinkConfig::Lake {
+                root,
+                target_file_bytes,
+                row_group_rows,
+            } => Ok(LakeWriter::new(
+                Lake::open(root)?,
+                &format!("{}-{output}", self.job),
+                self.worker,
+                *target_file_bytes,
+                *row_group_rows,
+            )),
+            other => Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                format!("expected a lake sink, found `{}`", other.kind()),
+            )),
+        }
+    }
+
+    /// The directory of file sink `name`.
+    pub fn file_dir(&self, name: &str) -> Result<PathBuf> {
+        match self.sink(name)? {
+            SinkConfig::File { path } => Ok(PathBuf::from(path)),
+            other => Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                format!("expected a file sink, found `{}`", other.kind()),
+            )),
+        }
+    }
+
+    /// Attaches `writer` to `stream` as sink `name`.
+    pub fn write<'s, T: Clone + 'static, W: SinkWriter<T>>(
+        &self,
+        stream: StreamVec<'s, u64, T>,
+        name: &str,
+        writer: W,
+    ) {
+        write_sink(
+            stream,
+            name,
+            writer,
+            self.commit_interval(),
+            SinkMetrics::new(&self.job, name),
+            self.health.clone(),
+        );
+    }
+
+    /// Sends dead letters to sink `dlq` (file or lake), if configured.
+    pub fn dead_letters<'s>(
+        &self,
+        stream: StreamVec<'s, u64, DeadLetter>,
+        dlq: Option<&str>,
+    ) -> Result<()> {
+        let Some(name) = dlq else { return Ok(()) };
+        match self.sink(name)? {
+            SinkConfig::File { path } => {
+                let w = JsonLinesWriter::<DeadLetter>::serde(
+                    &PathBuf::from(path),
+                    &format!("{}-dlq", self.job),
+                    self.worker,
+                    self.peers,
+                )?;
+                self.write(stream, name, w);
+            }
+            SinkConfig::Lake { .. } => {
+                let w = self.lake_writer::<DeadLetter>(name, "dlq")?;
+                self.write(stream, name, w);
+            }
+            other => {
+                return Err(RiftError::Usage(format!(
+                    "dead letters to a `{}` sink need the Kafka issue's connector",
+                    other.kind()
+                )))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A job: a dataflow built from its configuration.
+pub trait Job: Send + Sync {
+    /// Builds the job's dataflow in `scope`.
+    fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()>;
+}
+
+/// Builds job `name` of `topology`.
+pub fn build(name: &str, topology: &Topology) -> Result<Box<dyn Job>> {
+    let cfg = topology
+        .jobs
+        .get(name)
+        .ok_or_else(|| RiftError::config(&topology.file, format!("jobs.{name}"), "no such job"))?;
+    Ok(match cfg {
+        JobConfig::Lake { sources, lake, dlq } => Box::new(lake::LakeJob {
+            sources: sources.clone(),
+            lake: lake.clone(),
+            dlq: dlq.clone(),
+        }),
+        JobConfig::PlayerFeatures { .. } => Box::new(player_features::FeaturesJob::from_config(
+            name, cfg, topology,
+        )?),
+        JobConfig::Predictions { .. } => Box::new(predictions::PredictionsJob::from_config(
+            name, cfg, topology,
+        )?),
+    })
+}

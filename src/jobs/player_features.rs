@@ -1,0 +1,325 @@
+//! The `player_features` job: declarative event-time windowed features.
+//!
+//! ```text
+//! source ─► rows (per feature set) ─► exchange by key ─► tumbling | sliding | session windows
+//!                                                          │ fired / re-fired windows
+//!                                                          ├─► online store (redis | embedded)
+//!                                                          ├─► offline store: gold/player_features
+//!                                                          └─► files: {feature_set}.jsonl
+//!                                                          │ late rows
+//!                                                          └─► silver/late_events (or late_events.jsonl)
+//! ```
+//! Feature sets that read the same source share one source operator.
+
+use super::{Job, JobContext};
+use crate::codec::RowDecoder;
+use crate::config::{JobConfig, SinkConfig, Topology};
+use crate::error::{Result, RiftError};
+use crate::features::{FeatureSpec, WindowResult, WindowSpec};
+use crate::lake::tables::{FeatureVectorRow, LateEventRow};
+use crate::metrics::WindowMetrics;
+use crate::operators::session::SessionWindows;
+use crate::operators::sliding::SlidingWindows;
+use crate::operators::source::read_source;
+use crate::operators::tumbling::TumblingWindows;
+use crate::operators::window_state::LateRow;
+use crate::sinks::embedded::{EmbeddedStore, FeatureStore, FeatureStoreWriter};
+use crate::sinks::file::JsonLinesWriter;
+use crate::sinks::SinkWriter;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concatenate, Inspect};
+use timely::dataflow::Scope;
+
+/// The compiled job.
+pub struct FeaturesJob {
+    sets: Vec<Arc<FeatureSpec>>,
+    /// Entity type of each set's key, for the online store (`player` unless the key is not a player).
+    entities: Vec<String>,
+    online: Option<String>,
+    offline: Option<String>,
+    output: Option<String>,
+    dlq: Option<String>,
+}
+
+impl FeaturesJob {
+    /// Compiles `[jobs.NAME]` of kind `player_features`.
+    pub fn from_config(name: &str, cfg: &JobConfig, topology: &Topology) -> Result<FeaturesJob> {
+        let JobConfig::PlayerFeatures {
+            feature_sets,
+            online,
+            offline,
+            output,
+            dlq,
+        } = cfg
+        else {
+            return Err(RiftError::Internal(format!(
+                "job {name} is not a player_features job"
+            )));
+        };
+        let mut sets = Vec::new();
+        let mut entities = Vec::new();
+        for set in feature_sets {
+            let c = topology.feature_sets.get(set).ok_or_else(|| {
+                RiftError::config(
+                    &topology.file,
+                    format!("jobs.{name}.feature_sets"),
+                    format!("unknown feature set `{set}`"),
+                )
+            })?;
+            let spec = FeatureSpec::compile(set, c).map_err(|(field, message)| {
+                RiftError::config(
+                    &topology.file,
+                    format!("feature_sets.{set}.{field}"),
+                    message,
+                )
+            })?;
+            entities.push(if spec.key_field == "player_id" {
+                "player".to_string()
+            } else {
+                crate::lake::partition_value(&spec.key_field)
+            });
+            sets.push(Arc::new(spec));
+        }
+        Ok(FeaturesJob {
+            sets,
+            entities,
+            online: online.clone(),
+            offline: offline.clone(),
+            output: output.clone(),
+            dlq: dlq.clone(),
+        })
+    }
+}
+
+/// Formats a window result as the JSON line of its feature set.
+pub fn window_json(spec: &FeatureSpec, r: &WindowResult, buf: &mut Vec<u8>) {
+    use std::io::Write;
+    let _ = write!(
+        buf,
+        "{{\"window_start\":{},\"window_end\":{},",
+        r.start, r.end
+    );
+    let _ = serde_json::to_writer(&mut *buf, &spec.key_field);
+    buf.push(b':');
+    let _ = serde_json::to_writer(&mut *buf, &r.key);
+    let _ = write!(buf, ",\"revision\":{}", r.revision);
+    for (name, value) in spec.output_names().zip(&r.values) {
+        buf.push(b',');
+        let _ = serde_json::to_writer(&mut *buf, name);
+        buf.push(b':');
+        match value {
+            Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+                let _ = write!(buf, "{}", *v as i64);
+            }
+            Some(v) => {
+                let _ = write!(buf, "{v}");
+            }
+            None => buf.extend_from_slice(b"null"),
+        }
+    }
+    buf.push(b'}');
+}
+
+/// Writes each feature set's results to its own JSON-lines file.
+struct PerSetFiles {
+    sets: Vec<Arc<FeatureSpec>>,
+    files: Vec<JsonLinesWriter<WindowResult>>,
+    routed: Vec<Vec<WindowResult>>,
+}
+
+impl SinkWriter<WindowResult> for PerSetFiles {
+    fn write(&mut self, records: &mut Vec<WindowResult>) -> Result<()> {
+        for r in records.drain(..) {
+            if let Some(v) = self.routed.get_mut(r.set) {
+                v.push(r);
+            }
+        }
+        for (file, batch) in self.files.iter_mut().zip(self.routed.iter_mut()) {
+            file.write(batch)?;
+        }
+        let _ = &self.sets;
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, epoch: u64) -> Result<()> {
+        self.files.iter_mut().try_for_each(|f| f.pre_commit(epoch))
+    }
+
+    fn commit(&mut self, epoch: u64) -> Result<()> {
+        self.files.iter_mut().try_for_each(|f| f.commit(epoch))
+    }
+}
+
+fn late_row(sets: &[Arc<FeatureSpec>], late: &LateRow) -> LateEventRow {
+    let spec = &sets[late.set];
+    LateEventRow {
+        feature_set: spec.name.clone(),
+        key: late.row.key.clone(),
+        event_time: late.row.ts,
+        watermark: late.watermark,
+        values: spec
+            .inputs
+            .iter()
+            .cloned()
+            .zip(late.row.values.iter().copied())
+            .collect(),
+    }
+}
+
+impl Job for FeaturesJob {
+    fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()> {
+        // Group feature sets by source: one source operator per source.
+        let mut by_source: BTreeMap<String, Vec<(usize, Arc<FeatureSpec>)>> = BTreeMap::new();
+        for (i, s) in self.sets.iter().enumerate() {
+            by_source
+                .entry(s.source.clone())
+                .or_default()
+                .push((i, s.clone()));
+        }
+        let mut results = Vec::new();
+        let mut lates = Vec::new();
+        let mut dead = Vec::new();
+        for (source, sets) in by_source {
+            let schema = ctx
+                .topology
+                .sources
+                .get(&source)
+                .and_then(|s| s.schema())
+                .ok_or_else(|| {
+                    RiftError::config(
+                        &ctx.topology.file,
+                        format!("sources.{source}.schema"),
+                        "unknown record schema",
+                    )
+                })?;
+            let streams = read_source(
+                scope,
+                ctx.source(&source, false)?,
+                RowDecoder::new(schema, sets.clone()),
+                ctx.source_metrics(&source),
+                ctx.health.clone(),
+            );
+            dead.push(streams.dead_letters);
+            for (i, spec) in sets {
+                let rows = if self.sets.len() == 1 {
+                    streams.records.clone().map(|(_, row)| row)
+                } else {
+                    streams
+                        .records
+                        .clone()
+                        .flat_map(move |(s, row)| (s == i).then_some(row))
+                };
+                let (fired, late) = match spec.window {
+                    WindowSpec::Tumbling { .. } => rows.tumbling_windows(spec.clone(), i),
+                    WindowSpec::Sliding { .. } => rows.sliding_windows(spec.clone(), i),
+                    WindowSpec::Session { .. } => rows.session_windows(spec.clone(), i),
+                };
+                let m = WindowMetrics::new(&ctx.job, &spec.name);
+                let (m1, m2) = (m.results.clone(), m.late_rows.clone());
+                results.push(fired.inspect(move |_| m1.inc()));
+                lates.push(late.inspect(move |_| m2.inc()));
+            }
+        }
+        let results = scope.concatenate(results);
+        let lates = scope.concatenate(lates);
+        ctx.dead_letters(scope.concatenate(dead), self.dlq.as_deref())?;
+
+        if let Some(online) = &self.online {
+            let store: Arc<dyn FeatureStore> = match ctx.topology.sinks.get(online) {
+                Some(SinkConfig::Embedded { path }) => Arc::new(EmbeddedStore::open(&PathBuf::from(path), 0)?),
+                Some(SinkConfig::Redis { .. }) => {
+                    return Err(RiftError::Usage(format!(
+                        "sink `{online}`: the Redis feature store comes with the lake & feature store issue; use an `embedded` sink"
+                    )))
+                }
+                _ => return Err(RiftError::config(&ctx.topology.file, format!("sinks.{online}"), "expected an online store")),
+            };
+            let sets = self
+                .sets
+                .iter()
+                .cloned()
+                .zip(self.entities.iter().cloned())
+                .collect();
+            ctx.write(
+                results.clone(),
+                online,
+                FeatureStoreWriter::new(store, sets, online),
+            );
+        }
+        let mut late_written = false;
+        if let Some(offline) = &self.offline {
+            let sets = self.sets.clone();
+            let entities = self.entities.clone();
+            let vectors = results.clone().map(move |r| {
+                let spec = &sets[r.set];
+                FeatureVectorRow {
+                    feature_set: spec.name.clone(),
+                    entity: entities[r.set].clone(),
+                    entity_id: r.key.clone(),
+                    window_start: r.start,
+                    window_end: r.end,
+                    revision: r.revision as i32,
+                    features: spec
+                        .output_names()
+                        .zip(&r.values)
+                        .filter_map(|(n, v)| v.map(|v| (n.to_string(), v)))
+                        .collect(),
+                }
+            });
+            ctx.write(
+                vectors,
+                offline,
+                ctx.lake_writer::<FeatureVectorRow>(offline, "features")?,
+            );
+            let sets = self.sets.clone();
+            let late_rows = lates.clone().map(move |l| late_row(&sets, &l));
+            ctx.write(
+                late_rows,
+                offline,
+                ctx.lake_writer::<LateEventRow>(offline, "late")?,
+            );
+            late_written = true;
+        }
+        if let Some(output) = &self.output {
+            let dir = ctx.file_dir(output)?;
+            let mut files = Vec::new();
+            for spec in &self.sets {
+                let s = spec.clone();
+                files.push(JsonLinesWriter::create(
+                    &dir,
+                    &spec.name,
+                    ctx.worker,
+                    ctx.peers,
+                    Box::new(move |r: &WindowResult, buf: &mut Vec<u8>| {
+                        window_json(&s, r, buf);
+                        Ok(())
+                    }),
+                )?);
+            }
+            let writer = PerSetFiles {
+                routed: vec![Vec::new(); self.sets.len()],
+                sets: self.sets.clone(),
+                files,
+            };
+            ctx.write(results, output, writer);
+            if !late_written {
+                let sets = self.sets.clone();
+                let late_rows = lates.map(move |l| late_row(&sets, &l));
+                ctx.write(
+                    late_rows,
+                    output,
+                    JsonLinesWriter::<LateEventRow>::serde(
+                        &dir,
+                        "late_events",
+                        ctx.worker,
+                        ctx.peers,
+                    )?,
+                );
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,477 @@
+//! The `riftstream` command line: parses arguments, sets up logging, and
+//! calls into the library. Errors are reported with `anyhow` here only.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use riftstream::config::Topology;
+use riftstream::demo::{DemoOptions, DemoSize};
+use riftstream::model::{
+    evaluate, load_ten_minute_csv, train, ModelKind, ModelRegistry, TrainConfig,
+};
+use riftstream::runtime::{self, RunOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(
+    name = "riftstream",
+    version,
+    about = "Stream processing for League of Legends match data"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every job end to end on generated data: no Kafka, no Redis, nothing to install.
+    Demo {
+        /// Directory for inputs, lake, state, feature store and outputs.
+        #[arg(long, default_value = "riftstream-demo")]
+        data_dir: PathBuf,
+        /// How much data to generate.
+        #[arg(long, value_enum, default_value = "small")]
+        size: DemoSize,
+        /// Worker threads.
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
+    /// Start a worker process running a topology's jobs.
+    Run {
+        /// Topology file.
+        #[arg(long, default_value = "topology.toml")]
+        topology: PathBuf,
+        /// Worker threads in this process (default: the topology's `runtime.workers`).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// This process's index in a cluster.
+        #[arg(long, requires = "hosts")]
+        process: Option<usize>,
+        /// File with one `host:port` per process of the cluster.
+        #[arg(long, requires = "process")]
+        hosts: Option<PathBuf>,
+        /// Run over the input to its end, fire every window, commit every sink, exit 0.
+        #[arg(long)]
+        bounded: bool,
+        /// Only this job (repeatable; default: every job of the topology).
+        #[arg(long = "job")]
+        jobs: Vec<String>,
+    },
+    /// Submit a job to a running cluster.
+    Submit {
+        /// Job name in the topology, or a job file.
+        job: String,
+    },
+    /// List the jobs of a running cluster.
+    Jobs,
+    /// Cancel a job of a running cluster.
+    Cancel {
+        /// Job id.
+        id: String,
+    },
+    /// Feed topics: the generator of ranked play, or replays of real data.
+    #[command(subcommand)]
+    Produce(Produce),
+    /// Train a model and register it; prints the version's directory last.
+    Train {
+        /// `live` (10-minute team statistics) or `pre_game` (players' features).
+        kind: String,
+        /// Training data (the 10-minute CSV format for `live`).
+        #[arg(long)]
+        data: PathBuf,
+        /// Model family.
+        #[arg(long, default_value = "logistic")]
+        model: String,
+        /// Registry root (default: the topology's lake root).
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// Topology whose lake root holds the registry.
+        #[arg(long, default_value = "topology.toml")]
+        topology: PathBuf,
+        /// Registered model name (default: the kind).
+        #[arg(long)]
+        name: Option<String>,
+        /// Training seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Evaluate a model version on a data file; prints JSON.
+    Evaluate {
+        /// A model version directory (as printed by `train`).
+        #[arg(long)]
+        model: PathBuf,
+        /// Data in the model's format (the 10-minute CSV for live models).
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// The model registry.
+    #[command(subcommand)]
+    Models(Models),
+    /// The online feature store.
+    #[command(subcommand)]
+    Features(Features),
+    /// Lake maintenance.
+    #[command(subcommand)]
+    Lake(LakeCmd),
+}
+
+#[derive(Subcommand)]
+enum Produce {
+    /// The simulator: finished matches, ranked snapshots, live games.
+    Generator {
+        /// Kafka brokers (the Kafka connector's issue); without it, use --out.
+        #[arg(long)]
+        brokers: Option<String>,
+        /// Write JSON-lines files, one per topic, into this directory.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Finished matches.
+        #[arg(long, default_value_t = 1000)]
+        matches: usize,
+        /// Live games (requests, events, frames).
+        #[arg(long, default_value_t = 20)]
+        live_games: usize,
+        /// Players.
+        #[arg(long, default_value_t = 1000)]
+        players: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Out-of-order delivery, ms.
+        #[arg(long, default_value_t = 0)]
+        jitter_ms: i64,
+        /// Value encoding.
+        #[arg(long, value_enum, default_value = "json")]
+        encoding: EncodingArg,
+        /// Schema Registry URL (Avro).
+        #[arg(long)]
+        registry: Option<String>,
+    },
+    /// Flat player-match rows (`match_id, player_id, champion, ts, kills, deaths,
+    /// assists, gold, cs, win`), the reference windowed job's input.
+    Rows {
+        /// Output file (JSON lines).
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of rows.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Distinct players.
+        #[arg(long, default_value_t = 10_000)]
+        players: u32,
+        /// Rows per second of event time.
+        #[arg(long, default_value_t = 500.0)]
+        rate: f64,
+        /// Maximum out-of-orderness, ms.
+        #[arg(long, default_value_t = 4_000)]
+        jitter_ms: i64,
+        /// Seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EncodingArg {
+    Avro,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Models {
+    /// List registered model versions.
+    List {
+        /// Registry root (default: the topology's lake root).
+        #[arg(long)]
+        registry: Option<PathBuf>,
+        /// Topology whose lake root holds the registry.
+        #[arg(long, default_value = "topology.toml")]
+        topology: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum Features {
+    /// Print a player's online features.
+    Get {
+        /// Player id.
+        player: String,
+        /// An embedded store directory (default: the topology's online store).
+        #[arg(long)]
+        store: Option<PathBuf>,
+        /// Topology naming the online store.
+        #[arg(long, default_value = "topology.toml")]
+        topology: PathBuf,
+        /// Entity type.
+        #[arg(long, default_value = "player")]
+        entity: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum LakeCmd {
+    /// Merge small files of closed partitions.
+    Compact {
+        /// Topology whose lake to compact.
+        #[arg(long, default_value = "topology.toml")]
+        topology: PathBuf,
+    },
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("RIFT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(e) = dispatch(cli.command) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Verbs that a later issue fills in say so plainly and exit with status 2.
+fn not_yet(what: &str, issue: &str) -> ! {
+    eprintln!("riftstream: {what} is not available yet: it is being built in the {issue} issue.");
+    std::process::exit(2)
+}
+
+fn lake_root_of(topology: &Path) -> PathBuf {
+    Topology::load(topology)
+        .ok()
+        .and_then(|t| t.lake_root().map(PathBuf::from))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("RIFT_LAKE").unwrap_or_else(|_| "./lake".into()))
+        })
+}
+
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Demo {
+            data_dir,
+            size,
+            workers,
+        } => {
+            riftstream::demo::run(&DemoOptions {
+                data_dir,
+                size,
+                workers,
+            })?;
+        }
+        Command::Run {
+            topology,
+            workers,
+            process,
+            hosts,
+            bounded,
+            jobs,
+        } => {
+            let topo = Arc::new(Topology::load(&topology)?);
+            let shutdown = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = shutdown.clone();
+            ctrlc_handler(move || flag.store(true, Ordering::Relaxed));
+            let opts = RunOptions {
+                workers: workers.unwrap_or(topo.runtime.workers),
+                process,
+                hosts,
+                bounded,
+                jobs,
+                shutdown,
+            };
+            let report = runtime::run(topo, opts)?;
+            if !report.failures.is_empty() {
+                for (job, why) in &report.failures {
+                    eprintln!("job {job} failed: {why}");
+                }
+                bail!("{} job(s) failed", report.failures.len());
+            }
+            eprintln!("ran {} in {:.2?}", report.jobs.join(", "), report.elapsed);
+        }
+        Command::Submit { .. } => not_yet("`riftstream submit`", "long-running workers"),
+        Command::Jobs => not_yet("`riftstream jobs`", "long-running workers"),
+        Command::Cancel { .. } => not_yet("`riftstream cancel`", "long-running workers"),
+        Command::Produce(Produce::Generator {
+            brokers,
+            out,
+            matches,
+            live_games,
+            players,
+            seed,
+            jitter_ms,
+            encoding,
+            registry,
+        }) => {
+            let _ = (encoding, registry);
+            if brokers.is_some() {
+                not_yet("producing to Kafka", "Kafka connector");
+            }
+            let Some(out) = out else {
+                bail!("give --out DIR (JSON-lines files) or --brokers (Kafka)")
+            };
+            let cfg = riftstream::generator::GeneratorConfig {
+                seed,
+                players,
+                matches,
+                live_games,
+                jitter_ms,
+                ..Default::default()
+            };
+            let counts = riftstream::demo::write_simulation(&cfg, &out)?;
+            for (topic, n) in counts {
+                println!(
+                    "{n:>9} {topic} -> {}",
+                    out.join(format!("{topic}.jsonl")).display()
+                );
+            }
+        }
+        Command::Produce(Produce::Rows {
+            out,
+            rows,
+            players,
+            rate,
+            jitter_ms,
+            seed,
+        }) => {
+            let cfg = riftstream::generator::RowsConfig {
+                seed,
+                rows,
+                players,
+                rows_per_second: rate,
+                jitter_ms,
+                ..Default::default()
+            };
+            let n = riftstream::demo::write_rows(cfg, &out)?;
+            println!("{n} rows -> {}", out.display());
+        }
+        Command::Train {
+            kind,
+            data,
+            model,
+            registry,
+            topology,
+            name,
+            seed,
+        } => {
+            if kind != "live" {
+                if kind == "pre_game" {
+                    not_yet("training the pre-game model", "models");
+                }
+                bail!("unknown model kind `{kind}`; expected `live` or `pre_game`");
+            }
+            let model_kind: ModelKind =
+                model.parse().map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+            let dataset = load_ten_minute_csv(&data)
+                .with_context(|| format!("reading {}", data.display()))?;
+            let cfg = TrainConfig {
+                seed,
+                ..TrainConfig::for_kind(model_kind)
+            };
+            eprintln!(
+                "training {model} on {} games from {}",
+                dataset.n(),
+                data.display()
+            );
+            let trained = train(&dataset, &cfg, &mut |r| {
+                if r.improved {
+                    eprintln!(
+                        "  epoch {:>3}: validation loss {:.4}, accuracy {:.4}",
+                        r.epoch, r.validation_loss, r.validation_accuracy
+                    );
+                }
+            })?;
+            let v = trained.validation();
+            eprintln!(
+                "validation: accuracy {:.4}, log loss {:.4}",
+                v.accuracy, v.log_loss
+            );
+            let root = registry.unwrap_or_else(|| lake_root_of(&topology));
+            let dir = ModelRegistry::open(&root)?.register(
+                name.as_deref().unwrap_or(&kind),
+                &trained,
+                &data.display().to_string(),
+            )?;
+            println!("{}", dir.display());
+        }
+        Command::Evaluate { model, data } => {
+            let loaded = riftstream::model::LoadedModel::load(&model)?;
+            let dataset = load_ten_minute_csv(&data)
+                .with_context(|| format!("reading {}", data.display()))?;
+            let probs = loaded.predict_batch(&dataset.x)?;
+            let eval = evaluate(&probs, &dataset.y)?;
+            println!("{}", serde_json::to_string_pretty(&eval)?);
+        }
+        Command::Models(Models::List { registry, topology }) => {
+            let root = registry.unwrap_or_else(|| lake_root_of(&topology));
+            let versions = ModelRegistry::open(&root)?.list()?;
+            if versions.is_empty() {
+                println!("no models registered under {}", root.display());
+            }
+            for v in versions {
+                let m = &v.metadata;
+                println!(
+                    "{:<10} {:<5} {:<9} accuracy {:.4}  log loss {:.4}  {}  {}",
+                    v.name,
+                    v.version,
+                    m.kind.to_string(),
+                    m.metrics.accuracy,
+                    m.metrics.log_loss,
+                    m.created_at,
+                    v.path.display()
+                );
+            }
+        }
+        Command::Features(Features::Get {
+            player,
+            store,
+            topology,
+            entity,
+        }) => {
+            let dir = match store {
+                Some(s) => s,
+                None => {
+                    let topo = Topology::load(&topology)?;
+                    let embedded = topo.sinks.values().find_map(|s| match s {
+                        riftstream::config::SinkConfig::Embedded { path } => {
+                            Some(PathBuf::from(path))
+                        }
+                        _ => None,
+                    });
+                    match embedded {
+                        Some(p) => p,
+                        None => not_yet("reading features from Redis", "lake & feature store"),
+                    }
+                }
+            };
+            use riftstream::sinks::embedded::{EmbeddedStore, FeatureStore};
+            let store = EmbeddedStore::open(&dir, 0)?;
+            match store.get(&entity, &player)? {
+                Some(fields) => println!("{}", serde_json::to_string_pretty(&fields)?),
+                None => bail!("no features for {entity} `{player}` in {}", dir.display()),
+            }
+        }
+        Command::Lake(LakeCmd::Compact { .. }) => {
+            not_yet("`riftstream lake compact`", "lake & feature store")
+        }
+    }
+    Ok(())
+}
+
+/// Raises `on_signal` on SIGINT/SIGTERM (via tokio's signal handling on a helper thread).
+fn ctrlc_handler(on_signal: impl Fn() + Send + 'static) {
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            on_signal();
+        }
+    });
+}

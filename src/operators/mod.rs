@@ -1,0 +1,28 @@
+//! Dataflow operators, one per file, each exposed as an extension trait (or a
+//! builder function) on timely streams. Every file opens with its semantics:
+//! what it does with time, frontiers and state, and what it guarantees.
+//!
+//! * [`source`] — read, decode, validate, stamp with partition watermarks, dead-letter.
+//! * [`window_state`] — the shared state machine of aligned windows and the window operator shell.
+//! * [`tumbling`], [`sliding`], [`session`] — the three window kinds.
+//! * [`dedup`] — first record per business key, across history (RocksDB).
+//! * [`live_state`] — running per-team state of live matches.
+//! * [`score`] — batched candle inference of live state.
+//! * [`sink`] — drives a sink through write / pre-commit / commit.
+
+pub mod dedup;
+pub mod live_state;
+pub mod score;
+pub mod session;
+pub mod sink;
+pub mod sliding;
+pub mod source;
+pub mod tumbling;
+pub mod window_state;
+
+pub use dedup::DedupByKey;
+pub use live_state::LiveMatchState;
+pub use score::ScoreLive;
+pub use session::SessionWindows;
+pub use sliding::SlidingWindows;
+pub use tumbling::TumblingWindows;

@@ -1,0 +1,281 @@
+//! Session windows: per-key activity sessions closed by a gap of inactivity.
+//!
+//! # Semantics
+//! A row at event time `ts` opens the interval `[ts, ts + gap)`; intervals of
+//! the same key that overlap merge into one session `[first, last + gap)`, so
+//! a row that falls within the gap of two sessions bridges them. A session
+//! fires (revision 0) once the frontier reaches its end. Time, stamps and
+//! lateness follow [`window_state`](super::window_state): a row stamped `t` is
+//! merged first, and is late if the merged session's `end + allowed_lateness`
+//! is not after `t`; accepted rows that touch a session whose end is already
+//! due re-fire it at `t` (the session may have grown: its `end` in the output
+//! changes, its `start` can only move earlier). Rows of one stamp are applied
+//! in (key, event time) order, so merges never depend on arrival order.
+//!
+//! Lateness is judged on the row's *own* gap window: a row stamped `t` is late
+//! when `ts + gap + allowed_lateness ≤ t` (as in Spark's session windows), not
+//! on the session it would merge into. Judging the merged session (Flink's
+//! rule) lets an arbitrarily old row bridge into a session still growing
+//! today, which makes results depend on when old state was purged; this rule
+//! keeps them deterministic.
+//!
+//! # State
+//! Per key, the non-overlapping sessions sorted by start. A session is purged
+//! once the frontier reaches `end + gap + allowed_lateness`: from then on any
+//! row that could merge with it would be late anyway, so purging never changes
+//! an output.
+
+use super::window_state::{KeyInterner, LateRow, WindowCore};
+use crate::features::{Accumulator, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
+use hashbrown::HashMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+#[derive(Debug)]
+struct Session {
+    start: i64,
+    end: i64,
+    acc: Accumulator,
+    /// Times this session (or a session merged into it) was emitted.
+    fired: u32,
+    /// Changed since it was last emitted.
+    changed: bool,
+}
+
+/// State of one session-window feature set on one worker.
+#[derive(Debug)]
+pub struct SessionState {
+    spec: Arc<FeatureSpec>,
+    set: usize,
+    gap: i64,
+    lateness: i64,
+    keys: KeyInterner,
+    sessions: HashMap<u32, Vec<Session>>,
+    /// (end, key) of sessions awaiting their first firing (stale entries skipped).
+    due: BTreeSet<(i64, u32)>,
+    /// (purge time, key) (stale entries skipped).
+    purge_at: BTreeSet<(i64, u32)>,
+    pending: BTreeMap<u64, Vec<FeatureRow>>,
+    dirty: Vec<(u32, i64)>,
+}
+
+impl SessionState {
+    /// State for session feature set `set`.
+    pub fn new(spec: Arc<FeatureSpec>, set: usize) -> SessionState {
+        let WindowSpec::Session { gap } = spec.window else {
+            panic!("SessionState is for session windows");
+        };
+        SessionState {
+            lateness: spec.allowed_lateness,
+            spec,
+            set,
+            gap,
+            keys: KeyInterner::default(),
+            sessions: HashMap::new(),
+            due: BTreeSet::new(),
+            purge_at: BTreeSet::new(),
+            pending: BTreeMap::new(),
+            dirty: Vec::new(),
+        }
+    }
+
+    /// Number of sessions held.
+    pub fn state_len(&self) -> usize {
+        self.sessions.values().map(|v| v.len()).sum()
+    }
+
+    fn result(&self, key: u32, s: &Session, revision: u32) -> WindowResult {
+        WindowResult {
+            set: self.set,
+            key: self.keys.name(key).to_string(),
+            start: s.start,
+            end: s.end,
+            revision,
+            values: self.spec.finish(&s.acc),
+        }
+    }
+
+    fn fire_until(&mut self, x: i64, out: &mut Vec<WindowResult>) {
+        while let Some(&(end, key)) = self.due.first() {
+            if end > x {
+                break;
+            }
+            self.due.pop_first();
+            let Some(list) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let Some(s) = list.iter_mut().find(|s| s.end == end && s.changed) else {
+                continue;
+            };
+            let revision = s.fired;
+            s.fired += 1;
+            s.changed = false;
+            let s = self.sessions[&key]
+                .iter()
+                .find(|s| s.end == end)
+                .expect("just found");
+            out.push(self.result(key, s, revision));
+        }
+    }
+
+    fn apply(&mut self, row: FeatureRow, t: i64, late: &mut Vec<LateRow>) {
+        let key = self.keys.id(&row.key);
+        let list = self.sessions.entry(key).or_default();
+        let (lo, hi) = (row.ts, row.ts.saturating_add(self.gap));
+        // Sessions overlapping [lo, hi).
+        let first = list.partition_point(|s| s.end <= lo);
+        let last = list.partition_point(|s| s.start < hi);
+        let mut start = lo;
+        let mut end = hi;
+        for s in &list[first..last] {
+            start = start.min(s.start);
+            end = end.max(s.end);
+        }
+        if hi.saturating_add(self.lateness) <= t {
+            if list.is_empty() {
+                self.sessions.remove(&key);
+                self.keys.retain(key);
+                self.keys.release(key);
+            }
+            late.push(LateRow {
+                set: self.set,
+                row,
+                watermark: t,
+            });
+            return;
+        }
+        let mut acc = self.spec.new_accumulator();
+        let mut fired = 0;
+        if list.is_empty() {
+            // The key's one reference, held while it has sessions.
+            self.keys.retain(key);
+        }
+        let merged: Vec<Session> = list.drain(first..last).collect();
+        for s in &merged {
+            self.spec.merge(&mut acc, &s.acc);
+            fired = fired.max(s.fired);
+        }
+        self.spec.update(&mut acc, &row);
+        list.insert(
+            first,
+            Session {
+                start,
+                end,
+                acc,
+                fired,
+                changed: true,
+            },
+        );
+        if end <= t {
+            self.dirty.push((key, start));
+        } else {
+            self.due.insert((end, key));
+        }
+        self.purge_at.insert((
+            end.saturating_add(self.gap).saturating_add(self.lateness),
+            key,
+        ));
+    }
+
+    fn emit_dirty(&mut self, out: &mut Vec<WindowResult>) {
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for (key, start) in &dirty {
+            let Some(list) = self.sessions.get_mut(key) else {
+                continue;
+            };
+            let Some(s) = list.iter_mut().find(|s| s.start == *start && s.changed) else {
+                continue;
+            };
+            let revision = s.fired;
+            s.fired += 1;
+            s.changed = false;
+            let s = self.sessions[key]
+                .iter()
+                .find(|s| s.start == *start)
+                .expect("just found");
+            out.push(self.result(*key, s, revision));
+        }
+    }
+
+    fn purge(&mut self, limit: i64) {
+        while let Some(&(at, key)) = self.purge_at.first() {
+            if at > limit {
+                break;
+            }
+            self.purge_at.pop_first();
+            let Some(list) = self.sessions.get_mut(&key) else {
+                continue;
+            };
+            let (gap, lateness) = (self.gap, self.lateness);
+            list.retain(|s| s.end.saturating_add(gap).saturating_add(lateness) > limit);
+            if list.is_empty() {
+                self.sessions.remove(&key);
+                self.keys.release(key);
+            }
+        }
+    }
+}
+
+impl WindowCore for SessionState {
+    fn push(&mut self, time: u64, rows: impl IntoIterator<Item = FeatureRow>) {
+        self.pending.entry(time).or_default().extend(rows);
+    }
+
+    fn advance(
+        &mut self,
+        frontier: Option<u64>,
+        out: &mut Vec<WindowResult>,
+        late: &mut Vec<LateRow>,
+    ) {
+        let limit = frontier.map(|f| f as i64).unwrap_or(i64::MAX);
+        while let Some(entry) = self.pending.first_entry() {
+            let t = *entry.key() as i64;
+            if t >= limit {
+                break;
+            }
+            let mut rows = entry.remove();
+            rows.sort_by(|a, b| a.key.cmp(&b.key).then(a.ts.cmp(&b.ts)));
+            self.fire_until(t, out);
+            for row in rows {
+                self.apply(row, t, late);
+            }
+            self.emit_dirty(out);
+        }
+        self.fire_until(limit, out);
+        self.purge(limit);
+    }
+
+    fn state_len(&self) -> usize {
+        SessionState::state_len(self)
+    }
+}
+
+/// Session-window aggregation of a row stream.
+pub trait SessionWindows<'s> {
+    /// Aggregates rows into the session windows of `spec` (feature set `set`),
+    /// returning fired (and re-fired) sessions and late rows.
+    fn session_windows(
+        self,
+        spec: Arc<FeatureSpec>,
+        set: usize,
+    ) -> (
+        timely::dataflow::StreamVec<'s, u64, WindowResult>,
+        timely::dataflow::StreamVec<'s, u64, LateRow>,
+    );
+}
+
+impl<'s> SessionWindows<'s> for timely::dataflow::StreamVec<'s, u64, FeatureRow> {
+    fn session_windows(
+        self,
+        spec: Arc<FeatureSpec>,
+        set: usize,
+    ) -> (
+        timely::dataflow::StreamVec<'s, u64, WindowResult>,
+        timely::dataflow::StreamVec<'s, u64, LateRow>,
+    ) {
+        let name = format!("Session({})", spec.name);
+        super::window_state::window_operator(self, &name, SessionState::new(spec, set))
+    }
+}

@@ -1,0 +1,335 @@
+//! The source operator: reads a [`Source`], decodes and validates records,
+//! assigns event-time stamps, and splits off dead letters.
+//!
+//! # Time
+//! Each partition keeps a watermark `W_p = (largest event time seen) −
+//! max_out_of_orderness`. A record is emitted at dataflow time
+//! `⌊W_p / g⌋·g` (`g` = the watermark granularity), computed *after* the
+//! record, so a record within its partition's out-of-orderness bound is never
+//! stamped later than its own event time, and the stamp depends only on the
+//! partition's own prefix (deterministic replay). The operator's capability —
+//! and so the job's watermark downstream, as the minimum over workers — is the
+//! minimum of `⌊W_p / g⌋·g` over its partitions that are neither finished nor
+//! idle for longer than `idle_timeout`; a partition that has not produced a
+//! record yet holds it at its current value. When every partition is
+//! finished (bounded input) the capability is dropped: downstream frontiers
+//! become empty and every window fires.
+//!
+//! # Failure
+//! A record that cannot be decoded or fails validation becomes a
+//! [`DeadLetter`] with the reason, on the second output; it never stops the
+//! source. Reader errors (I/O, broker) are reported through the job's
+//! [`JobHealth`] and the source retries with back-off.
+//!
+//! # State
+//! Per-partition watermarks and reader positions (what a checkpoint holds).
+
+use crate::config::WatermarkConfig;
+use crate::events::{now_ms, DeadLetter};
+use crate::metrics::SourceMetrics;
+use crate::runtime::JobHealth;
+use crate::sources::{assigned, RawRecord, Source};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::{Scope, StreamVec};
+
+/// Why a record was rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// `decode` or `validate`.
+    pub stage: &'static str,
+    /// Human-readable reason.
+    pub reason: String,
+}
+
+impl Rejection {
+    /// A decoding failure.
+    pub fn decode(reason: impl Into<String>) -> Self {
+        Rejection {
+            stage: "decode",
+            reason: reason.into(),
+        }
+    }
+
+    /// A validation failure.
+    pub fn validate(reason: impl Into<String>) -> Self {
+        Rejection {
+            stage: "validate",
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Turns raw records into typed outputs, each with its event time (UTC ms).
+pub trait Decoder: 'static {
+    /// The decoded type.
+    type Output: timely::ExchangeData + Clone;
+
+    /// Decodes one record into zero or more outputs.
+    fn decode(
+        &mut self,
+        raw: &RawRecord,
+        out: &mut Vec<(i64, Self::Output)>,
+    ) -> Result<(), Rejection>;
+}
+
+/// A raw record with what bronze needs beyond it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BronzeRecord {
+    /// Topic or source name.
+    pub topic: String,
+    /// The record as read.
+    pub raw: RawRecord,
+    /// Time that places the record in a bronze partition: the broker
+    /// timestamp, else its event time, else its stamp.
+    pub partition_time: i64,
+}
+
+/// How to run a source operator.
+#[derive(Clone)]
+pub struct SourceSettings {
+    /// Source name in the topology (for metrics and logs).
+    pub name: String,
+    /// The source.
+    pub source: Arc<dyn Source>,
+    /// Watermark settings.
+    pub watermark: WatermarkConfig,
+    /// Watermark granularity, ms.
+    pub granularity_ms: i64,
+    /// Whether to emit raw records for bronze.
+    pub keep_raw: bool,
+    /// Records read per activation.
+    pub batch: usize,
+}
+
+/// The three streams of a source.
+pub struct SourceStreams<'s, O> {
+    /// Decoded, valid records.
+    pub records: StreamVec<'s, u64, O>,
+    /// Rejected records.
+    pub dead_letters: StreamVec<'s, u64, DeadLetter>,
+    /// Every record as read (empty unless `keep_raw`).
+    pub raw: StreamVec<'s, u64, BronzeRecord>,
+}
+
+#[derive(Debug, Clone)]
+struct PartitionClock {
+    max_event_time: Option<i64>,
+    finished: bool,
+    last_record: Instant,
+}
+
+/// Builds the source operator in `scope`.
+pub fn read_source<'s, D: Decoder>(
+    scope: Scope<'s, u64>,
+    settings: SourceSettings,
+    mut decoder: D,
+    metrics: SourceMetrics,
+    health: JobHealth,
+) -> SourceStreams<'s, D::Output> {
+    let mut builder = OperatorBuilder::new(format!("Source({})", settings.name), scope);
+    let info = builder.operator_info();
+    let (records_out, records) = builder.new_output::<Vec<D::Output>>();
+    let (dead_out, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
+    let (raw_out, raw) = builder.new_output::<Vec<BronzeRecord>>();
+    let mut records_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<D::Output>>>::from(records_out);
+    let mut dead_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+    let mut raw_out =
+        OutputBuilder::<_, CapacityContainerBuilder<Vec<BronzeRecord>>>::from(raw_out);
+    let activator = scope.activator_for(info.address.clone());
+    let (index, peers) = (scope.index(), scope.peers());
+
+    builder.build(move |caps| {
+        let mut caps: Option<Vec<timely::dataflow::operators::Capability<u64>>> = Some(caps);
+        let ooo = settings.watermark.max_out_of_orderness.as_millis() as i64;
+        let idle_timeout = settings.watermark.idle_timeout;
+        let g = settings.granularity_ms.max(1);
+        let topic = settings.source.topic().to_string();
+        let mut reader = None;
+        let mut clocks: BTreeMap<u32, PartitionClock> = BTreeMap::new();
+        let mut buffer: Vec<RawRecord> = Vec::with_capacity(settings.batch);
+        let mut decoded: Vec<(i64, D::Output)> = Vec::new();
+        let mut backoff = Duration::from_millis(50);
+        move |_frontiers| {
+            let Some(cap_vec) = caps.as_mut() else { return };
+            if reader.is_none() {
+                let opened = settings
+                    .source
+                    .partitions()
+                    .map(|all| assigned(&all, index, peers))
+                    .and_then(|mine| settings.source.open(&mine, &[]).map(|r| (mine, r)));
+                match opened {
+                    Ok((mine, r)) => {
+                        for p in mine {
+                            clocks.insert(
+                                p,
+                                PartitionClock {
+                                    max_event_time: None,
+                                    finished: false,
+                                    last_record: Instant::now(),
+                                },
+                            );
+                        }
+                        reader = Some(r);
+                    }
+                    Err(e) => {
+                        health.report(&settings.name, e);
+                        activator.activate_after(backoff);
+                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        return;
+                    }
+                }
+            }
+            let Some(r) = reader.as_mut() else { return };
+            buffer.clear();
+            let status = match r.poll(settings.batch, &mut buffer) {
+                Ok(s) => {
+                    backoff = Duration::from_millis(50);
+                    s
+                }
+                Err(e) => {
+                    health.report(&settings.name, e);
+                    activator.activate_after(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    return;
+                }
+            };
+            let now = Instant::now();
+            let cap_time = *cap_vec[0].time();
+            // Stamp, decode and route every record.
+            let mut by_time: BTreeMap<u64, Vec<D::Output>> = BTreeMap::new();
+            let mut dead: Vec<DeadLetter> = Vec::new();
+            let mut bronze: BTreeMap<u64, Vec<BronzeRecord>> = BTreeMap::new();
+            for raw in buffer.drain(..) {
+                metrics.records_in.inc();
+                decoded.clear();
+                let result = decoder.decode(&raw, &mut decoded);
+                let clock = clocks.entry(raw.partition).or_insert(PartitionClock {
+                    max_event_time: None,
+                    finished: false,
+                    last_record: now,
+                });
+                clock.last_record = now;
+                let mut event_time = None;
+                for (ts, _) in decoded.iter() {
+                    event_time = Some(event_time.map_or(*ts, |e: i64| e.max(*ts)));
+                    clock.max_event_time = Some(clock.max_event_time.map_or(*ts, |m| m.max(*ts)));
+                }
+                let stamp = clock
+                    .max_event_time
+                    .map(|m| quantize(m - ooo, g))
+                    .unwrap_or(0)
+                    .max(cap_time);
+                if settings.keep_raw {
+                    let partition_time = raw.timestamp.or(event_time).unwrap_or(stamp as i64);
+                    bronze.entry(stamp).or_default().push(BronzeRecord {
+                        topic: topic.clone(),
+                        raw: raw.clone(),
+                        partition_time,
+                    });
+                }
+                match result {
+                    Ok(()) => {
+                        metrics.records_decoded.inc();
+                        let slot = by_time.entry(stamp).or_default();
+                        slot.extend(decoded.drain(..).map(|(_, o)| o));
+                    }
+                    Err(rejection) => {
+                        metrics.dead_letters.inc();
+                        dead.push(DeadLetter {
+                            source_topic: topic.clone(),
+                            partition: raw.partition as i32,
+                            offset: raw.offset as i64,
+                            key: raw.key,
+                            value: raw.value,
+                            reason: rejection.reason,
+                            stage: rejection.stage.to_string(),
+                            failed_at: now_ms(),
+                        });
+                    }
+                }
+            }
+            {
+                let mut out = records_out.activate();
+                for (t, recs) in by_time {
+                    out.session(&cap_vec[0].delayed(&t))
+                        .give_iterator(recs.into_iter());
+                }
+            }
+            if !dead.is_empty() {
+                let mut out = dead_out.activate();
+                out.session(&cap_vec[1]).give_iterator(dead.into_iter());
+            }
+            {
+                let mut out = raw_out.activate();
+                for (t, recs) in bronze {
+                    out.session(&cap_vec[2].delayed(&t))
+                        .give_iterator(recs.into_iter());
+                }
+            }
+            for p in status.finished {
+                if let Some(c) = clocks.get_mut(&p) {
+                    c.finished = true;
+                }
+            }
+            // Advance the capability to the minimum active partition watermark.
+            let mut all_finished = true;
+            let mut min_wm: Option<u64> = None;
+            let mut blocked = false;
+            for c in clocks.values() {
+                if c.finished {
+                    continue;
+                }
+                all_finished = false;
+                let idle = status.idle && now.duration_since(c.last_record) > idle_timeout;
+                if idle {
+                    continue;
+                }
+                match c.max_event_time {
+                    Some(m) => {
+                        let w = quantize(m - ooo, g);
+                        min_wm = Some(min_wm.map_or(w, |x| x.min(w)));
+                    }
+                    None => blocked = true,
+                }
+            }
+            if all_finished {
+                metrics.watermark.set(i64::MAX);
+                caps = None;
+                return;
+            }
+            if !blocked {
+                if let Some(w) = min_wm {
+                    if w > cap_time {
+                        for c in cap_vec.iter_mut() {
+                            c.downgrade(&w);
+                        }
+                        metrics.watermark.set(w as i64);
+                    }
+                }
+            }
+            if status.idle {
+                activator.activate_after(Duration::from_millis(20));
+            } else {
+                activator.activate();
+            }
+        }
+    });
+    SourceStreams {
+        records,
+        dead_letters,
+        raw,
+    }
+}
+
+/// Floors a watermark to the granularity, as a dataflow time.
+#[inline]
+pub fn quantize(watermark: i64, granularity: i64) -> u64 {
+    (watermark.max(0) / granularity * granularity) as u64
+}

@@ -1,0 +1,230 @@
+//! Worker processes: timely execution of a topology's jobs.
+//!
+//! [`run`] starts `workers` timely worker threads in this process (or joins a
+//! cluster of processes with `process` + `hosts`), installs every selected
+//! job as its own dataflow — in name order on every worker, the one sequenced
+//! path by which dataflows are built — and steps them until they complete
+//! (bounded runs), fail, or `shutdown` is raised.
+//!
+//! Each job owns a [`JobHealth`]: transient external failures are logged and
+//! retried by the operator that met them; a non-retryable failure fails the
+//! job, which is then dropped from the worker and reported, without touching
+//! the other jobs.
+
+pub mod io;
+
+pub use io::{block_on, io_runtime};
+
+use crate::config::Topology;
+use crate::error::{Result, RiftError};
+use crate::jobs::{self, JobContext};
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Health of one job on one worker, shared by its operators.
+#[derive(Clone, Default)]
+pub struct JobHealth(Rc<RefCell<HealthState>>);
+
+#[derive(Default)]
+struct HealthState {
+    fatal: Option<String>,
+    transient: u64,
+    last_logged: Option<Instant>,
+}
+
+impl JobHealth {
+    /// Reports a failure met by `component`: retryable ones are logged (at
+    /// most every few seconds), others fail the job.
+    pub fn report(&self, component: &str, error: RiftError) {
+        let mut s = self.0.borrow_mut();
+        if error.is_retryable() {
+            s.transient += 1;
+            if s.last_logged
+                .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
+            {
+                tracing::warn!(component, %error, retries = s.transient, "transient failure, retrying");
+                s.last_logged = Some(Instant::now());
+            }
+        } else if s.fatal.is_none() {
+            tracing::error!(component, %error, "job failed");
+            s.fatal = Some(format!("{component}: {error}"));
+        }
+    }
+
+    /// The failure that stopped the job, if any.
+    pub fn fatal(&self) -> Option<String> {
+        self.0.borrow().fatal.clone()
+    }
+}
+
+/// How to run a topology.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker threads in this process.
+    pub workers: usize,
+    /// This process's index in a cluster (with `hosts`).
+    pub process: Option<usize>,
+    /// File with one `host:port` per process.
+    pub hosts: Option<PathBuf>,
+    /// Run the jobs over their input to its end, then exit.
+    pub bounded: bool,
+    /// Only these jobs (all when empty).
+    pub jobs: Vec<String>,
+    /// Raised to stop an unbounded run.
+    pub shutdown: Arc<AtomicBool>,
+}
+
+impl RunOptions {
+    /// A bounded run with `workers` threads.
+    pub fn bounded(workers: usize) -> RunOptions {
+        RunOptions {
+            workers,
+            process: None,
+            hosts: None,
+            bounded: true,
+            jobs: Vec::new(),
+            shutdown: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// How each job ended, on every worker.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    /// Job name → failure (if any worker failed it).
+    pub failures: BTreeMap<String, String>,
+    /// Jobs run.
+    pub jobs: Vec<String>,
+    /// Wall-clock duration.
+    pub elapsed: Duration,
+}
+
+/// Runs the jobs of `topology` until they complete (bounded) or `shutdown`.
+pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
+    let selected: Vec<String> = if opts.jobs.is_empty() {
+        topology.jobs.keys().cloned().collect()
+    } else {
+        for j in &opts.jobs {
+            if !topology.jobs.contains_key(j) {
+                return Err(RiftError::Usage(format!(
+                    "no job `{j}` in {}; defined: {}",
+                    topology.file,
+                    topology.jobs.keys().cloned().collect::<Vec<_>>().join(", ")
+                )));
+            }
+        }
+        opts.jobs.clone()
+    };
+    if selected.is_empty() {
+        return Err(RiftError::Usage(format!(
+            "{} defines no jobs",
+            topology.file
+        )));
+    }
+    // Build every job once up front so configuration errors surface before workers start.
+    for name in &selected {
+        jobs::build(name, &topology)?;
+    }
+    let config = timely_config(&opts)?;
+    let started = Instant::now();
+    let bounded = opts.bounded;
+    let shutdown = opts.shutdown.clone();
+    let names = selected.clone();
+    let guards = timely::execute(
+        config,
+        move |worker| -> std::result::Result<BTreeMap<String, String>, String> {
+            let mut running: Vec<(String, usize, JobHealth)> = Vec::new();
+            for name in &names {
+                let job = jobs::build(name, &topology).map_err(|e| e.to_string())?;
+                let health = JobHealth::default();
+                let ctx = JobContext {
+                    job: name.clone(),
+                    topology: topology.clone(),
+                    worker: worker.index(),
+                    peers: worker.peers(),
+                    bounded,
+                    health: health.clone(),
+                };
+                let index = worker.next_dataflow_index();
+                let built: Result<()> =
+                    worker.dataflow_named::<u64, _, _>(name, |scope| job.install(scope, &ctx));
+                built.map_err(|e| format!("job `{name}`: {e}"))?;
+                running.push((name.clone(), index, health));
+            }
+            let mut failures = BTreeMap::new();
+            loop {
+                worker.step_or_park(Some(Duration::from_millis(5)));
+                let installed = worker.installed_dataflows();
+                running.retain(|(name, index, health)| {
+                    if let Some(f) = health.fatal() {
+                        failures.insert(name.clone(), f);
+                        if installed.contains(index) {
+                            worker.drop_dataflow(*index);
+                        }
+                        return false;
+                    }
+                    installed.contains(index)
+                });
+                if running.is_empty() || (!bounded && shutdown.load(Ordering::Relaxed)) {
+                    break;
+                }
+            }
+            Ok(failures)
+        },
+    )
+    .map_err(|e| RiftError::Usage(format!("cannot start workers: {e}")))?;
+    let mut report = RunReport {
+        jobs: selected,
+        ..Default::default()
+    };
+    for result in guards.join() {
+        match result {
+            Ok(Ok(failures)) => report.failures.extend(failures),
+            Ok(Err(e)) => return Err(RiftError::Usage(e)),
+            Err(panic) => return Err(RiftError::Internal(format!("a worker panicked: {panic}"))),
+        }
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn timely_config(opts: &RunOptions) -> Result<timely::Config> {
+    let workers = opts.workers.max(1);
+    let communication = match (&opts.hosts, opts.process) {
+        (Some(hosts), Some(process)) => {
+            let text = std::fs::read_to_string(hosts).map_err(|e| RiftError::io(hosts, e))?;
+            let addresses: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(String::from)
+                .collect();
+            if process >= addresses.len() {
+                return Err(RiftError::Usage(format!(
+                    "--process {process} but {} lists {} hosts",
+                    hosts.display(),
+                    addresses.len()
+                )));
+            }
+            timely::CommunicationConfig::Cluster {
+                threads: workers,
+                process,
+                addresses,
+                report: false,
+                zerocopy: false,
+            }
+        }
+        (None, None) if workers == 1 => timely::CommunicationConfig::Thread,
+        (None, None) => timely::CommunicationConfig::Process(workers),
+        _ => return Err(RiftError::Usage("--process and --hosts go together".into())),
+    };
+    Ok(timely::Config {
+        communication,
+        worker: timely::WorkerConfig::default(),
+    })
+}

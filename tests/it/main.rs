@@ -1,0 +1,8 @@
+//! riftstream's integration tests: one test binary (one link of the
+//! dependency set), one module per area.
+
+mod generator;
+mod jobs;
+mod support;
+mod validation;
+mod windows_oracle;

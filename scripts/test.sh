@@ -15,18 +15,7 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 start=$(date +%s)
 
 echo "== system packages"
-packages=(build-essential pkg-config libclang-dev libssl-dev python3-pip)
-missing=()
-for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if [ "$(id -u)" = 0 ]; then
-  apt-get update -qq
-  if [ ${#missing[@]} -gt 0 ]; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-elif [ ${#missing[@]} -gt 0 ]; then
-  echo "missing packages (run as root to install): ${missing[*]}" >&2
-  exit 1
-fi
+./scripts/setup.sh
 
 echo "== python packages"
 python3 -m pip install -q --disable-pip-version-check duckdb pyarrow pytz 2>&1 | grep -v "as the 'root' user" || true

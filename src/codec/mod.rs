@@ -123,8 +123,16 @@ impl Decoder for RowDecoder {
                 .iter()
                 .all(|(_, e)| e.spec().explode.is_none());
         if flat {
-            for (set, ex) in &self.extractors {
-                let row = ex.extract_bytes(&raw.value).map_err(Rejection::decode)?;
+            // Feature sets reading the same fields share one extraction.
+            let mut previous: Option<(usize, FeatureRow)> = None;
+            for (k, (set, ex)) in self.extractors.iter().enumerate() {
+                let row = match &previous {
+                    Some((p, row)) if self.extractors[*p].1.same_fields(ex) => row.clone(),
+                    _ => ex.extract_bytes(&raw.value).map_err(Rejection::decode)?,
+                };
+                if k + 1 < self.extractors.len() {
+                    previous = Some((k, row.clone()));
+                }
                 out.push((row.ts, (*set, row)));
             }
             return Ok(());

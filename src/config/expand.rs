@@ -10,20 +10,18 @@ pub fn expand_env(value: &mut toml::Value, file: &str) -> Result<()> {
 
 fn expand_at(value: &mut toml::Value, file: &str, path: &mut String) -> Result<()> {
     match value {
-        toml::Value::String(s) => {
-            if s.contains('$') {
-                let expanded = shellexpand::env(s.as_str()).map_err(|e| {
-                    RiftError::config(
-                        file,
-                        path.clone(),
-                        format!(
-                            "environment variable `{}` is not set and has no `:-default`",
-                            e.var_name
-                        ),
-                    )
-                })?;
-                *s = expanded.into_owned();
-            }
+        toml::Value::String(s) if s.contains('$') => {
+            let expanded = shellexpand::env(s.as_str()).map_err(|e| {
+                RiftError::config(
+                    file,
+                    path.clone(),
+                    format!(
+                        "environment variable `{}` is not set and has no `:-default`",
+                        e.var_name
+                    ),
+                )
+            })?;
+            *s = expanded.into_owned();
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {

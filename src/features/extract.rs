@@ -50,6 +50,16 @@ impl RowExtractor {
         RowExtractor { spec, fields }
     }
 
+    /// Whether `other` extracts exactly the same row from a record.
+    pub fn same_fields(&self, other: &RowExtractor) -> bool {
+        let (a, b) = (&self.spec, &other.spec);
+        a.key_field == b.key_field
+            && a.time_field == b.time_field
+            && a.inputs == b.inputs
+            && a.distinct_inputs == b.distinct_inputs
+            && a.explode == b.explode
+    }
+
     /// The feature set.
     pub fn spec(&self) -> &Arc<FeatureSpec> {
         &self.spec
@@ -84,7 +94,7 @@ impl RowExtractor {
             return Err("record is not a JSON object".into());
         };
         match &self.spec.explode {
-            None => out.push(self.from_objects(&[top])?),
+            None => out.push(self.extract_layers(&[top])?),
             Some(list) => {
                 let Some(Value::Array(items)) = top.get(list) else {
                     return Err(format!("missing list field `{list}` to explode"));
@@ -94,7 +104,7 @@ impl RowExtractor {
                         return Err(format!("{list}[{i}] is not an object"));
                     };
                     out.push(
-                        self.from_objects(&[inner, top])
+                        self.extract_layers(&[inner, top])
                             .map_err(|e| format!("{list}[{i}]: {e}"))?,
                     );
                 }
@@ -104,7 +114,7 @@ impl RowExtractor {
     }
 
     /// Looks fields up in `layers`, first match wins.
-    fn from_objects(
+    fn extract_layers(
         &self,
         layers: &[&serde_json::Map<String, Value>],
     ) -> Result<FeatureRow, String> {
@@ -362,7 +372,7 @@ mod tests {
         assert_eq!(a, b[0]);
         assert_eq!(a.key, "p1");
         assert_eq!(a.ts, 1_767_225_600_123);
-        assert_eq!(a.values, vec![3.0]);
+        assert_eq!(a.values.as_slice(), &[3.0]);
     }
 
     #[test]

@@ -3,7 +3,11 @@
 use super::expr::Expr;
 use crate::config::{FeatureSetConfig, WindowKind};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::collections::HashSet;
+
+/// Inline storage: accumulators and rows of typical feature sets need no heap.
+pub type Slots = SmallVec<[f64; 8]>;
 
 /// An aggregate function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -259,7 +263,7 @@ impl FeatureSpec {
             }
         }
         Accumulator {
-            slots: slots.into_boxed_slice(),
+            slots: Slots::from_vec(slots),
             distinct: (0..self.distinct_inputs.len())
                 .map(|_| HashSet::new())
                 .collect(),
@@ -359,7 +363,7 @@ fn position_or_push(list: &mut Vec<String>, item: String) -> usize {
 /// Per-(key, window) aggregation state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Accumulator {
-    slots: Box<[f64]>,
+    slots: Slots,
     distinct: Vec<HashSet<u64>>,
     /// Rows added.
     pub rows: u64,

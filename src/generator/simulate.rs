@@ -59,7 +59,7 @@ pub fn simulate(cfg: &GeneratorConfig) -> Simulation {
         let start = if live {
             // Live games start after the history, spread over an hour.
             let k = (i - cfg.matches) as i64;
-            cfg.start_ms + span + 10 * MINUTE_MS + k * 3600_000 / cfg.live_games.max(1) as i64
+            cfg.start_ms + span + 10 * MINUTE_MS + k * 3_600_000 / cfg.live_games.max(1) as i64
         } else {
             cfg.start_ms + ((i as f64 + rng.gen::<f64>()) / cfg.matches as f64 * span as f64) as i64
         };

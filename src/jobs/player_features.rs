@@ -29,7 +29,7 @@ use crate::sinks::SinkWriter;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::operators::{Concatenate, Inspect};
 use timely::dataflow::Scope;
 
@@ -112,10 +112,10 @@ pub fn window_json(spec: &FeatureSpec, r: &WindowResult, buf: &mut Vec<u8>) {
         buf.push(b':');
         match value {
             Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
-                let _ = write!(buf, "{}", *v as i64);
+                let _ = serde_json::to_writer(&mut *buf, &(*v as i64));
             }
             Some(v) => {
-                let _ = write!(buf, "{v}");
+                let _ = serde_json::to_writer(&mut *buf, v);
             }
             None => buf.extend_from_slice(b"null"),
         }
@@ -203,15 +203,19 @@ impl Job for FeaturesJob {
                 ctx.health.clone(),
             );
             dead.push(streams.dead_letters);
-            for (i, spec) in sets {
-                let rows = if self.sets.len() == 1 {
-                    streams.records.clone().map(|(_, row)| row)
-                } else {
-                    streams
-                        .records
-                        .clone()
-                        .flat_map(move |(s, row)| (s == i).then_some(row))
-                };
+            // Route each row to its feature set's window operator (moved, not cloned).
+            let index_of: Vec<usize> = sets.iter().map(|(i, _)| *i).collect();
+            let per_set = if sets.len() == 1 {
+                vec![streams.records.map(|(_, row)| row)]
+            } else {
+                let route = index_of.clone();
+                streams
+                    .records
+                    .partition(sets.len() as u64, move |(s, row)| {
+                        (route.iter().position(|i| *i == s).unwrap_or(0) as u64, row)
+                    })
+            };
+            for ((i, spec), rows) in sets.into_iter().zip(per_set) {
                 let (fired, late) = match spec.window {
                     WindowSpec::Tumbling { .. } => rows.tumbling_windows(spec.clone(), i),
                     WindowSpec::Sliding { .. } => rows.sliding_windows(spec.clone(), i),

@@ -137,6 +137,8 @@ pub struct AlignedWindowState {
     /// Every window with start < this has had its first firing considered.
     fire_cursor: i64,
     dirty: Vec<(i64, u32)>,
+    /// Keys in the most recently opened window: the capacity a new window's map starts with.
+    last_window_keys: usize,
 }
 
 impl AlignedWindowState {
@@ -158,6 +160,7 @@ impl AlignedWindowState {
             pending: BTreeMap::new(),
             fire_cursor: i64::MIN,
             dirty: Vec::new(),
+            last_window_keys: 0,
         }
     }
 
@@ -174,23 +177,26 @@ impl AlignedWindowState {
         let windows = &mut self.windows;
         let keys = &mut self.keys;
         let dirty = &mut self.dirty;
+        let capacity = &mut self.last_window_keys;
         spec.window.for_each_window(row.ts, |start, end| {
             if end.saturating_add(lateness) <= t {
                 return;
             }
             accepted = true;
-            let entry = windows
+            let window = windows
                 .entry(start)
-                .or_default()
-                .entry(key)
-                .or_insert_with(|| {
-                    keys.retain(key);
-                    Entry {
-                        acc: spec.new_accumulator(),
-                        fired: 0,
-                        dirty: false,
-                    }
-                });
+                .or_insert_with(|| HashMap::with_capacity(*capacity));
+            if window.len() > *capacity {
+                *capacity = window.len();
+            }
+            let entry = window.entry(key).or_insert_with(|| {
+                keys.retain(key);
+                Entry {
+                    acc: spec.new_accumulator(),
+                    fired: 0,
+                    dirty: false,
+                }
+            });
             spec.update(&mut entry.acc, &row);
             if end <= t && !entry.dirty {
                 entry.dirty = true;

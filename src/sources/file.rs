@@ -1,11 +1,15 @@
 //! The `file` source: JSON lines from a file or a directory of files.
 //!
-//! Each file is cut into a fixed number of byte-range splits (the partitions);
-//! a split owns every line that *starts* inside its range, so splits never
-//! share or lose a line. Offsets are byte offsets of line starts. The split
-//! count is fixed by configuration, not by the number of workers, so a run's
-//! results (which depend on per-partition watermarks) are the same at any
-//! worker count. Blank lines are skipped; the source is always bounded.
+//! Each file is dealt into a fixed number of partitions line by line: line
+//! `n` (counting every line, blank ones included) belongs to partition
+//! `n % splits` of its file. Every partition therefore spans the file's
+//! whole time range, so partition watermarks advance together and windows
+//! fire as the file is read (memory stays bounded even for a time-ordered
+//! file), and the split count — fixed by configuration, not by the number
+//! of workers — makes results independent of the worker count. A worker
+//! scans each file once and keeps the lines of its partitions. A partition's
+//! position is the byte offset of its next line, which is all a restart
+//! needs. Blank lines are skipped; the source is always bounded.
 
 use super::{now_us, PollStatus, RawRecord, Source, SourceReader};
 use crate::error::{Result, RiftError};
@@ -13,11 +17,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-/// JSON-lines files read in splits.
+/// JSON-lines files, each dealt into `splits` partitions.
 #[derive(Debug, Clone)]
 pub struct FileSource {
     name: String,
-    files: Vec<(PathBuf, u64)>,
+    files: Vec<PathBuf>,
     splits: u32,
 }
 
@@ -26,8 +30,7 @@ impl FileSource {
     pub fn new(path: &str, splits: usize) -> Result<FileSource> {
         let p = Path::new(path);
         let meta = std::fs::metadata(p).map_err(|e| RiftError::io(p, e))?;
-        let mut files = Vec::new();
-        if meta.is_dir() {
+        let files = if meta.is_dir() {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| RiftError::io(p, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -39,28 +42,15 @@ impl FileSource {
                 })
                 .collect();
             entries.sort();
-            for f in entries {
-                let len = std::fs::metadata(&f)
-                    .map_err(|e| RiftError::io(&f, e))?
-                    .len();
-                files.push((f, len));
-            }
+            entries
         } else {
-            files.push((p.to_path_buf(), meta.len()));
-        }
+            vec![p.to_path_buf()]
+        };
         Ok(FileSource {
             name: path.to_string(),
             files,
             splits: splits.max(1) as u32,
         })
-    }
-
-    fn range(&self, partition: u32) -> Option<(&Path, u64, u64)> {
-        let file = (partition / self.splits) as usize;
-        let split = (partition % self.splits) as u64;
-        let (path, len) = self.files.get(file)?;
-        let n = self.splits as u64;
-        Some((path, len * split / n, len * (split + 1) / n))
     }
 }
 
@@ -74,18 +64,24 @@ impl Source for FileSource {
     }
 
     fn open(&self, partitions: &[u32], start: &[(u32, u64)]) -> Result<Box<dyn SourceReader>> {
-        let mut splits = Vec::new();
-        for p in partitions {
-            let (path, lo, hi) = self
-                .range(*p)
-                .ok_or_else(|| RiftError::Internal(format!("file source has no partition {p}")))?;
-            let resume = start.iter().find(|(q, _)| q == p).map(|(_, o)| *o);
-            splits.push(Split::open(*p, path, lo, hi, resume)?);
+        let mut scanners = Vec::new();
+        for (f, path) in self.files.iter().enumerate() {
+            let first = f as u32 * self.splits;
+            let owned: Vec<u32> = partitions
+                .iter()
+                .copied()
+                .filter(|p| (first..first + self.splits).contains(p))
+                .collect();
+            if owned.is_empty() {
+                continue;
+            }
+            scanners.push(Scanner::open(path, first, self.splits, owned, start)?);
         }
         Ok(Box::new(FileReader {
             partitions: partitions.to_vec(),
-            splits,
+            scanners,
             current: 0,
+            pending_finished: Vec::new(),
         }))
     }
 
@@ -94,113 +90,156 @@ impl Source for FileSource {
     }
 }
 
-struct Split {
-    partition: u32,
+/// Reads one file, keeping the lines of the partitions it owns.
+struct Scanner {
     path: PathBuf,
     reader: BufReader<File>,
-    /// Byte offset of the next line to read.
+    /// Partition id of residue 0 of this file.
+    first: u32,
+    splits: u32,
+    /// Owned partitions, with the byte offset of their next line.
+    owned: Vec<(u32, u64)>,
+    /// Byte offset and line number of the next line to read.
     pos: u64,
-    /// Lines starting at or after this belong to the next split.
-    end: u64,
+    line_no: u64,
     done: bool,
-    /// Whether `done` has been reported to the caller.
-    reported: bool,
     line: Vec<u8>,
 }
 
-impl Split {
-    fn open(partition: u32, path: &Path, lo: u64, hi: u64, resume: Option<u64>) -> Result<Split> {
+impl Scanner {
+    fn open(
+        path: &Path,
+        first: u32,
+        splits: u32,
+        owned: Vec<u32>,
+        start: &[(u32, u64)],
+    ) -> Result<Scanner> {
         let mut file = File::open(path).map_err(|e| RiftError::io(path, e))?;
-        let mut pos = lo;
-        if let Some(r) = resume {
-            pos = r;
-            file.seek(SeekFrom::Start(pos))
-                .map_err(|e| RiftError::io(path, e))?;
-        } else if lo > 0 {
-            // Skip the line that straddles `lo`: it belongs to the previous split.
-            file.seek(SeekFrom::Start(lo - 1))
-                .map_err(|e| RiftError::io(path, e))?;
-            let mut reader = BufReader::new(&mut file);
-            let mut skipped = Vec::new();
-            let n = reader
-                .read_until(b'\n', &mut skipped)
-                .map_err(|e| RiftError::io(path, e))?;
-            pos = lo - 1 + n as u64;
+        // Resume from the earliest checkpointed partition position; lines are
+        // re-dealt from there, skipping those a partition already consumed.
+        let owned: Vec<(u32, u64)> = owned
+            .into_iter()
+            .map(|p| {
+                (
+                    p,
+                    start
+                        .iter()
+                        .find(|(q, _)| *q == p)
+                        .map(|(_, o)| *o)
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
+        let resume = owned.iter().map(|(_, o)| *o).min().unwrap_or(0);
+        let mut pos = 0;
+        let mut line_no = 0;
+        if resume > 0 {
+            // Count lines up to `resume` to recover the dealing position.
+            let mut reader = BufReader::with_capacity(1 << 20, &mut file);
+            let mut buf = Vec::new();
+            while pos < resume {
+                buf.clear();
+                let n = reader
+                    .read_until(b'\n', &mut buf)
+                    .map_err(|e| RiftError::io(path, e))?;
+                if n == 0 {
+                    break;
+                }
+                pos += n as u64;
+                line_no += 1;
+            }
             file.seek(SeekFrom::Start(pos))
                 .map_err(|e| RiftError::io(path, e))?;
         }
-        Ok(Split {
-            partition,
+        Ok(Scanner {
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(1 << 20, file),
-            done: pos >= hi,
-            reported: false,
+            first,
+            splits,
+            owned,
             pos,
-            end: hi,
+            line_no,
+            done: false,
             line: Vec::with_capacity(256),
         })
+    }
+
+    /// Reads up to `max` owned records; true at end of file.
+    fn poll(&mut self, max: usize, received_at_us: i64, out: &mut Vec<RawRecord>) -> Result<bool> {
+        let mut read = 0;
+        while read < max {
+            self.line.clear();
+            let len = self
+                .reader
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| RiftError::io(&self.path, e))?;
+            if len == 0 {
+                self.done = true;
+                for (_, o) in self.owned.iter_mut() {
+                    *o = self.pos;
+                }
+                return Ok(true);
+            }
+            let offset = self.pos;
+            let partition = self.first + (self.line_no % self.splits as u64) as u32;
+            self.pos += len as u64;
+            self.line_no += 1;
+            let Some(slot) = self.owned.iter_mut().find(|(p, _)| *p == partition) else {
+                continue;
+            };
+            if offset < slot.1 {
+                continue; // consumed before the restart
+            }
+            slot.1 = self.pos;
+            let text = trim_line(&self.line);
+            if text.is_empty() {
+                continue;
+            }
+            out.push(RawRecord {
+                partition,
+                offset,
+                key: None,
+                value: text.to_vec(),
+                timestamp: None,
+                received_at_us,
+            });
+            read += 1;
+        }
+        Ok(false)
     }
 }
 
 struct FileReader {
     partitions: Vec<u32>,
-    splits: Vec<Split>,
-    /// Round-robin position over splits.
+    scanners: Vec<Scanner>,
+    /// Round-robin position over files.
     current: usize,
+    pending_finished: Vec<u32>,
 }
 
 impl SourceReader for FileReader {
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus> {
-        let mut status = PollStatus::default();
+        let mut status = PollStatus {
+            finished: std::mem::take(&mut self.pending_finished),
+            idle: false,
+        };
         let received_at_us = now_us();
-        // Read one split's batch per poll, rotating, so partitions progress together.
-        // Splits that were empty from the start finish without ever being read.
-        for split in self.splits.iter_mut().filter(|s| s.done && !s.reported) {
-            split.reported = true;
-            status.finished.push(split.partition);
-        }
-        let n = self.splits.len();
+        let n = self.scanners.len();
         for _ in 0..n {
-            let idx = self.current % n.max(1);
+            let idx = self.current % n;
             self.current = self.current.wrapping_add(1);
-            let split = &mut self.splits[idx];
-            if split.done {
+            let scanner = &mut self.scanners[idx];
+            if scanner.done {
                 continue;
             }
-            let mut read = 0;
-            while read < max && split.pos < split.end {
-                split.line.clear();
-                let len = split
-                    .reader
-                    .read_until(b'\n', &mut split.line)
-                    .map_err(|e| RiftError::io(&split.path, e))?;
-                if len == 0 {
-                    break;
-                }
-                let offset = split.pos;
-                split.pos += len as u64;
-                let text = trim_line(&split.line);
-                if text.is_empty() {
-                    continue;
-                }
-                out.push(RawRecord {
-                    partition: split.partition,
-                    offset,
-                    key: None,
-                    value: text.to_vec(),
-                    timestamp: None,
-                    received_at_us,
-                });
-                read += 1;
-            }
-            if split.pos >= split.end || read < max {
-                split.done = true;
-                split.reported = true;
-                status.finished.push(split.partition);
+            if scanner.poll(max, received_at_us, out)? {
+                status
+                    .finished
+                    .extend(scanner.owned.iter().map(|(p, _)| *p));
             }
             return Ok(status);
         }
-        status.idle = true;
+        status.idle = status.finished.is_empty();
         Ok(status)
     }
 
@@ -209,7 +248,10 @@ impl SourceReader for FileReader {
     }
 
     fn positions(&self) -> Vec<(u32, u64)> {
-        self.splits.iter().map(|s| (s.partition, s.pos)).collect()
+        self.scanners
+            .iter()
+            .flat_map(|s| s.owned.iter().copied())
+            .collect()
     }
 }
 
@@ -285,6 +327,7 @@ mod tests {
         r.poll(1, &mut out).unwrap();
         let pos = r.positions();
         assert_eq!(pos, vec![(0, 8)]);
+        drop(r);
         let rest = {
             let mut r2 = src.open(&[0], &pos).unwrap();
             let mut o = Vec::new();
@@ -297,11 +340,11 @@ mod tests {
 }
 
 #[cfg(test)]
-mod empty_tests {
+mod more_tests {
     use super::*;
 
     #[test]
-    fn an_empty_file_reports_its_splits_finished() {
+    fn an_empty_file_reports_its_partitions_finished() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.jsonl");
         std::fs::write(&path, "").unwrap();
@@ -311,5 +354,31 @@ mod empty_tests {
         let st = r.poll(10, &mut out).unwrap();
         assert!(out.is_empty());
         assert_eq!(st.finished, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn lines_are_dealt_round_robin_and_resume_per_partition() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        let text: String = (0..10).map(|i| format!("{{\"i\":{i}}}\n")).collect();
+        std::fs::write(&path, &text).unwrap();
+        let src = FileSource::new(path.to_str().unwrap(), 3).unwrap();
+        let mut r = src.open(&[1], &[]).unwrap();
+        let mut out = Vec::new();
+        r.poll(2, &mut out).unwrap();
+        let got: Vec<String> = out
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone()).unwrap())
+            .collect();
+        assert_eq!(got, vec!["{\"i\":1}", "{\"i\":4}"]);
+        let pos = r.positions();
+        let mut r2 = src.open(&[1], &pos).unwrap();
+        let mut rest = Vec::new();
+        while r2.poll(10, &mut rest).unwrap().finished.is_empty() {}
+        let got: Vec<String> = rest
+            .iter()
+            .map(|r| String::from_utf8(r.value.clone()).unwrap())
+            .collect();
+        assert_eq!(got, vec!["{\"i\":7}"]);
     }
 }

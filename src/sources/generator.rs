@@ -12,6 +12,10 @@ use crate::error::{Result, RiftError};
 use crate::events::Event;
 use crate::features::stable_hash as spec_hash;
 use crate::generator::{simulate, GeneratorConfig};
+use std::collections::VecDeque;
+
+/// A partition's queue: (partition, next offset, records left as (key, value)).
+type PartitionQueue = (u32, u64, VecDeque<(String, Vec<u8>)>);
 
 /// Number of generator partitions.
 pub const PARTITIONS: u32 = 4;
@@ -65,9 +69,9 @@ impl Source for GeneratorSource {
             RecordSchema::PredictionRequests => encode(&sim.requests, &mut records)?,
             _ => {}
         }
-        let mut queues: Vec<(u32, u64, std::collections::VecDeque<(String, Vec<u8>)>)> = partitions
+        let mut queues: Vec<PartitionQueue> = partitions
             .iter()
-            .map(|p| (*p, 0u64, std::collections::VecDeque::new()))
+            .map(|p| (*p, 0u64, VecDeque::new()))
             .collect();
         for (key, value) in records {
             let p = (spec_hash(key.as_bytes()) % PARTITIONS as u64) as u32;
@@ -97,8 +101,7 @@ impl Source for GeneratorSource {
 
 struct GeneratorReader {
     partitions: Vec<u32>,
-    /// (partition, next offset, records left).
-    queues: Vec<(u32, u64, std::collections::VecDeque<(String, Vec<u8>)>)>,
+    queues: Vec<PartitionQueue>,
     finished_reported: bool,
 }
 

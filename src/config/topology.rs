@@ -53,6 +53,10 @@ pub struct RuntimeConfig {
     /// Address of the admin HTTP endpoint (Prometheus `/metrics`), if any.
     #[serde(default)]
     pub admin_addr: Option<String>,
+    /// Window accumulators a window operator keeps in memory (per worker)
+    /// before spilling its state to RocksDB.
+    #[serde(default = "default_state_memory_entries")]
+    pub state_memory_entries: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -63,8 +67,13 @@ impl Default for RuntimeConfig {
             checkpoint_interval: default_checkpoint_interval(),
             watermark_granularity: default_watermark_granularity(),
             admin_addr: None,
+            state_memory_entries: default_state_memory_entries(),
         }
     }
+}
+
+fn default_state_memory_entries() -> usize {
+    4_000_000
 }
 
 fn default_workers() -> usize {

@@ -22,7 +22,7 @@ use crate::operators::session::SessionWindows;
 use crate::operators::sliding::SlidingWindows;
 use crate::operators::source::read_source;
 use crate::operators::tumbling::TumblingWindows;
-use crate::operators::window_state::LateRow;
+use crate::operators::window_state::{LateRow, SpillConfig, WindowEnv};
 use crate::sinks::embedded::{EmbeddedStore, FeatureStore, FeatureStoreWriter};
 use crate::sinks::file::JsonLinesWriter;
 use crate::sinks::SinkWriter;
@@ -216,10 +216,21 @@ impl Job for FeaturesJob {
                     })
             };
             for ((i, spec), rows) in sets.into_iter().zip(per_set) {
+                let env = WindowEnv {
+                    health: ctx.health.clone(),
+                    spill: Some(SpillConfig {
+                        db: crate::sinks::embedded::shared_db(
+                            &PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"),
+                        )?,
+                        prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker)
+                            .into_bytes(),
+                        max_entries: ctx.topology.runtime.state_memory_entries,
+                    }),
+                };
                 let (fired, late) = match spec.window {
-                    WindowSpec::Tumbling { .. } => rows.tumbling_windows(spec.clone(), i),
-                    WindowSpec::Sliding { .. } => rows.sliding_windows(spec.clone(), i),
-                    WindowSpec::Session { .. } => rows.session_windows(spec.clone(), i),
+                    WindowSpec::Tumbling { .. } => rows.tumbling_windows(spec.clone(), i, env),
+                    WindowSpec::Sliding { .. } => rows.sliding_windows(spec.clone(), i, env),
+                    WindowSpec::Session { .. } => rows.session_windows(spec.clone(), i, env),
                 };
                 let m = WindowMetrics::new(&ctx.job, &spec.name);
                 let (m1, m2) = (m.results.clone(), m.late_rows.clone());

@@ -260,6 +260,7 @@ pub trait SessionWindows<'s> {
         self,
         spec: Arc<FeatureSpec>,
         set: usize,
+        env: super::window_state::WindowEnv,
     ) -> (
         timely::dataflow::StreamVec<'s, u64, WindowResult>,
         timely::dataflow::StreamVec<'s, u64, LateRow>,
@@ -271,11 +272,12 @@ impl<'s> SessionWindows<'s> for timely::dataflow::StreamVec<'s, u64, FeatureRow>
         self,
         spec: Arc<FeatureSpec>,
         set: usize,
+        env: super::window_state::WindowEnv,
     ) -> (
         timely::dataflow::StreamVec<'s, u64, WindowResult>,
         timely::dataflow::StreamVec<'s, u64, LateRow>,
     ) {
         let name = format!("Session({})", spec.name);
-        super::window_state::window_operator(self, &name, SessionState::new(spec, set))
+        super::window_state::window_operator(self, &name, SessionState::new(spec, set), env.health)
     }
 }

@@ -7,7 +7,7 @@
 //! the windows still within lateness and be dropped for older ones; it is a
 //! late row only if it is dropped for all of them.
 
-use super::window_state::{window_operator, AlignedWindowState, LateRow};
+use super::window_state::{window_operator, AlignedWindowState, LateRow, WindowEnv};
 use crate::features::{FeatureRow, FeatureSpec, WindowResult};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
@@ -20,6 +20,7 @@ pub trait SlidingWindows<'s> {
         self,
         spec: Arc<FeatureSpec>,
         set: usize,
+        env: WindowEnv,
     ) -> (
         StreamVec<'s, u64, WindowResult>,
         StreamVec<'s, u64, LateRow>,
@@ -31,11 +32,20 @@ impl<'s> SlidingWindows<'s> for StreamVec<'s, u64, FeatureRow> {
         self,
         spec: Arc<FeatureSpec>,
         set: usize,
+        env: WindowEnv,
     ) -> (
         StreamVec<'s, u64, WindowResult>,
         StreamVec<'s, u64, LateRow>,
     ) {
         let name = format!("Sliding({})", spec.name);
-        window_operator(self, &name, AlignedWindowState::new(spec, set))
+        let mut state = AlignedWindowState::new(spec.clone(), set);
+        if let Some(cfg) = env.spill.clone() {
+            // Without its state backend the job cannot keep memory bounded: fail it.
+            match AlignedWindowState::new(spec, set).with_spill(cfg) {
+                Ok(spilling) => state = spilling,
+                Err(e) => env.health.report(&name, e),
+            }
+        }
+        window_operator(self, &name, state, env.health)
     }
 }

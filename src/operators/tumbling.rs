@@ -5,7 +5,7 @@
 //! state purging are those of [`window_state`](super::window_state); each row
 //! belongs to exactly one window.
 
-use super::window_state::{window_operator, AlignedWindowState, LateRow};
+use super::window_state::{window_operator, AlignedWindowState, LateRow, WindowEnv};
 use crate::features::{FeatureRow, FeatureSpec, WindowResult};
 use std::sync::Arc;
 use timely::dataflow::StreamVec;
@@ -18,6 +18,7 @@ pub trait TumblingWindows<'s> {
         self,
         spec: Arc<FeatureSpec>,
         set: usize,
+        env: WindowEnv,
     ) -> (
         StreamVec<'s, u64, WindowResult>,
         StreamVec<'s, u64, LateRow>,
@@ -29,11 +30,20 @@ impl<'s> TumblingWindows<'s> for StreamVec<'s, u64, FeatureRow> {
         self,
         spec: Arc<FeatureSpec>,
         set: usize,
+        env: WindowEnv,
     ) -> (
         StreamVec<'s, u64, WindowResult>,
         StreamVec<'s, u64, LateRow>,
     ) {
         let name = format!("Tumbling({})", spec.name);
-        window_operator(self, &name, AlignedWindowState::new(spec, set))
+        let mut state = AlignedWindowState::new(spec.clone(), set);
+        if let Some(cfg) = env.spill.clone() {
+            // Without its state backend the job cannot keep memory bounded: fail it.
+            match AlignedWindowState::new(spec, set).with_spill(cfg) {
+                Ok(spilling) => state = spilling,
+                Err(e) => env.health.report(&name, e),
+            }
+        }
+        window_operator(self, &name, state, env.health)
     }
 }

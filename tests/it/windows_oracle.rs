@@ -40,6 +40,8 @@ struct Case {
     window: Win,
     lateness: i64,
     ooo: i64,
+    /// Accumulators kept in memory before spilling to RocksDB (small: spills often).
+    memory_entries: usize,
 }
 
 fn rec_strategy() -> impl Strategy<Value = (u8, i64, i64, u8, bool)> {
@@ -63,8 +65,9 @@ fn case_strategy() -> impl Strategy<Value = Case> {
         window,
         prop_oneof![Just(0i64), Just(12_000i64)],
         prop_oneof![Just(0i64), Just(4_000i64)],
+        prop_oneof![Just(1usize), Just(7usize), Just(1_000_000usize)],
     )
-        .prop_map(|(parts, window, lateness, ooo)| {
+        .prop_map(|(parts, window, lateness, ooo, memory_entries)| {
             let partitions = parts
                 .into_iter()
                 .map(|recs| {
@@ -88,6 +91,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                 window,
                 lateness,
                 ooo,
+                memory_entries,
             }
         })
 }
@@ -293,6 +297,7 @@ fn topology_for(case: &Case, dir: &std::path::Path, workers: usize) -> String {
 workers = {workers}
 state_dir = "{d}/state"
 watermark_granularity = "1s"
+state_memory_entries = {mem}
 [sources.rows]
 kind = "file"
 path = "{d}/input"
@@ -315,7 +320,8 @@ feature_sets = ["w"]
 output = "out"
 "#,
         d = dir.display(),
-        ooo = case.ooo
+        ooo = case.ooo,
+        mem = case.memory_entries
     )
 }
 
@@ -476,6 +482,7 @@ fn late_rows_refires_and_session_merges_occur_in_a_fixed_case() {
             window,
             lateness: 50_000,
             ooo: 4_000,
+            memory_entries: 2,
         };
         let (expected, late) = match window {
             Win::Tumbling(s) => reference_aligned(&case, s, s),

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The benchmark command: end-to-end throughput of the reference windowed job
+# (benches/reference-windows.toml) on 1M and 5M generated events, checked
+# against DuckDB, then the per-operator criterion benches (events/s).
+#
+#   ./scripts/bench.sh            # everything
+#   ROWS="1000000" ./scripts/bench.sh --no-criterion
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/riftstream-target}"
+cargo build --release --locked
+bin="$CARGO_TARGET_DIR/release/riftstream"
+work="${BENCH_DIR:-$(mktemp -d)}"
+echo "working in $work ($(nproc) cores)"
+for rows in ${ROWS:-1000000 5000000}; do
+  input="$work/rows-$rows.jsonl"
+  [ -f "$input" ] || "$bin" produce rows --out "$input" --rows "$rows" --jitter-ms 4000 >/dev/null
+  best=""
+  for run in 1 2 3; do
+    rm -rf "$work/out" "$work/state"
+    stats=$( { RIFT_INPUT="$input" RIFT_OUTPUT="$work/out" RIFT_STATE="$work/state" \
+      /usr/bin/time -f "%e %M" "$bin" run --topology benches/reference-windows.toml --bounded 2>&1 >/dev/null; } | tail -1)
+    secs=${stats% *}; kb=${stats#* }
+    echo "  $rows events, run $run: ${secs}s, peak RSS $((kb / 1024)) MiB, $(python3 -c "print(int($rows / $secs))") events/s"
+  done
+  python3 scripts/check_reference.py "$input" "$work/out"
+done
+if [ "${1:-}" != "--no-criterion" ]; then
+  cargo bench --locked --bench operators
+fi

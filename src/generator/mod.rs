@@ -24,11 +24,13 @@
 
 mod champions;
 mod population;
+mod replay;
 mod rows;
 mod simulate;
 
 pub use champions::CHAMPIONS;
 pub use population::{Player, Population};
+pub use replay::{oracles_elixir_matches, ten_minute_games};
 pub use rows::{player_rows, PlayerRow, RowsConfig};
 pub use simulate::{simulate, Simulation};
 

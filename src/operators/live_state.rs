@@ -1,8 +1,12 @@
 //! Running state of live matches, from their game events.
 //!
 //! # Semantics
-//! Events are routed by `match_id`; a match's events come from one source
-//! partition, so they arrive in their partition's order. Each event updates
+//! Events are routed by `match_id` and applied in `seq` order per match: an
+//! event that arrives ahead of a missing predecessor (sources that do not
+//! partition by match, replays) waits until the gap is filled, or until the
+//! watermark passes its stamp, so a lost event never stalls a match. In the
+//! usual case — a match's events in one Kafka partition — nothing waits and
+//! every event is scored as it arrives. Each event updates
 //! the match's per-team totals — kills, deaths, assists, wards, first blood,
 //! dragons, heralds, barons and towers from events; gold, xp, level, cs and
 //! jungle cs from the latest per-minute frame (by game time) — and emits a
@@ -21,6 +25,7 @@ use crate::features::stable_hash;
 use crate::model::TeamTotals;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -54,6 +59,10 @@ struct MatchState {
     barons: (u32, u32),
     frame_time: i64,
     applied: hashbrown::HashSet<i64>,
+    /// The next `seq` expected in order.
+    next_seq: i64,
+    /// Events that arrived ahead of a missing predecessor: seq -> (stamp, event).
+    waiting: BTreeMap<i64, (u64, Arrived<GameEvent>)>,
 }
 
 impl MatchState {
@@ -110,43 +119,136 @@ pub trait LiveMatchState<'s> {
     fn live_match_state(self) -> StreamVec<'s, u64, LiveUpdate>;
 }
 
+/// Applies one event to its match and returns the update to score (`None`
+/// for a duplicate). Removes the match at `game_end`.
+fn apply_event(
+    matches: &mut HashMap<String, MatchState>,
+    a: Arrived<GameEvent>,
+) -> Option<LiveUpdate> {
+    let e = &a.event;
+    let state = matches.entry(e.match_id.clone()).or_default();
+    if !state.applied.insert(e.seq) {
+        return None;
+    }
+    state.apply(e);
+    if e.seq >= state.next_seq {
+        state.next_seq = e.seq + 1;
+    }
+    let winner = (e.kind == GameEventKind::GameEnd)
+        .then_some(e.team)
+        .flatten();
+    let update = LiveUpdate {
+        match_id: e.match_id.clone(),
+        event_time: e.event_time,
+        game_minute: e.game_minute(),
+        blue: state.blue,
+        red: state.red,
+        barons: state.barons,
+        received_at_us: a.received_at_us,
+        winner,
+    };
+    if e.kind == GameEventKind::GameEnd && state.waiting.is_empty() {
+        matches.remove(&e.match_id);
+    }
+    Some(update)
+}
+
+/// Applies the waiting events of `match_id` that are now in order.
+fn drain_in_order(
+    matches: &mut HashMap<String, MatchState>,
+    match_id: &str,
+    out: &mut Vec<LiveUpdate>,
+) {
+    loop {
+        let Some(state) = matches.get_mut(match_id) else {
+            return;
+        };
+        let next = state.next_seq;
+        let Some((_, a)) = state.waiting.remove(&next) else {
+            return;
+        };
+        out.extend(apply_event(matches, a));
+    }
+}
+
 impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
     fn live_match_state(self) -> StreamVec<'s, u64, LiveUpdate> {
-        self.unary::<CapacityContainerBuilder<Vec<LiveUpdate>>, _, _, _>(
+        self.unary_frontier::<CapacityContainerBuilder<Vec<LiveUpdate>>, _, _, _>(
             Exchange::new(|a: &Arrived<GameEvent>| stable_hash(a.event.match_id.as_bytes())),
             "LiveMatchState",
             |_cap, _info| {
                 let mut matches: HashMap<String, MatchState> = HashMap::new();
-                move |input, output| {
+                // (stamp, match) of waiting events, and a capability at the earliest stamp.
+                let mut waiting: BTreeSet<(u64, String)> = BTreeSet::new();
+                let mut held: Option<timely::dataflow::operators::Capability<u64>> = None;
+                let mut ready: Vec<LiveUpdate> = Vec::new();
+                move |(input, frontier), output| {
                     input.for_each_stamp(|cap, data| {
-                        let mut session = output.session(&cap);
+                        let t = cap.least().copied().unwrap_or(0);
                         for batch in data {
                             for a in batch.drain(..) {
-                                let e = &a.event;
-                                let state = matches.entry(e.match_id.clone()).or_default();
-                                if !state.applied.insert(e.seq) {
+                                let id = a.event.match_id.clone();
+                                let state = matches.entry(id.clone()).or_default();
+                                if a.event.seq > state.next_seq
+                                    && !state.applied.contains(&a.event.seq)
+                                {
+                                    state.waiting.insert(a.event.seq, (t, a));
+                                    waiting.insert((t, id));
+                                    if held.as_ref().is_none_or(|h| *h.time() > t) {
+                                        held = Some(cap.delayed(&t, output.output_index()));
+                                    }
                                     continue;
                                 }
-                                state.apply(e);
-                                let winner = (e.kind == GameEventKind::GameEnd)
-                                    .then_some(e.team)
-                                    .flatten();
-                                session.give(LiveUpdate {
-                                    match_id: e.match_id.clone(),
-                                    event_time: e.event_time,
-                                    game_minute: e.game_minute(),
-                                    blue: state.blue,
-                                    red: state.red,
-                                    barons: state.barons,
-                                    received_at_us: a.received_at_us,
-                                    winner,
-                                });
-                                if e.kind == GameEventKind::GameEnd {
-                                    matches.remove(&e.match_id);
-                                }
+                                ready.extend(apply_event(&mut matches, a));
+                                drain_in_order(&mut matches, &id, &mut ready);
                             }
                         }
+                        if !ready.is_empty() {
+                            output.session(&cap).give_iterator(ready.drain(..));
+                        }
                     });
+                    // Release waiting events whose stamp the watermark has passed: their gap will not fill.
+                    while let Some((t, id)) = waiting.first().cloned() {
+                        if frontier.less_equal(&t) {
+                            break;
+                        }
+                        waiting.pop_first();
+                        if let Some(state) = matches.get_mut(&id) {
+                            let due: Vec<i64> = state
+                                .waiting
+                                .iter()
+                                .filter(|(_, (s, _))| *s <= t)
+                                .map(|(q, _)| *q)
+                                .collect();
+                            for q in due {
+                                if let Some(state) = matches.get_mut(&id) {
+                                    if let Some((_, a)) = state.waiting.remove(&q) {
+                                        ready.extend(apply_event(&mut matches, a));
+                                        drain_in_order(&mut matches, &id, &mut ready);
+                                    }
+                                }
+                            }
+                            if matches
+                                .get(&id)
+                                .is_some_and(|s| s.waiting.is_empty() && s.applied.is_empty())
+                            {
+                                matches.remove(&id);
+                            }
+                        }
+                    }
+                    if let Some(h) = held.as_mut() {
+                        if !ready.is_empty() {
+                            output.session(h).give_iterator(ready.drain(..));
+                        }
+                        match waiting.first() {
+                            Some((t, _)) => {
+                                if *t > *h.time() {
+                                    h.downgrade(t);
+                                }
+                            }
+                            None => held = None,
+                        }
+                    }
                 }
             },
         )

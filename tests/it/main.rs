@@ -3,6 +3,7 @@
 
 mod generator;
 mod jobs;
+mod replay;
 mod support;
 mod validation;
 mod windows_oracle;

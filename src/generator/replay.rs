@@ -21,6 +21,19 @@ use crate::model::read_ten_minute_rows;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// A timeline entry before numbering: (game time, kind, team, monster, building, assists).
+type Planned = (
+    i64,
+    GameEventKind,
+    Option<Team>,
+    Option<Monster>,
+    Option<Building>,
+    Option<i32>,
+);
+
+/// Replayed live games: their events, and each game's (match id, winner).
+pub type LiveReplay = (Vec<GameEvent>, Vec<(String, Team)>);
+
 /// Matches and the games that could not be turned into one (game id, reason).
 pub type Replay<T> = (Vec<T>, Vec<(String, String)>);
 
@@ -182,25 +195,14 @@ fn game_to_match(
 /// Turns each row of the Kaggle 10-minute CSV into a live game's events,
 /// games starting every `spacing_ms` from `start_ms`. Returns the events and
 /// each game's (match id, winner).
-pub fn ten_minute_games(
-    path: &Path,
-    start_ms: i64,
-    spacing_ms: i64,
-) -> Result<(Vec<GameEvent>, Vec<(String, Team)>)> {
+pub fn ten_minute_games(path: &Path, start_ms: i64, spacing_ms: i64) -> Result<LiveReplay> {
     let rows = read_ten_minute_rows(path)?;
     let mut events = Vec::new();
     let mut outcomes = Vec::new();
     for (g, row) in rows.iter().enumerate() {
         let match_id = format!("KAGGLE_{}", row.game_id);
         let start = start_ms + g as i64 * spacing_ms;
-        let mut timeline: Vec<(
-            i64,
-            GameEventKind,
-            Option<Team>,
-            Option<Monster>,
-            Option<Building>,
-            Option<i32>,
-        )> = Vec::new();
+        let mut timeline: Vec<Planned> = Vec::new();
         let spread = |n: u32, offset: i64| -> Vec<i64> {
             (0..n as i64)
                 .map(|i| 60_000 + (i * 540_000 + offset) / n.max(1) as i64)

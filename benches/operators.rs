@@ -28,12 +28,9 @@ fn spec(kind: WindowKind, size: u64, slide: Option<u64>, gap: Option<u64>) -> Ar
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
-    let features = [(
-        "kda".to_string(),
-        "(kills + assists) / max(1, deaths)".to_string(),
-    )]
-    .into_iter()
-    .collect();
+    let features = [("kda".to_string(), "(kills + assists) / max(1, deaths)".to_string())]
+        .into_iter()
+        .collect();
     let cfg = FeatureSetConfig {
         source: "rows".into(),
         explode: None,

@@ -267,11 +267,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             let data = load_ten_minute_csv(&csv)?;
             let t = Instant::now();
             let trained = train(&data, &TrainConfig::default(), &mut |_| {})?;
-            let path = registry.register(
-                "live",
-                &trained,
-                "Kaggle high_diamond_ranked_10min (train split)",
-            )?;
+            let path = registry.register("live", &trained, "Kaggle high_diamond_ranked_10min (train split)")?;
             println!(
                 "2. trained the live model (candle logistic regression) on {} Diamond games in {:.1?}: {}",
                 data.n(),
@@ -289,11 +285,8 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let text = demo_topology(&dir, opts.workers);
     std::fs::write(&topo_path, &text).map_err(|e| RiftError::io(&topo_path, e))?;
     let topology = Arc::new(Topology::parse(&text, &topo_path.display().to_string())?);
-    let total_input: u64 = (sim.matches.len()
-        + sim.player_stats.len()
-        + sim.game_events.len()
-        + sim.requests.len()
-        + 3) as u64;
+    let total_input: u64 =
+        (sim.matches.len() + sim.player_stats.len() + sim.game_events.len() + sim.requests.len() + 3) as u64;
     println!(
         "3. running jobs lake, player_features, predictions on {} workers ({})",
         opts.workers,
@@ -324,15 +317,8 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let _ = progress.join();
     let report = report?;
     if !report.failures.is_empty() {
-        let why: Vec<String> = report
-            .failures
-            .iter()
-            .map(|(j, f)| format!("{j}: {f}"))
-            .collect();
-        return Err(RiftError::Internal(format!(
-            "demo jobs failed: {}",
-            why.join("; ")
-        )));
+        let why: Vec<String> = report.failures.iter().map(|(j, f)| format!("{j}: {f}")).collect();
+        return Err(RiftError::Internal(format!("demo jobs failed: {}", why.join("; "))));
     }
     let processed = crate::metrics::counter_sum("source_records_total", "", "") - before;
     let secs = report.elapsed.as_secs_f64().max(1e-9);
@@ -363,10 +349,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         .map(|p| p.player_id.clone());
     println!("\nnext steps:");
     if let Some(p) = example_player {
-        println!(
-            "  riftstream features get {p} --store {}/features",
-            dir.display()
-        );
+        println!("  riftstream features get {p} --store {}/features", dir.display());
     }
     println!(
         "  duckdb -c \"select count(*) from read_parquet('{}/lake/silver/**/*.parquet', hive_partitioning=1)\"",
@@ -376,10 +359,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         "  duckdb -c \"select champion, count(*) games, avg(win::int) win_rate from read_parquet('{}/lake/silver/match_participants/**/*.parquet', hive_partitioning=1) group by 1 order by 2 desc limit 5\"",
         dir.display()
     );
-    println!(
-        "  riftstream run --topology {} --bounded",
-        topo_path.display()
-    );
+    println!("  riftstream run --topology {} --bounded", topo_path.display());
     Ok(())
 }
 
@@ -394,9 +374,7 @@ fn append_corrupt_records(path: &Path, sim: &crate::generator::Simulation) -> Re
         let mut negative = m.clone();
         negative.match_id = format!("{}_NEGATIVE", m.match_id);
         negative.participants[0].kills = -3;
-        lines.push(
-            serde_json::to_string(&negative).map_err(|e| RiftError::Internal(e.to_string()))?,
-        );
+        lines.push(serde_json::to_string(&negative).map_err(|e| RiftError::Internal(e.to_string()))?);
         let mut v = serde_json::to_value(m).map_err(|e| RiftError::Internal(e.to_string()))?;
         v["match_id"] = format!("{}_GREEN", m.match_id).into();
         v["participants"][0]["team"] = "green".into();
@@ -429,8 +407,7 @@ pub fn lake_tables(root: &Path) -> Result<BTreeMap<String, (usize, i64)>> {
                     if path.is_dir() {
                         stack.push(path);
                     } else if path.extension().is_some_and(|x| x == "parquet") {
-                        let file =
-                            std::fs::File::open(&path).map_err(|e| RiftError::io(&path, e))?;
+                        let file = std::fs::File::open(&path).map_err(|e| RiftError::io(&path, e))?;
                         let reader = parquet::file::reader::SerializedFileReader::new(file)?;
                         use parquet::file::reader::FileReader;
                         rows += reader.metadata().file_metadata().num_rows();
@@ -438,10 +415,7 @@ pub fn lake_tables(root: &Path) -> Result<BTreeMap<String, (usize, i64)>> {
                     }
                 }
             }
-            out.insert(
-                format!("{layer}/{}", t.file_name().to_string_lossy()),
-                (files, rows),
-            );
+            out.insert(format!("{layer}/{}", t.file_name().to_string_lossy()), (files, rows));
         }
     }
     Ok(out)
@@ -459,8 +433,7 @@ fn summarize_predictions(
     {
         let name = entry.file_name().to_string_lossy().to_string();
         if name.starts_with("predictions") {
-            let text = std::fs::read_to_string(entry.path())
-                .map_err(|e| RiftError::io(entry.path(), e))?;
+            let text = std::fs::read_to_string(entry.path()).map_err(|e| RiftError::io(entry.path(), e))?;
             for line in text.lines() {
                 if let Ok(p) = serde_json::from_str::<Prediction>(line) {
                     preds.push(p);
@@ -473,10 +446,7 @@ fn summarize_predictions(
         preds.len(),
         dir.display()
     );
-    let winners: HashMap<&str, (Team, f64)> = outcomes
-        .iter()
-        .map(|(m, w, p)| (m.as_str(), (*w, *p)))
-        .collect();
+    let winners: HashMap<&str, (Team, f64)> = outcomes.iter().map(|(m, w, p)| (m.as_str(), (*w, *p))).collect();
     // The last prediction at or before minute 10 of each live game, vs its result.
     let mut at10: HashMap<String, &Prediction> = HashMap::new();
     for p in &preds {

@@ -86,20 +86,14 @@ impl RiftError {
             RiftError::External { retryable, .. } => *retryable,
             RiftError::Io { source, .. } => matches!(
                 source.kind(),
-                std::io::ErrorKind::Interrupted
-                    | std::io::ErrorKind::TimedOut
-                    | std::io::ErrorKind::WouldBlock
+                std::io::ErrorKind::Interrupted | std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
             ),
             _ => false,
         }
     }
 
     /// Shorthand for a configuration error about `key` in `file`.
-    pub fn config(
-        file: impl Into<String>,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn config(file: impl Into<String>, key: impl Into<String>, message: impl Into<String>) -> Self {
         RiftError::Config {
             file: file.into(),
             key: key.into(),

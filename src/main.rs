@@ -5,9 +5,7 @@ use anyhow::{bail, Context};
 use clap::{Parser, Subcommand, ValueEnum};
 use riftstream::config::Topology;
 use riftstream::demo::{DemoOptions, DemoSize};
-use riftstream::model::{
-    evaluate, load_ten_minute_csv, train, ModelKind, ModelRegistry, TrainConfig,
-};
+use riftstream::model::{evaluate, load_ten_minute_csv, train, ModelKind, ModelRegistry, TrainConfig};
 use riftstream::runtime::{self, RunOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -249,9 +247,7 @@ fn lake_root_of(topology: &Path) -> PathBuf {
     Topology::load(topology)
         .ok()
         .and_then(|t| t.lake_root().map(PathBuf::from))
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("RIFT_LAKE").unwrap_or_else(|_| "./lake".into()))
-        })
+        .unwrap_or_else(|| PathBuf::from(std::env::var("RIFT_LAKE").unwrap_or_else(|_| "./lake".into())))
 }
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
@@ -327,10 +323,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             };
             let counts = riftstream::demo::write_simulation(&cfg, &out)?;
             for (topic, n) in counts {
-                println!(
-                    "{n:>9} {topic} -> {}",
-                    out.join(format!("{topic}.jsonl")).display()
-                );
+                println!("{n:>9} {topic} -> {}", out.join(format!("{topic}.jsonl")).display());
             }
         }
         Command::Produce(Produce::Rows {
@@ -367,19 +360,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 }
                 bail!("unknown model kind `{kind}`; expected `live` or `pre_game`");
             }
-            let model_kind: ModelKind =
-                model.parse().map_err(|e| anyhow::anyhow!("--model: {e}"))?;
-            let dataset = load_ten_minute_csv(&data)
-                .with_context(|| format!("reading {}", data.display()))?;
+            let model_kind: ModelKind = model.parse().map_err(|e| anyhow::anyhow!("--model: {e}"))?;
+            let dataset = load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?;
             let cfg = TrainConfig {
                 seed,
                 ..TrainConfig::for_kind(model_kind)
             };
-            eprintln!(
-                "training {model} on {} games from {}",
-                dataset.n(),
-                data.display()
-            );
+            eprintln!("training {model} on {} games from {}", dataset.n(), data.display());
             let trained = train(&dataset, &cfg, &mut |r| {
                 if r.improved {
                     eprintln!(
@@ -389,10 +376,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 }
             })?;
             let v = trained.validation();
-            eprintln!(
-                "validation: accuracy {:.4}, log loss {:.4}",
-                v.accuracy, v.log_loss
-            );
+            eprintln!("validation: accuracy {:.4}, log loss {:.4}", v.accuracy, v.log_loss);
             let root = registry.unwrap_or_else(|| lake_root_of(&topology));
             let dir = ModelRegistry::open(&root)?.register(
                 name.as_deref().unwrap_or(&kind),
@@ -403,8 +387,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Evaluate { model, data } => {
             let loaded = riftstream::model::LoadedModel::load(&model)?;
-            let dataset = load_ten_minute_csv(&data)
-                .with_context(|| format!("reading {}", data.display()))?;
+            let dataset = load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?;
             let probs = loaded.predict_batch(&dataset.x)?;
             let eval = evaluate(&probs, &dataset.y)?;
             println!("{}", serde_json::to_string_pretty(&eval)?);
@@ -440,9 +423,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 None => {
                     let topo = Topology::load(&topology)?;
                     let embedded = topo.sinks.values().find_map(|s| match s {
-                        riftstream::config::SinkConfig::Embedded { path } => {
-                            Some(PathBuf::from(path))
-                        }
+                        riftstream::config::SinkConfig::Embedded { path } => Some(PathBuf::from(path)),
                         _ => None,
                     });
                     match embedded {
@@ -458,9 +439,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 None => bail!("no features for {entity} `{player}` in {}", dir.display()),
             }
         }
-        Command::Lake(LakeCmd::Compact { .. }) => {
-            not_yet("`riftstream lake compact`", "lake & feature store")
-        }
+        Command::Lake(LakeCmd::Compact { .. }) => not_yet("`riftstream lake compact`", "lake & feature store"),
     }
     Ok(())
 }
@@ -468,9 +447,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 /// Raises `on_signal` on SIGINT/SIGTERM (via tokio's signal handling on a helper thread).
 fn ctrlc_handler(on_signal: impl Fn() + Send + 'static) {
     std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
         if let Ok(rt) = rt {
             rt.block_on(async {
                 let _ = tokio::signal::ctrl_c().await;

@@ -5,8 +5,7 @@
 //! serves it as `/metrics`, and the demo reads it for its summary.
 
 use prometheus::{
-    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::sync::OnceLock;
 
@@ -30,31 +29,21 @@ struct Families {
 fn families() -> &'static Families {
     static F: OnceLock<Families> = OnceLock::new();
     F.get_or_init(|| {
-        let registry =
-            Registry::new_custom(Some("riftstream".into()), None).expect("valid registry");
+        let registry = Registry::new_custom(Some("riftstream".into()), None).expect("valid registry");
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
-            registry
-                .register(Box::new(c.clone()))
-                .expect("unique counter");
+            registry.register(Box::new(c.clone())).expect("unique counter");
             c
         };
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid gauge");
-            registry
-                .register(Box::new(g.clone()))
-                .expect("unique gauge");
+            registry.register(Box::new(g.clone())).expect("unique gauge");
             g
         };
-        let latency_buckets = vec![
-            0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0,
-        ];
+        let latency_buckets = vec![0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 1000.0];
         let prediction_latency = HistogramVec::new(
-            HistogramOpts::new(
-                "prediction_latency_ms",
-                "Input arrival to prediction emission, ms",
-            )
-            .buckets(latency_buckets),
+            HistogramOpts::new("prediction_latency_ms", "Input arrival to prediction emission, ms")
+                .buckets(latency_buckets),
             &["job", "kind"],
         )
         .expect("valid histogram");
@@ -62,10 +51,7 @@ fn families() -> &'static Families {
             .register(Box::new(prediction_latency.clone()))
             .expect("unique histogram");
         let commit_seconds = HistogramVec::new(
-            HistogramOpts::new(
-                "sink_commit_seconds",
-                "Duration of sink pre-commit + commit",
-            ),
+            HistogramOpts::new("sink_commit_seconds", "Duration of sink pre-commit + commit"),
             &["job", "sink"],
         )
         .expect("valid histogram");
@@ -81,11 +67,7 @@ fn families() -> &'static Families {
             .register(Box::new(feature_store_seconds.clone()))
             .expect("unique histogram");
         Families {
-            source_records: counter(
-                "source_records_total",
-                "Records read from a source",
-                &["job", "source"],
-            ),
+            source_records: counter("source_records_total", "Records read from a source", &["job", "source"]),
             source_decoded: counter(
                 "source_decoded_total",
                 "Records decoded and validated",
@@ -111,11 +93,7 @@ fn families() -> &'static Families {
                 "Window firings (including re-fires)",
                 &["job", "feature_set"],
             ),
-            sink_records: counter(
-                "sink_records_total",
-                "Records written by a sink",
-                &["job", "sink"],
-            ),
+            sink_records: counter("sink_records_total", "Records written by a sink", &["job", "sink"]),
             sink_commits: counter("sink_commits_total", "Sink commits", &["job", "sink"]),
             predictions: counter(
                 "predictions_total",
@@ -169,9 +147,7 @@ impl SourceMetrics {
             records_in: f.source_records.with_label_values(&[job, source]),
             records_decoded: f.source_decoded.with_label_values(&[job, source]),
             dead_letters: f.dead_letters.with_label_values(&[job, source]),
-            watermark: f
-                .watermark
-                .with_label_values(&[job, source, &worker.to_string()]),
+            watermark: f.watermark.with_label_values(&[job, source, &worker.to_string()]),
         }
     }
 }
@@ -222,12 +198,8 @@ impl SinkMetrics {
 /// Records a prediction and its latency.
 pub fn observe_prediction(job: &str, kind: &str, model_version: &str, latency_ms: f64) {
     let f = families();
-    f.predictions
-        .with_label_values(&[job, kind, model_version])
-        .inc();
-    f.prediction_latency
-        .with_label_values(&[job, kind])
-        .observe(latency_ms);
+    f.predictions.with_label_values(&[job, kind, model_version]).inc();
+    f.prediction_latency.with_label_values(&[job, kind]).observe(latency_ms);
 }
 
 /// Records a feature-store write batch.
@@ -250,12 +222,7 @@ pub fn counter_sum(name: &str, label: &str, value: &str) -> u64 {
         .iter()
         .filter(|mf| mf.name() == full)
         .flat_map(|mf| mf.get_metric().iter())
-        .filter(|m| {
-            value.is_empty()
-                || m.get_label()
-                    .iter()
-                    .any(|l| l.name() == label && l.value() == value)
-        })
+        .filter(|m| value.is_empty() || m.get_label().iter().any(|l| l.name() == label && l.value() == value))
         .map(|m| m.get_counter().value() as u64)
         .sum()
 }
@@ -272,9 +239,7 @@ pub fn duplicates(job: &str, table: &str) -> IntCounter {
             &["job", "table"],
         )
         .expect("valid counter");
-        registry()
-            .register(Box::new(c.clone()))
-            .expect("unique counter");
+        registry().register(Box::new(c.clone())).expect("unique counter");
         c
     })
     .with_label_values(&[job, table])

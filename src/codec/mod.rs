@@ -6,6 +6,8 @@
 //! [`Event::validate`] (`validate` stage); the source operator turns it into a
 //! dead letter.
 
+pub mod avro;
+
 use crate::config::RecordSchema;
 use crate::events::{now_ms, Event};
 use crate::features::{FeatureRow, FeatureSpec, RowExtractor};
@@ -32,29 +34,59 @@ pub fn decode_json<E: Event>(bytes: &[u8], now: i64) -> Result<E, Rejection> {
     Ok(event)
 }
 
+/// How a source's values are encoded.
+#[derive(Clone)]
+pub enum ValueFormat {
+    /// One JSON document per record.
+    Json,
+    /// Confluent-wire Avro, resolved against the topic's reader schema.
+    Avro(Arc<avro::AvroValueDecoder>),
+}
+
+impl ValueFormat {
+    /// Decodes and validates an event.
+    pub fn decode<E: Event>(&self, bytes: &[u8], now: i64) -> Result<E, Rejection> {
+        match self {
+            ValueFormat::Json => decode_json(bytes, now),
+            ValueFormat::Avro(d) => {
+                let event: E = d.decode(bytes).map_err(|f| match f {
+                    avro::AvroFailure::Record(r) => Rejection::decode(r),
+                    avro::AvroFailure::Unavailable(r) => Rejection::unavailable(r),
+                })?;
+                event.validate(now).map_err(Rejection::validate)?;
+                Ok(event)
+            }
+        }
+    }
+}
+
 /// Decodes records of topic type `E`.
 pub struct EventDecoder<E> {
-    /// Wall clock sampled once per batch is enough; refreshed per record here for simplicity.
+    format: ValueFormat,
     _marker: PhantomData<E>,
+}
+
+impl<E> EventDecoder<E> {
+    /// A decoder of values in `format`.
+    pub fn new(format: ValueFormat) -> Self {
+        EventDecoder {
+            format,
+            _marker: PhantomData,
+        }
+    }
 }
 
 impl<E> Default for EventDecoder<E> {
     fn default() -> Self {
-        EventDecoder {
-            _marker: PhantomData,
-        }
+        EventDecoder::new(ValueFormat::Json)
     }
 }
 
 impl<E: Event + timely::ExchangeData> Decoder for EventDecoder<E> {
     type Output = Arrived<E>;
 
-    fn decode(
-        &mut self,
-        raw: &RawRecord,
-        out: &mut Vec<(i64, Arrived<E>)>,
-    ) -> Result<(), Rejection> {
-        let event: E = decode_json(&raw.value, now_ms())?;
+    fn decode(&mut self, raw: &RawRecord, out: &mut Vec<(i64, Arrived<E>)>) -> Result<(), Rejection> {
+        let event: E = self.format.decode(&raw.value, now_ms())?;
         out.push((
             event.event_time(),
             Arrived {
@@ -70,19 +102,18 @@ impl<E: Event + timely::ExchangeData> Decoder for EventDecoder<E> {
 /// `(feature set index, row)`.
 pub struct RowDecoder {
     schema: RecordSchema,
+    format: ValueFormat,
     extractors: Vec<(usize, RowExtractor)>,
     rows: Vec<FeatureRow>,
 }
 
 impl RowDecoder {
     /// A decoder for records of `schema` feeding `sets` (index in the job, spec).
-    pub fn new(schema: RecordSchema, sets: Vec<(usize, Arc<FeatureSpec>)>) -> RowDecoder {
+    pub fn new(schema: RecordSchema, sets: Vec<(usize, Arc<FeatureSpec>)>, format: ValueFormat) -> RowDecoder {
         RowDecoder {
             schema,
-            extractors: sets
-                .into_iter()
-                .map(|(i, s)| (i, RowExtractor::new(s)))
-                .collect(),
+            format,
+            extractors: sets.into_iter().map(|(i, s)| (i, RowExtractor::new(s))).collect(),
             rows: Vec::new(),
         }
     }
@@ -91,17 +122,14 @@ impl RowDecoder {
         use crate::events::{GameEvent, Match, PlayerStats, PredictionRequest};
         let now = now_ms();
         let typed = match self.schema {
-            RecordSchema::Matches => serde_json::to_value(decode_json::<Match>(bytes, now)?),
-            RecordSchema::PlayerStats => {
-                serde_json::to_value(decode_json::<PlayerStats>(bytes, now)?)
-            }
-            RecordSchema::GameEvents => serde_json::to_value(decode_json::<GameEvent>(bytes, now)?),
+            RecordSchema::Matches => serde_json::to_value(self.format.decode::<Match>(bytes, now)?),
+            RecordSchema::PlayerStats => serde_json::to_value(self.format.decode::<PlayerStats>(bytes, now)?),
+            RecordSchema::GameEvents => serde_json::to_value(self.format.decode::<GameEvent>(bytes, now)?),
             RecordSchema::PredictionRequests => {
-                serde_json::to_value(decode_json::<PredictionRequest>(bytes, now)?)
+                serde_json::to_value(self.format.decode::<PredictionRequest>(bytes, now)?)
             }
             RecordSchema::ModelUpdates | RecordSchema::Records => {
-                return serde_json::from_slice(bytes)
-                    .map_err(|e| Rejection::decode(format!("invalid JSON: {e}")))
+                return serde_json::from_slice(bytes).map_err(|e| Rejection::decode(format!("invalid JSON: {e}")))
             }
         };
         typed.map_err(|e| Rejection::decode(e.to_string()))
@@ -111,17 +139,10 @@ impl RowDecoder {
 impl Decoder for RowDecoder {
     type Output = (usize, FeatureRow);
 
-    fn decode(
-        &mut self,
-        raw: &RawRecord,
-        out: &mut Vec<(i64, (usize, FeatureRow))>,
-    ) -> Result<(), Rejection> {
+    fn decode(&mut self, raw: &RawRecord, out: &mut Vec<(i64, (usize, FeatureRow))>) -> Result<(), Rejection> {
         // Generic flat records take the fast path when no feature set explodes a list.
-        let flat = self.schema == RecordSchema::Records
-            && self
-                .extractors
-                .iter()
-                .all(|(_, e)| e.spec().explode.is_none());
+        let flat =
+            self.schema == RecordSchema::Records && self.extractors.iter().all(|(_, e)| e.spec().explode.is_none());
         if flat {
             // Feature sets reading the same fields share one extraction.
             let mut previous: Option<(usize, FeatureRow)> = None;
@@ -140,8 +161,7 @@ impl Decoder for RowDecoder {
         let value = self.typed_value(&raw.value)?;
         for (set, ex) in &self.extractors {
             self.rows.clear();
-            ex.extract_value(&value, &mut self.rows)
-                .map_err(Rejection::decode)?;
+            ex.extract_value(&value, &mut self.rows).map_err(Rejection::decode)?;
             out.extend(self.rows.drain(..).map(|r| (r.ts, (*set, r))));
         }
         Ok(())

@@ -71,8 +71,7 @@ mod tests {
 
     #[test]
     fn unset_variable_without_default_names_the_key() {
-        let mut doc: toml::Value =
-            toml::from_str("[sinks.lake]\nroot = \"${RIFT_TEST_EXPAND_NEVER_SET}\"").unwrap();
+        let mut doc: toml::Value = toml::from_str("[sinks.lake]\nroot = \"${RIFT_TEST_EXPAND_NEVER_SET}\"").unwrap();
         let err = expand_env(&mut doc, "t.toml").unwrap_err().to_string();
         assert!(err.contains("sinks.lake.root"), "{err}");
         assert!(err.contains("RIFT_TEST_EXPAND_NEVER_SET"), "{err}");

@@ -57,6 +57,9 @@ pub struct RuntimeConfig {
     /// before spilling its state to RocksDB.
     #[serde(default = "default_state_memory_entries")]
     pub state_memory_entries: usize,
+    /// Records a source may have on their way to the sinks before it pauses (back-pressure).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -68,8 +71,13 @@ impl Default for RuntimeConfig {
             watermark_granularity: default_watermark_granularity(),
             admin_addr: None,
             state_memory_entries: default_state_memory_entries(),
+            max_in_flight: default_max_in_flight(),
         }
     }
+}
+
+fn default_max_in_flight() -> usize {
+    1_000_000
 }
 
 fn default_state_memory_entries() -> usize {
@@ -250,16 +258,12 @@ impl SourceConfig {
                     crate::events::Topic::Matches => Some(RecordSchema::Matches),
                     crate::events::Topic::PlayerStats => Some(RecordSchema::PlayerStats),
                     crate::events::Topic::GameEvents => Some(RecordSchema::GameEvents),
-                    crate::events::Topic::PredictionRequests => {
-                        Some(RecordSchema::PredictionRequests)
-                    }
+                    crate::events::Topic::PredictionRequests => Some(RecordSchema::PredictionRequests),
                     crate::events::Topic::ModelUpdates => Some(RecordSchema::ModelUpdates),
                     _ => None,
                 })
             }),
-            SourceConfig::File { schema, .. } | SourceConfig::Generator { schema, .. } => {
-                Some(*schema)
-            }
+            SourceConfig::File { schema, .. } | SourceConfig::Generator { schema, .. } => Some(*schema),
         }
     }
 
@@ -519,7 +523,9 @@ impl Topology {
                 SourceConfig::Kafka { .. } if self.kafka.is_none() => {
                     return Err(self.err(&key, "a kafka source needs a [kafka] section with `brokers`"))
                 }
-                SourceConfig::Kafka { topic, schema: None, .. } if source.schema().is_none() => {
+                SourceConfig::Kafka {
+                    topic, schema: None, ..
+                } if source.schema().is_none() => {
                     return Err(self.err(
                         format!("{key}.schema"),
                         format!("topic `{topic}` is not one of SPEC's topics; say which `schema` its records have"),
@@ -528,7 +534,10 @@ impl Topology {
                 SourceConfig::File { splits, .. } if *splits == 0 || *splits > 4096 => {
                     return Err(self.err(format!("{key}.splits"), "must be between 1 and 4096"))
                 }
-                SourceConfig::Generator { schema: RecordSchema::Records | RecordSchema::ModelUpdates, .. } => {
+                SourceConfig::Generator {
+                    schema: RecordSchema::Records | RecordSchema::ModelUpdates,
+                    ..
+                } => {
                     return Err(self.err(
                         format!("{key}.schema"),
                         "the generator yields matches, player_stats, game_events or prediction_requests",
@@ -553,15 +562,10 @@ impl Topology {
             } = sink
             {
                 if *target_file_bytes < 1024 {
-                    return Err(self.err(
-                        format!("sinks.{name}.target_file_bytes"),
-                        "must be at least 1024",
-                    ));
+                    return Err(self.err(format!("sinks.{name}.target_file_bytes"), "must be at least 1024"));
                 }
                 if *row_group_rows == 0 {
-                    return Err(
-                        self.err(format!("sinks.{name}.row_group_rows"), "must be positive")
-                    );
+                    return Err(self.err(format!("sinks.{name}.row_group_rows"), "must be positive"));
                 }
             }
         }
@@ -631,10 +635,7 @@ impl Topology {
                 dlq,
             } => {
                 if feature_sets.is_empty() {
-                    return Err(self.err(
-                        format!("{key}.feature_sets"),
-                        "name at least one feature set",
-                    ));
+                    return Err(self.err(format!("{key}.feature_sets"), "name at least one feature set"));
                 }
                 for (i, f) in feature_sets.iter().enumerate() {
                     if !self.feature_sets.contains_key(f) {
@@ -690,11 +691,7 @@ impl Topology {
                     return Err(self.err(format!("{key}.outputs"), "name at least one sink"));
                 }
                 for (i, s) in outputs.iter().enumerate() {
-                    self.require_sink(
-                        &format!("{key}.outputs[{i}]"),
-                        s,
-                        &["kafka", "file", "lake"],
-                    )?;
+                    self.require_sink(&format!("{key}.outputs[{i}]"), s, &["kafka", "file", "lake"])?;
                 }
                 if let Some(d) = dlq {
                     self.require_sink(&format!("{key}.dlq"), d, &["kafka", "file", "lake"])?;
@@ -708,10 +705,7 @@ impl Topology {
         self.sources.get(name).ok_or_else(|| {
             self.err(
                 key,
-                format!(
-                    "unknown source `{name}`; defined: {}",
-                    names(self.sources.keys())
-                ),
+                format!("unknown source `{name}`; defined: {}", names(self.sources.keys())),
             )
         })
     }
@@ -720,19 +714,13 @@ impl Topology {
         let sink = self.sinks.get(name).ok_or_else(|| {
             self.err(
                 key,
-                format!(
-                    "unknown sink `{name}`; defined: {}",
-                    names(self.sinks.keys())
-                ),
+                format!("unknown sink `{name}`; defined: {}", names(self.sinks.keys())),
             )
         })?;
         if !kinds.contains(&sink.kind()) {
             return Err(self.err(
                 key,
-                format!(
-                    "sink `{name}` is a `{}` sink; expected one of {kinds:?}",
-                    sink.kind()
-                ),
+                format!("sink `{name}` is a `{}` sink; expected one of {kinds:?}", sink.kind()),
             ));
         }
         Ok(sink)

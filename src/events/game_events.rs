@@ -153,9 +153,7 @@ impl Event for GameEvent {
             GameEventKind::EliteMonsterKill if self.monster.is_none() => {
                 Err("elite_monster_kill without a monster".into())
             }
-            GameEventKind::BuildingKill if self.building.is_none() => {
-                Err("building_kill without a building".into())
-            }
+            GameEventKind::BuildingKill if self.building.is_none() => Err("building_kill without a building".into()),
             GameEventKind::ChampionKill => {
                 if let Some(a) = self.assists {
                     if !(0..=4).contains(&a) {
@@ -172,15 +170,9 @@ impl Event for GameEvent {
                     require_non_negative(&format!("{side}.total_gold"), f.total_gold)?;
                     require_non_negative(&format!("{side}.total_xp"), f.total_xp)?;
                     require_non_negative(&format!("{side}.total_cs"), f.total_cs as i64)?;
-                    require_non_negative(
-                        &format!("{side}.total_jungle_cs"),
-                        f.total_jungle_cs as i64,
-                    )?;
+                    require_non_negative(&format!("{side}.total_jungle_cs"), f.total_jungle_cs as i64)?;
                     if !(0.0..=18.0).contains(&f.avg_level) {
-                        return Err(format!(
-                            "{side}.avg_level {} is not in [0, 18]",
-                            f.avg_level
-                        ));
+                        return Err(format!("{side}.avg_level {} is not in [0, 18]", f.avg_level));
                     }
                 }
                 Ok(())

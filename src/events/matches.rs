@@ -117,11 +117,7 @@ impl Event for Match {
         if blue != 5 {
             return Err(format!("teams must have 5 players each, blue has {blue}"));
         }
-        let mut ids: Vec<&str> = self
-            .participants
-            .iter()
-            .map(|p| p.player_id.as_str())
-            .collect();
+        let mut ids: Vec<&str> = self.participants.iter().map(|p| p.player_id.as_str()).collect();
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err("a player appears twice in the match".into());
@@ -150,9 +146,7 @@ impl Event for Match {
         }
         if let Some(p) = self.simulated_blue_win_probability {
             if !(0.0..=1.0).contains(&p) {
-                return Err(format!(
-                    "simulated_blue_win_probability {p} is not in [0, 1]"
-                ));
+                return Err(format!("simulated_blue_win_probability {p} is not in [0, 1]"));
             }
         }
         Ok(())

@@ -151,13 +151,7 @@ pub enum Role {
 
 impl Role {
     /// The five roles in draft order.
-    pub const ALL: [Role; 5] = [
-        Role::Top,
-        Role::Jungle,
-        Role::Mid,
-        Role::Bottom,
-        Role::Support,
-    ];
+    pub const ALL: [Role; 5] = [Role::Top, Role::Jungle, Role::Mid, Role::Bottom, Role::Support];
 
     /// The lowercase name.
     pub fn as_str(self) -> &'static str {
@@ -172,9 +166,7 @@ impl Role {
 }
 
 /// A typed input record of one topic.
-pub trait Event:
-    Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static
-{
+pub trait Event: Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static {
     /// The topic this type belongs to.
     const TOPIC: Topic;
 

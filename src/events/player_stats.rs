@@ -62,16 +62,10 @@ impl Event for PlayerStats {
     fn validate(&self, now_ms: i64) -> Result<(), String> {
         require_id("player_id", &self.player_id)?;
         if !TIERS.contains(&self.tier.as_str()) {
-            return Err(format!(
-                "unknown tier `{}`; expected one of {TIERS:?}",
-                self.tier
-            ));
+            return Err(format!("unknown tier `{}`; expected one of {TIERS:?}", self.tier));
         }
         if !["I", "II", "III", "IV"].contains(&self.rank.as_str()) {
-            return Err(format!(
-                "unknown rank `{}`; expected I, II, III or IV",
-                self.rank
-            ));
+            return Err(format!("unknown rank `{}`; expected I, II, III or IV", self.rank));
         }
         require_non_negative("league_points", self.league_points as i64)?;
         require_non_negative("wins", self.wins as i64)?;

@@ -60,19 +60,11 @@ impl Event for PredictionRequest {
                 self.participants.len()
             ));
         }
-        let blue = self
-            .participants
-            .iter()
-            .filter(|p| p.team == Team::Blue)
-            .count();
+        let blue = self.participants.iter().filter(|p| p.team == Team::Blue).count();
         if blue != 5 {
             return Err(format!("teams must have 5 players each, blue has {blue}"));
         }
-        let mut ids: Vec<&str> = self
-            .participants
-            .iter()
-            .map(|p| p.player_id.as_str())
-            .collect();
+        let mut ids: Vec<&str> = self.participants.iter().map(|p| p.player_id.as_str()).collect();
         ids.sort_unstable();
         if ids.windows(2).any(|w| w[0] == w[1]) {
             return Err("a player appears twice in the lineup".into());

@@ -121,9 +121,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, String> {
                 i += 1;
             }
             let s: String = chars[start..i].iter().collect();
-            out.push(Token::Num(
-                s.parse().map_err(|_| format!("bad number `{s}`"))?,
-            ));
+            out.push(Token::Num(s.parse().map_err(|_| format!("bad number `{s}`"))?));
         } else if c.is_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
@@ -214,9 +212,7 @@ impl Parser<'_> {
                         "max" => Func::Max,
                         "min" => Func::Min,
                         "abs" => Func::Abs,
-                        _ => {
-                            return Err(format!("unknown function `{name}`; known: max, min, abs"))
-                        }
+                        _ => return Err(format!("unknown function `{name}`; known: max, min, abs")),
                     };
                     let mut args = vec![self.expr()?];
                     while self.peek_sym(',') {
@@ -259,22 +255,15 @@ mod tests {
         assert_eq!(kda.eval(&v2), Some(2.0));
         let wr = Expr::parse("wins / games", &names).unwrap();
         assert_eq!(wr.eval(&v), Some(0.5));
-        assert_eq!(
-            Expr::parse("-kills * 2 - 1", &names).unwrap().eval(&v),
-            Some(-7.0)
-        );
+        assert_eq!(Expr::parse("-kills * 2 - 1", &names).unwrap().eval(&v), Some(-7.0));
     }
 
     #[test]
     fn division_by_zero_is_no_value_and_errors_are_clear() {
         let e = Expr::parse("wins / deaths", &names).unwrap();
         assert_eq!(e.eval(&[Some(1.0), Some(0.0), None, Some(1.0), None]), None);
-        assert!(Expr::parse("kils + 1", &names)
-            .unwrap_err()
-            .contains("kils"));
-        assert!(Expr::parse("pow(kills)", &names)
-            .unwrap_err()
-            .contains("pow"));
+        assert!(Expr::parse("kils + 1", &names).unwrap_err().contains("kils"));
+        assert!(Expr::parse("pow(kills)", &names).unwrap_err().contains("pow"));
         assert!(Expr::parse("(kills", &names).is_err());
     }
 }

@@ -114,10 +114,7 @@ impl RowExtractor {
     }
 
     /// Looks fields up in `layers`, first match wins.
-    fn extract_layers(
-        &self,
-        layers: &[&serde_json::Map<String, Value>],
-    ) -> Result<FeatureRow, String> {
+    fn extract_layers(&self, layers: &[&serde_json::Map<String, Value>]) -> Result<FeatureRow, String> {
         let mut partial = self.empty_row();
         for (name, uses) in &self.fields {
             if let Some(v) = layers.iter().find_map(|m| m.get(name)) {
@@ -136,9 +133,7 @@ impl RowExtractor {
 
     fn complete(&self, p: Partial) -> Result<FeatureRow, String> {
         let spec = &self.spec;
-        let key = p
-            .key
-            .ok_or_else(|| format!("missing key field `{}`", spec.key_field))?;
+        let key = p.key.ok_or_else(|| format!("missing key field `{}`", spec.key_field))?;
         if key.is_empty() {
             return Err(format!("empty key field `{}`", spec.key_field));
         }
@@ -163,16 +158,8 @@ impl RowExtractor {
                 list.join(", ")
             ));
         }
-        let values = p
-            .values
-            .into_iter()
-            .map(|v| v.unwrap_or_default())
-            .collect();
-        let distinct = p
-            .distinct
-            .into_iter()
-            .map(|v| v.unwrap_or_default())
-            .collect();
+        let values = p.values.into_iter().map(|v| v.unwrap_or_default()).collect();
+        let distinct = p.distinct.into_iter().map(|v| v.unwrap_or_default()).collect();
         Ok(FeatureRow {
             key,
             ts,
@@ -202,30 +189,17 @@ impl Partial {
             match (u, &v) {
                 (Use::Key, Picked::Str(s)) => self.key = Some(s.clone()),
                 (Use::Key, Picked::Num(n)) => self.key = Some(format_number(*n)),
-                (Use::Time, Picked::Num(n)) if n.is_finite() && n.fract() == 0.0 => {
-                    self.ts = Some(*n as i64)
-                }
+                (Use::Time, Picked::Num(n)) if n.is_finite() && n.fract() == 0.0 => self.ts = Some(*n as i64),
                 (Use::Time, Picked::Str(s)) => {
-                    let t = chrono::DateTime::parse_from_rfc3339(s).map_err(|_| {
-                        format!(
-                            "time field `{name}` is neither UTC milliseconds nor RFC 3339: `{s}`"
-                        )
-                    })?;
+                    let t = chrono::DateTime::parse_from_rfc3339(s)
+                        .map_err(|_| format!("time field `{name}` is neither UTC milliseconds nor RFC 3339: `{s}`"))?;
                     self.ts = Some(t.timestamp_millis());
                 }
-                (Use::Time, _) => {
-                    return Err(format!(
-                        "time field `{name}` must be integer UTC milliseconds"
-                    ))
-                }
+                (Use::Time, _) => return Err(format!("time field `{name}` must be integer UTC milliseconds")),
                 (Use::Value(i), Picked::Num(n)) if n.is_finite() => self.values[*i] = Some(*n),
                 (Use::Value(_), _) => return Err(format!("field `{name}` is not a number")),
-                (Use::Distinct(i), Picked::Str(s)) => {
-                    self.distinct[*i] = Some(stable_hash(s.as_bytes()))
-                }
-                (Use::Distinct(i), Picked::Num(n)) => {
-                    self.distinct[*i] = Some(stable_hash(&n.to_bits().to_le_bytes()))
-                }
+                (Use::Distinct(i), Picked::Str(s)) => self.distinct[*i] = Some(stable_hash(s.as_bytes())),
+                (Use::Distinct(i), Picked::Num(n)) => self.distinct[*i] = Some(stable_hash(&n.to_bits().to_le_bytes())),
                 (Use::Key, Picked::Other) | (Use::Distinct(_), Picked::Other) => {
                     return Err(format!("field `{name}` must be a string or a number"))
                 }
@@ -266,9 +240,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 Some((name, uses)) => {
                     let v: PickedValue = map.next_value()?;
                     if let Some(p) = v.0 {
-                        self.out
-                            .set(name, uses, p)
-                            .map_err(serde::de::Error::custom)?;
+                        self.out.set(name, uses, p).map_err(serde::de::Error::custom)?;
                     }
                 }
                 None => {
@@ -312,10 +284,7 @@ impl<'de> serde::Deserialize<'de> for PickedValue {
             fn visit_none<E>(self) -> Result<PickedValue, E> {
                 Ok(PickedValue(None))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut s: A,
-            ) -> Result<PickedValue, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<PickedValue, A::Error> {
                 while s.next_element::<IgnoredAny>()?.is_some() {}
                 Ok(PickedValue(Some(Picked::Other)))
             }
@@ -338,10 +307,7 @@ mod tests {
         let mut aggregates = BTreeMap::new();
         aggregates.insert("games".to_string(), "count".to_string());
         aggregates.insert("kills".to_string(), "sum(kills)".to_string());
-        aggregates.insert(
-            "champions".to_string(),
-            "count_distinct(champion)".to_string(),
-        );
+        aggregates.insert("champions".to_string(), "count_distinct(champion)".to_string());
         let cfg = FeatureSetConfig {
             source: "s".into(),
             explode: explode.map(String::from),
@@ -402,10 +368,7 @@ mod tests {
         let mut rows = Vec::new();
         ex.extract_value(&v, &mut rows).unwrap();
         assert_eq!(rows.len(), 2);
-        assert_eq!(
-            (rows[0].key.as_str(), rows[0].ts, rows[0].values[0]),
-            ("a", 5, 1.0)
-        );
+        assert_eq!((rows[0].key.as_str(), rows[0].ts, rows[0].values[0]), ("a", 5, 1.0));
         assert_eq!((rows[1].key.as_str(), rows[1].values[0]), ("b", 2.0));
     }
 }

@@ -18,7 +18,4 @@ mod spec;
 
 pub use expr::Expr;
 pub use extract::RowExtractor;
-pub use spec::{
-    stable_hash, Accumulator, AggFunc, AggregateSpec, FeatureRow, FeatureSpec, WindowResult,
-    WindowSpec,
-};
+pub use spec::{stable_hash, Accumulator, AggFunc, AggregateSpec, FeatureRow, FeatureSpec, WindowResult, WindowSpec};

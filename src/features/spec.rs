@@ -171,7 +171,9 @@ impl FeatureSpec {
                     other => {
                         return Err((
                             field,
-                            format!("unknown aggregate `{other}`; known: count, sum, avg, min, max, last, count_distinct"),
+                            format!(
+                                "unknown aggregate `{other}`; known: count, sum, avg, min, max, last, count_distinct"
+                            ),
                         ))
                     }
                 };
@@ -264,9 +266,7 @@ impl FeatureSpec {
         }
         Accumulator {
             slots: Slots::from_vec(slots),
-            distinct: (0..self.distinct_inputs.len())
-                .map(|_| HashSet::new())
-                .collect(),
+            distinct: (0..self.distinct_inputs.len()).map(|_| HashSet::new()).collect(),
             rows: 0,
         }
     }

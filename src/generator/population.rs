@@ -8,12 +8,12 @@ use rand::Rng;
 use rand_distr::{Distribution, LogNormal, StandardNormal};
 
 const NAME_HEADS: &[&str] = &[
-    "Silent", "Crimson", "Void", "Shadow", "Iron", "Frost", "Storm", "Lucky", "Wild", "Golden",
-    "Rift", "Baron", "Arcane", "Night", "Solar", "Lunar", "Blood", "Swift", "Grim", "Noble",
+    "Silent", "Crimson", "Void", "Shadow", "Iron", "Frost", "Storm", "Lucky", "Wild", "Golden", "Rift", "Baron",
+    "Arcane", "Night", "Solar", "Lunar", "Blood", "Swift", "Grim", "Noble",
 ];
 const NAME_TAILS: &[&str] = &[
-    "Blade", "Fox", "Wolf", "Dragon", "Herald", "Sage", "Queen", "King", "Ward", "Smite", "Flash",
-    "Minion", "Poro", "Tower", "Ace", "Carry", "Gank", "Crit", "Ult", "Nexus",
+    "Blade", "Fox", "Wolf", "Dragon", "Herald", "Sage", "Queen", "King", "Ward", "Smite", "Flash", "Minion", "Poro",
+    "Tower", "Ace", "Carry", "Gank", "Crit", "Ult", "Nexus",
 ];
 
 /// A simulated player.
@@ -191,21 +191,10 @@ impl Population {
     }
 
     /// Picks a champion for a player in a role, avoiding `taken`.
-    pub fn pick_champion<R: Rng>(
-        &self,
-        player: usize,
-        role: Role,
-        taken: &[usize],
-        rng: &mut R,
-    ) -> usize {
+    pub fn pick_champion<R: Rng>(&self, player: usize, role: Role, taken: &[usize], rng: &mut R) -> usize {
         let p = &self.players[player];
         if p.main_role == role && rng.gen_bool(0.85) {
-            let free: Vec<usize> = p
-                .pool
-                .iter()
-                .map(|(c, _)| *c)
-                .filter(|c| !taken.contains(c))
-                .collect();
+            let free: Vec<usize> = p.pool.iter().map(|(c, _)| *c).filter(|c| !taken.contains(c)).collect();
             if let Some(c) = free.first() {
                 // Favour the first (most mastered) pool champion.
                 return if free.len() > 1 && rng.gen_bool(0.35) {

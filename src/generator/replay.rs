@@ -14,9 +14,7 @@
 //! silently used: the caller gets them back with the reason.
 
 use crate::error::{Result, RiftError};
-use crate::events::{
-    Building, GameEvent, GameEventKind, Match, Monster, Participant, Role, Team, TeamFrame,
-};
+use crate::events::{Building, GameEvent, GameEventKind, Match, Monster, Participant, Role, Team, TeamFrame};
 use crate::model::read_ten_minute_rows;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -57,8 +55,7 @@ fn role(position: &str) -> Option<Role> {
 
 /// Reads an Oracle's Elixir CSV into matches, in start-time order.
 pub fn oracles_elixir_matches(path: &Path) -> Result<Replay<Match>> {
-    let mut reader = csv::Reader::from_path(path)
-        .map_err(|e| RiftError::Usage(format!("{}: {e}", path.display())))?;
+    let mut reader = csv::Reader::from_path(path).map_err(|e| RiftError::Usage(format!("{}: {e}", path.display())))?;
     let headers = reader
         .headers()
         .map_err(|e| RiftError::Usage(format!("{}: {e}", path.display())))?
@@ -88,20 +85,14 @@ pub fn oracles_elixir_matches(path: &Path) -> Result<Replay<Match>> {
     for n in need {
         idx.insert(
             n,
-            col(n).ok_or_else(|| {
-                RiftError::Usage(format!("{}: missing column `{n}`", path.display()))
-            })?,
+            col(n).ok_or_else(|| RiftError::Usage(format!("{}: missing column `{n}`", path.display())))?,
         );
     }
     let bans: Vec<usize> = (1..=5).filter_map(|i| col(&format!("ban{i}"))).collect();
     let mut games: BTreeMap<String, Vec<csv::StringRecord>> = BTreeMap::new();
     for (line, rec) in reader.records().enumerate() {
-        let rec = rec
-            .map_err(|e| RiftError::Usage(format!("{} line {}: {e}", path.display(), line + 2)))?;
-        games
-            .entry(rec[idx["gameid"]].to_string())
-            .or_default()
-            .push(rec);
+        let rec = rec.map_err(|e| RiftError::Usage(format!("{} line {}: {e}", path.display(), line + 2)))?;
+        games.entry(rec[idx["gameid"]].to_string()).or_default().push(rec);
     }
     let mut matches = Vec::new();
     let mut rejected = Vec::new();
@@ -124,13 +115,10 @@ fn game_to_match(
     let get = |r: &csv::StringRecord, c: &str| r.get(idx[c]).unwrap_or("").trim().to_string();
     let num = |r: &csv::StringRecord, c: &str| -> std::result::Result<i64, String> {
         let v = get(r, c);
-        v.parse::<f64>()
-            .map(|f| f as i64)
-            .map_err(|_| format!("{c} is `{v}`"))
+        v.parse::<f64>().map(|f| f as i64).map_err(|_| format!("{c} is `{v}`"))
     };
     let first = rows.first().ok_or("no rows")?;
-    let start = parse_date(&get(first, "date"))
-        .ok_or_else(|| format!("unparseable date `{}`", get(first, "date")))?;
+    let start = parse_date(&get(first, "date")).ok_or_else(|| format!("unparseable date `{}`", get(first, "date")))?;
     let length = num(first, "gamelength")?;
     let mut participants = Vec::new();
     let mut winner = None;
@@ -218,14 +206,7 @@ pub fn ten_minute_games(path: &Path, start_ms: i64, spacing_ms: i64) -> Result<L
                 })
                 .collect();
             for (t, a) in spread(totals.kills, o).into_iter().zip(per_kill_assists) {
-                timeline.push((
-                    t,
-                    GameEventKind::ChampionKill,
-                    Some(team),
-                    None,
-                    None,
-                    Some(a),
-                ));
+                timeline.push((t, GameEventKind::ChampionKill, Some(team), None, None, Some(a)));
             }
             for t in spread(totals.wards_placed, o + 1_000) {
                 timeline.push((t, GameEventKind::WardPlaced, Some(team), None, None, None));
@@ -264,14 +245,7 @@ pub fn ten_minute_games(path: &Path, start_ms: i64, spacing_ms: i64) -> Result<L
                 ));
             }
             if totals.first_blood {
-                timeline.push((
-                    59_000,
-                    GameEventKind::FirstBlood,
-                    Some(team),
-                    None,
-                    None,
-                    None,
-                ));
+                timeline.push((59_000, GameEventKind::FirstBlood, Some(team), None, None, None));
             }
         }
         timeline.sort_by_key(|e| e.0);
@@ -300,27 +274,9 @@ pub fn ten_minute_games(path: &Path, start_ms: i64, spacing_ms: i64) -> Result<L
                 red,
             });
         };
-        push(
-            0,
-            GameEventKind::GameStart,
-            None,
-            None,
-            None,
-            None,
-            None,
-            None,
-        );
+        push(0, GameEventKind::GameStart, None, None, None, None, None, None);
         for (t, kind, team, monster, building, assists) in timeline {
-            push(
-                t.min(599_000),
-                kind,
-                team,
-                monster,
-                building,
-                assists,
-                None,
-                None,
-            );
+            push(t.min(599_000), kind, team, monster, building, assists, None, None);
         }
         let frame = |t: &crate::model::TeamTotals| TeamFrame {
             total_gold: t.total_gold as i64,

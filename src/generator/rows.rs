@@ -107,17 +107,10 @@ pub fn player_rows(cfg: RowsConfig) -> impl Iterator<Item = PlayerRow> {
             }
             let win = (slot < 5) == blue_wins;
             let tilt = if win { 1.25 } else { 0.8 };
-            let kills = Poisson::new(4.0 * tilt)
-                .map(|d| d.sample(&mut rng) as i64)
-                .unwrap_or(0);
-            let deaths = Poisson::new(4.0 / tilt)
-                .map(|d| d.sample(&mut rng) as i64)
-                .unwrap_or(0);
-            let assists = Poisson::new(6.0 * tilt)
-                .map(|d| d.sample(&mut rng) as i64)
-                .unwrap_or(0);
-            let gold = (11_000.0 * tilt + 1_500.0 * rng.sample::<f64, _>(StandardNormal))
-                .max(2_000.0) as i64;
+            let kills = Poisson::new(4.0 * tilt).map(|d| d.sample(&mut rng) as i64).unwrap_or(0);
+            let deaths = Poisson::new(4.0 / tilt).map(|d| d.sample(&mut rng) as i64).unwrap_or(0);
+            let assists = Poisson::new(6.0 * tilt).map(|d| d.sample(&mut rng) as i64).unwrap_or(0);
+            let gold = (11_000.0 * tilt + 1_500.0 * rng.sample::<f64, _>(StandardNormal)).max(2_000.0) as i64;
             let cs = (170.0 * tilt + 40.0 * rng.sample::<f64, _>(StandardNormal)).max(0.0) as i64;
             let row_ts = ts + slot as i64;
             let delay = if cfg.jitter_ms > 0 {
@@ -192,17 +185,10 @@ mod tests {
         for r in &a {
             if r.ts < max_seen {
                 out_of_order += 1;
-                assert!(
-                    max_seen - r.ts < 3_000,
-                    "jitter exceeded: {} behind",
-                    max_seen - r.ts
-                );
+                assert!(max_seen - r.ts < 3_000, "jitter exceeded: {} behind", max_seen - r.ts);
             }
             max_seen = max_seen.max(r.ts);
         }
-        assert!(
-            out_of_order > 100,
-            "expected out-of-order delivery, got {out_of_order}"
-        );
+        assert!(out_of_order > 100, "expected out-of-order delivery, got {out_of_order}");
     }
 }

@@ -4,8 +4,8 @@ use super::champions::CHAMPIONS;
 use super::population::Population;
 use super::GeneratorConfig;
 use crate::events::{
-    Building, GameEvent, GameEventKind, LineupSlot, Match, Monster, Participant, PlayerStats,
-    PredictionRequest, Role, Team, TeamFrame,
+    Building, GameEvent, GameEventKind, LineupSlot, Match, Monster, Participant, PlayerStats, PredictionRequest, Role,
+    Team, TeamFrame,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -45,11 +45,7 @@ pub fn simulate(cfg: &GeneratorConfig) -> Simulation {
     let patches = (cfg.days / cfg.patch_days.max(1)) as usize + 2;
     let strength_dist = Normal::new(0.0, 0.12).expect("valid normal");
     let strengths: Vec<Vec<f64>> = (0..patches)
-        .map(|_| {
-            (0..CHAMPIONS.len())
-                .map(|_| strength_dist.sample(&mut rng))
-                .collect()
-        })
+        .map(|_| (0..CHAMPIONS.len()).map(|_| strength_dist.sample(&mut rng)).collect())
         .collect();
     let span = cfg.days.max(1) as i64 * DAY_MS;
     let mut sim = Simulation::default();
@@ -63,18 +59,12 @@ pub fn simulate(cfg: &GeneratorConfig) -> Simulation {
         } else {
             cfg.start_ms + ((i as f64 + rng.gen::<f64>()) / cfg.matches as f64 * span as f64) as i64
         };
-        let patch_idx =
-            (((start - cfg.start_ms).max(0) / DAY_MS) as u32 / cfg.patch_days.max(1)) as usize;
+        let patch_idx = (((start - cfg.start_ms).max(0) / DAY_MS) as u32 / cfg.patch_days.max(1)) as usize;
         let patch = format!("26.{}", patch_idx + 1);
         let Some(ten) = (0..50).find_map(|_| population.matchmake(start, &mut rng)) else {
             continue;
         };
-        let lineup = draft(
-            &population,
-            &ten,
-            &strengths[patch_idx.min(patches - 1)],
-            &mut rng,
-        );
+        let lineup = draft(&population, &ten, &strengths[patch_idx.min(patches - 1)], &mut rng);
         let match_id = format!("SIM_{}_{:07}", cfg.seed, i);
         let game = play(&population, &lineup, start, &match_id, live, &mut rng);
         for slot in &lineup {
@@ -96,8 +86,7 @@ pub fn simulate(cfg: &GeneratorConfig) -> Simulation {
                     })
                     .collect(),
             });
-            sim.live_outcomes
-                .push((match_id.clone(), game.winner, game.p_blue));
+            sim.live_outcomes.push((match_id.clone(), game.winner, game.p_blue));
             sim.game_events.extend(game.events.iter().cloned());
         }
         if !live || cfg.finish_live_games {
@@ -135,11 +124,7 @@ fn deliver<T>(records: &mut Vec<T>, time: impl Fn(&T) -> i64, jitter: i64, rng: 
         .drain(..)
         .enumerate()
         .map(|(i, r)| {
-            let delay = if jitter > 0 {
-                rng.gen_range(0..=jitter)
-            } else {
-                0
-            };
+            let delay = if jitter > 0 { rng.gen_range(0..=jitter) } else { 0 };
             (time(&r) + delay, i, r)
         })
         .collect();
@@ -202,10 +187,7 @@ impl TeamTotals {
         TeamFrame {
             total_gold: self.gold.round() as i64,
             total_xp: self.xp.round() as i64,
-            avg_level: ((1.0 + (per_player_xp / 95.0).sqrt()) * 10.0)
-                .round()
-                .min(180.0)
-                / 10.0,
+            avg_level: ((1.0 + (per_player_xp / 95.0).sqrt()) * 10.0).round().min(180.0) / 10.0,
             total_cs: self.cs.round() as i32,
             total_jungle_cs: self.jungle_cs.round() as i32,
         }
@@ -238,8 +220,7 @@ fn erf(x: f64) -> f64 {
     let x = x.abs();
     let t = 1.0 / (1.0 + 0.3275911 * x);
     let y = 1.0
-        - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t
-            + 0.254829592)
+        - (((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592)
             * t
             * (-x * x).exp();
     sign * y
@@ -249,30 +230,13 @@ fn poisson(lambda: f64, rng: &mut ChaCha8Rng) -> i32 {
     if lambda <= 0.0 {
         return 0;
     }
-    Poisson::new(lambda)
-        .map(|d| d.sample(rng) as i32)
-        .unwrap_or(0)
+    Poisson::new(lambda).map(|d| d.sample(rng) as i32).unwrap_or(0)
 }
 
-fn play(
-    pop: &Population,
-    lineup: &[Slot],
-    start: i64,
-    match_id: &str,
-    live: bool,
-    rng: &mut ChaCha8Rng,
-) -> Game {
+fn play(pop: &Population, lineup: &[Slot], start: i64, match_id: &str, live: bool, rng: &mut ChaCha8Rng) -> Game {
     let _ = pop;
-    let blue_strength: f64 = lineup
-        .iter()
-        .filter(|s| s.team == Team::Blue)
-        .map(|s| s.strength)
-        .sum();
-    let red_strength: f64 = lineup
-        .iter()
-        .filter(|s| s.team == Team::Red)
-        .map(|s| s.strength)
-        .sum();
+    let blue_strength: f64 = lineup.iter().filter(|s| s.team == Team::Blue).map(|s| s.strength).sum();
+    let red_strength: f64 = lineup.iter().filter(|s| s.team == Team::Red).map(|s| s.strength).sum();
     let g = PROBIT_PER_SKILL * (blue_strength - red_strength) + BLUE_SIDE_PROBIT;
     let p_blue = probit_to_p(g);
     let unit = Normal::new(0.0, 1.0).expect("valid normal");
@@ -282,15 +246,9 @@ fn play(
     let minutes = (duration_ms / MINUTE_MS) as usize;
     let late_var = SWING_VAR_LATE_TOTAL / (minutes.saturating_sub(10).max(1)) as f64;
     let minute_var = |m: usize| if m <= 10 { SWING_VAR_EARLY } else { late_var };
-    let swings: Vec<f64> = (1..=minutes)
-        .map(|m| minute_var(m).sqrt() * unit.sample(rng))
-        .collect();
+    let swings: Vec<f64> = (1..=minutes).map(|m| minute_var(m).sqrt() * unit.sample(rng)).collect();
     let hidden: f64 = swings.iter().sum::<f64>() + FINAL_NOISE_VAR.sqrt() * unit.sample(rng);
-    let winner = if g + hidden > 0.0 {
-        Team::Blue
-    } else {
-        Team::Red
-    };
+    let winner = if g + hidden > 0.0 { Team::Blue } else { Team::Red };
 
     let mut game = Game {
         start_time: start,
@@ -309,10 +267,7 @@ fn play(
         t.gold = 2500.0;
     }
     let mut pending: Vec<(i64, GameEvent)> = Vec::new();
-    let push = |pending: &mut Vec<(i64, GameEvent)>,
-                game_time: i64,
-                kind: GameEventKind,
-                team: Option<Team>| {
+    let push = |pending: &mut Vec<(i64, GameEvent)>, game_time: i64, kind: GameEventKind, team: Option<Team>| {
         if live {
             pending.push((
                 game_time,
@@ -366,10 +321,7 @@ fn play(
                 let at = minute_start + rng.gen_range(0..MINUTE_MS);
                 let killers: Vec<usize> = (0..10).filter(|i| lineup[*i].team == team).collect();
                 let victims: Vec<usize> = (0..10).filter(|i| lineup[*i].team != team).collect();
-                let weights: Vec<f64> = killers
-                    .iter()
-                    .map(|i| kill_weight(lineup[*i].role))
-                    .collect();
+                let weights: Vec<f64> = killers.iter().map(|i| kill_weight(lineup[*i].role)).collect();
                 let total: f64 = weights.iter().sum();
                 let mut r = rng.gen::<f64>() * total;
                 let mut killer = killers[0];
@@ -384,8 +336,7 @@ fn play(
                 let n_assists = rng.gen_range(0..=3).min(4);
                 game.kills[killer] += 1;
                 game.deaths[victim] += 1;
-                let mut helpers: Vec<usize> =
-                    killers.iter().copied().filter(|k| *k != killer).collect();
+                let mut helpers: Vec<usize> = killers.iter().copied().filter(|k| *k != killer).collect();
                 for _ in 0..n_assists {
                     if helpers.is_empty() {
                         break;
@@ -410,11 +361,7 @@ fn play(
             for _ in 0..placed {
                 let owner = (0..10)
                     .filter(|i| lineup[*i].team == team)
-                    .nth(if rng.gen_bool(0.45) {
-                        4
-                    } else {
-                        rng.gen_range(0..5)
-                    })
+                    .nth(if rng.gen_bool(0.45) { 4 } else { rng.gen_range(0..5) })
                     .unwrap_or(0);
                 game.wards[owner] += 1;
                 game.totals[team_idx].wards_placed += 1;
@@ -478,21 +425,14 @@ fn play(
                 if blue_kills + red_kills > 0 {
                     first_blood_done = true;
                     let p_blue = blue_kills as f64 / (blue_kills + red_kills) as f64;
-                    game.first_blood = Some(if rng.gen_bool(p_blue) {
-                        Team::Blue
-                    } else {
-                        Team::Red
-                    });
+                    game.first_blood = Some(if rng.gen_bool(p_blue) { Team::Blue } else { Team::Red });
                 }
             }
         }
         // Objectives: dragon from 5:00 (respawns 5 minutes later), herald 8:00-19:45, baron from 20:00.
         let blue_edge = 1.0 / (1.0 + (-0.9 * lead).exp());
         let minute_end = m as i64 * MINUTE_MS;
-        let objective = |kind: Monster,
-                         game: &mut Game,
-                         pending: &mut Vec<(i64, GameEvent)>,
-                         rng: &mut ChaCha8Rng| {
+        let objective = |kind: Monster, game: &mut Game, pending: &mut Vec<(i64, GameEvent)>, rng: &mut ChaCha8Rng| {
             let team = if rng.gen_bool(blue_edge.clamp(0.02, 0.98)) {
                 Team::Blue
             } else {
@@ -531,12 +471,7 @@ fn play(
         }
     }
     if live {
-        push(
-            &mut pending,
-            duration_ms,
-            GameEventKind::GameEnd,
-            Some(winner),
-        );
+        push(&mut pending, duration_ms, GameEventKind::GameEnd, Some(winner));
         // Order by game time; a frame closes its minute after that minute's events.
         pending.sort_by_key(|(at, e)| (*at, e.kind == GameEventKind::Frame));
         game.events = pending
@@ -631,19 +566,9 @@ fn finished_match(
     }
 }
 
-fn ranked_updates(
-    pop: &mut Population,
-    m: &Match,
-    rate: f64,
-    out: &mut Vec<PlayerStats>,
-    rng: &mut ChaCha8Rng,
-) {
+fn ranked_updates(pop: &mut Population, m: &Match, rate: f64, out: &mut Vec<PlayerStats>, rng: &mut ChaCha8Rng) {
     for p in &m.participants {
-        let Some(idx) = p
-            .player_id
-            .strip_prefix('p')
-            .and_then(|s| s.parse::<usize>().ok())
-        else {
+        let Some(idx) = p.player_id.strip_prefix('p').and_then(|s| s.parse::<usize>().ok()) else {
             continue;
         };
         let player = &mut pop.players[idx];

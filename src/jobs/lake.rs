@@ -45,18 +45,17 @@ where
     let streams = read_source(
         scope,
         settings,
-        EventDecoder::<E>::default(),
+        EventDecoder::<E>::new(ctx.format(source)?),
         ctx.source_metrics(source),
         ctx.health.clone(),
     );
     let table = E::TOPIC.short_name();
     let seen = SeenKeys::open(&ctx.topology.runtime.state_dir, &ctx.job, table)?;
     let duplicates = crate::metrics::duplicates(&ctx.job, table);
-    let events =
-        streams
-            .records
-            .map(|a| a.event)
-            .dedup_by_key(seen, duplicates, ctx.health.clone());
+    let events = streams
+        .records
+        .map(|a| a.event)
+        .dedup_by_key(seen, duplicates, ctx.health.clone());
     Ok((streams.raw, streams.dead_letters, events))
 }
 
@@ -71,25 +70,41 @@ impl Job for LakeJob {
                     let (raw, dlq, matches) = silver::<Match>(scope, ctx, source)?;
                     let participants = matches.clone().flat_map(|m| ParticipantRow::of(&m).collect::<Vec<_>>());
                     ctx.write(matches, &self.lake, ctx.lake_writer::<Match>(&self.lake, "matches")?);
-                    ctx.write(participants, &self.lake, ctx.lake_writer::<ParticipantRow>(&self.lake, "participants")?);
+                    ctx.write(
+                        participants,
+                        &self.lake,
+                        ctx.lake_writer::<ParticipantRow>(&self.lake, "participants")?,
+                    );
                     bronze.push(raw);
                     dead.push(dlq);
                 }
                 Some(RecordSchema::GameEvents) => {
                     let (raw, dlq, events) = silver::<GameEvent>(scope, ctx, source)?;
-                    ctx.write(events, &self.lake, ctx.lake_writer::<GameEvent>(&self.lake, "game_events")?);
+                    ctx.write(
+                        events,
+                        &self.lake,
+                        ctx.lake_writer::<GameEvent>(&self.lake, "game_events")?,
+                    );
                     bronze.push(raw);
                     dead.push(dlq);
                 }
                 Some(RecordSchema::PlayerStats) => {
                     let (raw, dlq, stats) = silver::<PlayerStats>(scope, ctx, source)?;
-                    ctx.write(stats, &self.lake, ctx.lake_writer::<PlayerStats>(&self.lake, "player_stats")?);
+                    ctx.write(
+                        stats,
+                        &self.lake,
+                        ctx.lake_writer::<PlayerStats>(&self.lake, "player_stats")?,
+                    );
                     bronze.push(raw);
                     dead.push(dlq);
                 }
                 Some(RecordSchema::PredictionRequests) => {
                     let (raw, dlq, requests) = silver::<PredictionRequest>(scope, ctx, source)?;
-                    ctx.write(requests, &self.lake, ctx.lake_writer::<PredictionRequest>(&self.lake, "requests")?);
+                    ctx.write(
+                        requests,
+                        &self.lake,
+                        ctx.lake_writer::<PredictionRequest>(&self.lake, "requests")?,
+                    );
                     bronze.push(raw);
                     dead.push(dlq);
                 }

@@ -23,7 +23,7 @@ use crate::lake::tables::LakeRow;
 use crate::lake::writer::LakeWriter;
 use crate::lake::Lake;
 use crate::metrics::{SinkMetrics, SourceMetrics};
-use crate::operators::sink::write_sink;
+use crate::operators::sink::{write_sink, SinkProbes};
 use crate::operators::source::SourceSettings;
 use crate::runtime::JobHealth;
 use crate::sinks::file::JsonLinesWriter;
@@ -48,31 +48,66 @@ pub struct JobContext {
     pub bounded: bool,
     /// The job's health on this worker.
     pub health: JobHealth,
+    /// What the job's sinks have received and committed (sources read them).
+    pub probes: SinkProbes,
 }
 
 impl JobContext {
     /// Settings for reading source `name`.
     pub fn source(&self, name: &str, keep_raw: bool) -> Result<SourceSettings> {
-        let cfg = self.topology.sources.get(name).ok_or_else(|| {
-            RiftError::config(
-                &self.topology.file,
-                format!("sources.{name}"),
-                "no such source",
-            )
-        })?;
+        let cfg = self
+            .topology
+            .sources
+            .get(name)
+            .ok_or_else(|| RiftError::config(&self.topology.file, format!("sources.{name}"), "no such source"))?;
         Ok(SourceSettings {
             name: name.to_string(),
             source: crate::sources::open_source(&self.topology, name, self.bounded)?,
             watermark: cfg.watermark(),
-            granularity_ms: self
-                .topology
-                .runtime
-                .watermark_granularity
-                .as_millis()
-                .max(1) as i64,
+            granularity_ms: self.topology.runtime.watermark_granularity.as_millis().max(1) as i64,
             keep_raw,
             batch: 4096,
+            committed: Some(self.probes.committed.clone()),
+            progress: Some(self.probes.progress.clone()),
+            max_in_flight: self.topology.runtime.max_in_flight,
         })
+    }
+
+    /// How source `name`'s values are encoded.
+    pub fn format(&self, name: &str) -> Result<crate::codec::ValueFormat> {
+        use crate::codec::{avro::AvroValueDecoder, ValueFormat};
+        use crate::config::{Encoding, SourceConfig};
+        let cfg = self.topology.sources.get(name);
+        let Some(SourceConfig::Kafka {
+            encoding: Encoding::Avro,
+            topic,
+            ..
+        }) = cfg
+        else {
+            return Ok(ValueFormat::Json);
+        };
+        let topic_kind = cfg.and_then(|c| c.schema()).and_then(|s| s.topic()).ok_or_else(|| {
+            RiftError::config(
+                &self.topology.file,
+                format!("sources.{name}.encoding"),
+                "Avro needs one of SPEC's record schemas; generic records are JSON",
+            )
+        })?;
+        let registry = self
+            .topology
+            .kafka
+            .as_ref()
+            .and_then(|k| k.schema_registry.clone())
+            .ok_or_else(|| {
+                RiftError::config(
+                    &self.topology.file,
+                    "kafka.schema_registry",
+                    format!("topic `{topic}` is Avro: a Schema Registry URL is needed"),
+                )
+            })?;
+        Ok(ValueFormat::Avro(std::sync::Arc::new(AvroValueDecoder::new(
+            &registry, topic_kind,
+        )?)))
     }
 
     /// Metrics of source `name` in this job.
@@ -86,9 +121,10 @@ impl JobContext {
     }
 
     fn sink(&self, name: &str) -> Result<&SinkConfig> {
-        self.topology.sinks.get(name).ok_or_else(|| {
-            RiftError::config(&self.topology.file, format!("sinks.{name}"), "no such sink")
-        })
+        self.topology
+            .sinks
+            .get(name)
+            .ok_or_else(|| RiftError::config(&self.topology.file, format!("sinks.{name}"), "no such sink"))
     }
 
     /// A lake writer for sink `name`; `output` distinguishes writers in file names.
@@ -139,15 +175,12 @@ impl JobContext {
             self.commit_interval(),
             SinkMetrics::new(&self.job, name),
             self.health.clone(),
+            &self.probes,
         );
     }
 
     /// Sends dead letters to sink `dlq` (file or lake), if configured.
-    pub fn dead_letters<'s>(
-        &self,
-        stream: StreamVec<'s, u64, DeadLetter>,
-        dlq: Option<&str>,
-    ) -> Result<()> {
+    pub fn dead_letters<'s>(&self, stream: StreamVec<'s, u64, DeadLetter>, dlq: Option<&str>) -> Result<()> {
         let Some(name) = dlq else { return Ok(()) };
         match self.sink(name)? {
             SinkConfig::File { path } => {
@@ -192,11 +225,7 @@ pub fn build(name: &str, topology: &Topology) -> Result<Box<dyn Job>> {
             lake: lake.clone(),
             dlq: dlq.clone(),
         }),
-        JobConfig::PlayerFeatures { .. } => Box::new(player_features::FeaturesJob::from_config(
-            name, cfg, topology,
-        )?),
-        JobConfig::Predictions { .. } => Box::new(predictions::PredictionsJob::from_config(
-            name, cfg, topology,
-        )?),
+        JobConfig::PlayerFeatures { .. } => Box::new(player_features::FeaturesJob::from_config(name, cfg, topology)?),
+        JobConfig::Predictions { .. } => Box::new(predictions::PredictionsJob::from_config(name, cfg, topology)?),
     })
 }

@@ -55,9 +55,7 @@ impl FeaturesJob {
             dlq,
         } = cfg
         else {
-            return Err(RiftError::Internal(format!(
-                "job {name} is not a player_features job"
-            )));
+            return Err(RiftError::Internal(format!("job {name} is not a player_features job")));
         };
         let mut sets = Vec::new();
         let mut entities = Vec::new();
@@ -70,11 +68,7 @@ impl FeaturesJob {
                 )
             })?;
             let spec = FeatureSpec::compile(set, c).map_err(|(field, message)| {
-                RiftError::config(
-                    &topology.file,
-                    format!("feature_sets.{set}.{field}"),
-                    message,
-                )
+                RiftError::config(&topology.file, format!("feature_sets.{set}.{field}"), message)
             })?;
             entities.push(if spec.key_field == "player_id" {
                 "player".to_string()
@@ -97,11 +91,7 @@ impl FeaturesJob {
 /// Formats a window result as the JSON line of its feature set.
 pub fn window_json(spec: &FeatureSpec, r: &WindowResult, buf: &mut Vec<u8>) {
     use std::io::Write;
-    let _ = write!(
-        buf,
-        "{{\"window_start\":{},\"window_end\":{},",
-        r.start, r.end
-    );
+    let _ = write!(buf, "{{\"window_start\":{},\"window_end\":{},", r.start, r.end);
     let _ = serde_json::to_writer(&mut *buf, &spec.key_field);
     buf.push(b':');
     let _ = serde_json::to_writer(&mut *buf, &r.key);
@@ -174,10 +164,7 @@ impl Job for FeaturesJob {
         // Group feature sets by source: one source operator per source.
         let mut by_source: BTreeMap<String, Vec<(usize, Arc<FeatureSpec>)>> = BTreeMap::new();
         for (i, s) in self.sets.iter().enumerate() {
-            by_source
-                .entry(s.source.clone())
-                .or_default()
-                .push((i, s.clone()));
+            by_source.entry(s.source.clone()).or_default().push((i, s.clone()));
         }
         let mut results = Vec::new();
         let mut lates = Vec::new();
@@ -198,7 +185,7 @@ impl Job for FeaturesJob {
             let streams = read_source(
                 scope,
                 ctx.source(&source, false)?,
-                RowDecoder::new(schema, sets.clone()),
+                RowDecoder::new(schema, sets.clone(), ctx.format(&source)?),
                 ctx.source_metrics(&source),
                 ctx.health.clone(),
             );
@@ -209,11 +196,9 @@ impl Job for FeaturesJob {
                 vec![streams.records.map(|(_, row)| row)]
             } else {
                 let route = index_of.clone();
-                streams
-                    .records
-                    .partition(sets.len() as u64, move |(s, row)| {
-                        (route.iter().position(|i| *i == s).unwrap_or(0) as u64, row)
-                    })
+                streams.records.partition(sets.len() as u64, move |(s, row)| {
+                    (route.iter().position(|i| *i == s).unwrap_or(0) as u64, row)
+                })
             };
             for ((i, spec), rows) in sets.into_iter().zip(per_set) {
                 let env = WindowEnv {
@@ -222,8 +207,7 @@ impl Job for FeaturesJob {
                         db: crate::sinks::embedded::shared_db(
                             &PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"),
                         )?,
-                        prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker)
-                            .into_bytes(),
+                        prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker).into_bytes(),
                         max_entries: ctx.topology.runtime.state_memory_entries,
                     }),
                 };
@@ -252,17 +236,8 @@ impl Job for FeaturesJob {
                 }
                 _ => return Err(RiftError::config(&ctx.topology.file, format!("sinks.{online}"), "expected an online store")),
             };
-            let sets = self
-                .sets
-                .iter()
-                .cloned()
-                .zip(self.entities.iter().cloned())
-                .collect();
-            ctx.write(
-                results.clone(),
-                online,
-                FeatureStoreWriter::new(store, sets, online),
-            );
+            let sets = self.sets.iter().cloned().zip(self.entities.iter().cloned()).collect();
+            ctx.write(results.clone(), online, FeatureStoreWriter::new(store, sets, online));
         }
         let mut late_written = false;
         if let Some(offline) = &self.offline {
@@ -291,11 +266,7 @@ impl Job for FeaturesJob {
             );
             let sets = self.sets.clone();
             let late_rows = lates.clone().map(move |l| late_row(&sets, &l));
-            ctx.write(
-                late_rows,
-                offline,
-                ctx.lake_writer::<LateEventRow>(offline, "late")?,
-            );
+            ctx.write(late_rows, offline, ctx.lake_writer::<LateEventRow>(offline, "late")?);
             late_written = true;
         }
         if let Some(output) = &self.output {
@@ -326,12 +297,7 @@ impl Job for FeaturesJob {
                 ctx.write(
                     late_rows,
                     output,
-                    JsonLinesWriter::<LateEventRow>::serde(
-                        &dir,
-                        "late_events",
-                        ctx.worker,
-                        ctx.peers,
-                    )?,
+                    JsonLinesWriter::<LateEventRow>::serde(&dir, "late_events", ctx.worker, ctx.peers)?,
                 );
             }
         }

@@ -47,9 +47,7 @@ impl PredictionsJob {
             ..
         } = cfg
         else {
-            return Err(RiftError::Internal(format!(
-                "job {name} is not a predictions job"
-            )));
+            return Err(RiftError::Internal(format!("job {name} is not a predictions job")));
         };
         if requests_source.is_some() {
             return Err(RiftError::config(
@@ -95,16 +93,15 @@ impl Job for PredictionsJob {
         let streams = read_source(
             scope,
             ctx.source(source, false)?,
-            EventDecoder::<GameEvent>::default(),
+            EventDecoder::<GameEvent>::new(ctx.format(source)?),
             ctx.source_metrics(source),
             ctx.health.clone(),
         );
         ctx.dead_letters(streams.dead_letters, self.dlq.as_deref())?;
-        let predictions = streams.records.live_match_state().score_live(
-            model,
-            ctx.job.clone(),
-            ctx.health.clone(),
-        );
+        let predictions = streams
+            .records
+            .live_match_state()
+            .score_live(model, ctx.job.clone(), ctx.health.clone());
         for output in &self.outputs {
             match ctx.topology.sinks.get(output) {
                 Some(SinkConfig::File { path }) => {

@@ -44,9 +44,8 @@ impl Lake {
     /// `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`).
     pub fn open(root: &str) -> Result<Lake> {
         if root.contains("://") && !root.starts_with("file://") {
-            let url = url::Url::parse(root).map_err(|e| {
-                RiftError::Usage(format!("lake root `{root}` is not a valid URL: {e}"))
-            })?;
+            let url = url::Url::parse(root)
+                .map_err(|e| RiftError::Usage(format!("lake root `{root}` is not a valid URL: {e}")))?;
             let (store, prefix) = object_store::parse_url_opts(&url, std::env::vars())?;
             return Ok(Lake {
                 store: Arc::from(store),
@@ -79,8 +78,7 @@ impl Lake {
         let prefix = self.path(relative);
         let store = self.store.clone();
         crate::runtime::block_on(async move {
-            let metas: Vec<object_store::ObjectMeta> =
-                store.list(Some(&prefix)).try_collect().await?;
+            let metas: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await?;
             Ok(metas.into_iter().map(|m| (m.location, m.size)).collect())
         })
     }

@@ -3,13 +3,11 @@
 
 use super::{date_of, hour_of, partition_value};
 use crate::error::Result;
-use crate::events::{
-    DeadLetter, GameEvent, Match, PlayerStats, Prediction, PredictionRequest, Topic,
-};
+use crate::events::{DeadLetter, GameEvent, Match, PlayerStats, Prediction, PredictionRequest, Topic};
 use crate::operators::source::BronzeRecord;
 use arrow::array::{
-    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
-    TimestampMicrosecondBuilder, TimestampMillisecondBuilder,
+    ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+    TimestampMillisecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
 use serde::Serialize;
@@ -49,11 +47,7 @@ fn utf8_null(name: &str) -> Field {
 }
 
 fn list_of(name: &str, item: DataType) -> Field {
-    Field::new(
-        name,
-        DataType::List(Arc::new(Field::new("item", item, true))),
-        false,
-    )
+    Field::new(name, DataType::List(Arc::new(Field::new("item", item, true))), false)
 }
 
 fn map_f64(name: &str) -> Field {
@@ -74,9 +68,7 @@ pub fn serde_batch<T: Serialize>(schema: SchemaRef, rows: &[T]) -> Result<Record
         .with_batch_size(rows.len().max(1))
         .build_decoder()?;
     decoder.serialize(rows)?;
-    Ok(decoder
-        .flush()?
-        .unwrap_or_else(|| RecordBatch::new_empty(schema)))
+    Ok(decoder.flush()?.unwrap_or_else(|| RecordBatch::new_empty(schema)))
 }
 
 macro_rules! cached_schema {
@@ -141,14 +133,8 @@ impl LakeRow for BronzeRecord {
             value.append_value(&r.raw.value);
             timestamp.append_option(r.raw.timestamp);
             // Confluent wire format: magic byte 0 then a big-endian schema id.
-            let id = (r.raw.value.len() >= 5 && r.raw.value[0] == 0).then(|| {
-                i32::from_be_bytes([
-                    r.raw.value[1],
-                    r.raw.value[2],
-                    r.raw.value[3],
-                    r.raw.value[4],
-                ])
-            });
+            let id = (r.raw.value.len() >= 5 && r.raw.value[0] == 0)
+                .then(|| i32::from_be_bytes([r.raw.value[1], r.raw.value[2], r.raw.value[3], r.raw.value[4]]));
             schema_id.append_option(id);
             received.append_value(r.raw.received_at_us);
         }
@@ -172,11 +158,7 @@ impl LakeRow for DeadLetter {
     }
 
     fn partition(&self) -> String {
-        format!(
-            "date={}/hour={}",
-            date_of(self.failed_at),
-            hour_of(self.failed_at)
-        )
+        format!("date={}/hour={}", date_of(self.failed_at), hour_of(self.failed_at))
     }
 
     fn schema() -> SchemaRef {
@@ -589,11 +571,7 @@ impl LakeRow for Prediction {
     }
 
     fn partition(&self) -> String {
-        format!(
-            "date={}/metric_type={}",
-            date_of(self.event_time),
-            self.kind.as_str()
-        )
+        format!("date={}/metric_type={}", date_of(self.event_time), self.kind.as_str())
     }
 
     fn schema() -> SchemaRef {

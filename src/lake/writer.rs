@@ -43,13 +43,7 @@ pub struct LakeWriter<R: LakeRow> {
 
 impl<R: LakeRow> LakeWriter<R> {
     /// A writer into `lake`.
-    pub fn new(
-        lake: Lake,
-        writer_id: &str,
-        worker: usize,
-        target_file_bytes: usize,
-        row_group_rows: usize,
-    ) -> Self {
+    pub fn new(lake: Lake, writer_id: &str, worker: usize, target_file_bytes: usize, row_group_rows: usize) -> Self {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
@@ -74,11 +68,7 @@ impl<R: LakeRow> LakeWriter<R> {
         let batch = R::to_batch(&f.rows)?;
         f.rows.clear();
         if f.writer.is_none() {
-            f.writer = Some(ArrowWriter::try_new(
-                Vec::new(),
-                R::schema(),
-                Some(props.clone()),
-            )?);
+            f.writer = Some(ArrowWriter::try_new(Vec::new(), R::schema(), Some(props.clone()))?);
         }
         if let Some(w) = f.writer.as_mut() {
             w.write(&batch)?;
@@ -87,10 +77,7 @@ impl<R: LakeRow> LakeWriter<R> {
     }
 
     fn close_file(&mut self, table: &str, partition: &str) -> Result<()> {
-        let Some(f) = self
-            .open
-            .get_mut(&(table.to_string(), partition.to_string()))
-        else {
+        let Some(f) = self.open.get_mut(&(table.to_string(), partition.to_string())) else {
             return Ok(());
         };
         Self::flush_rows(&self.props, f)?;
@@ -103,9 +90,7 @@ impl<R: LakeRow> LakeWriter<R> {
             self.writer_id, self.worker, self.epoch, f.seq
         );
         f.seq += 1;
-        let staging = self
-            .lake
-            .path(&format!("_staging/{table}/{partition}/{name}"));
+        let staging = self.lake.path(&format!("_staging/{table}/{partition}/{name}"));
         let final_path = self.lake.path(&format!("{table}/{partition}/{name}"));
         let store = self.lake.store.clone();
         let put_path = staging.clone();

@@ -41,17 +41,10 @@ pub struct Dataset {
 impl Dataset {
     /// Builds a dataset, checking that the pieces agree in size and that every
     /// value is finite and every label is 0 or 1.
-    pub fn new(
-        feature_names: Vec<String>,
-        x: Vec<f32>,
-        y: Vec<f32>,
-        ids: Vec<String>,
-    ) -> Result<Self> {
+    pub fn new(feature_names: Vec<String>, x: Vec<f32>, y: Vec<f32>, ids: Vec<String>) -> Result<Self> {
         let d = feature_names.len();
         if d == 0 {
-            return Err(ModelError::InvalidData(
-                "a dataset needs at least one feature".into(),
-            ));
+            return Err(ModelError::InvalidData("a dataset needs at least one feature".into()));
         }
         if x.len() != y.len() * d {
             return Err(ModelError::InvalidData(format!(
@@ -134,11 +127,7 @@ impl Dataset {
     /// two: the first part has `round(frac * n)` rows, the second the rest.
     /// `frac` is clamped to `[0, 1]` (NaN counts as 0). Deterministic.
     pub fn split(&self, frac: f64, seed: u64) -> (Dataset, Dataset) {
-        let frac = if frac.is_nan() {
-            0.0
-        } else {
-            frac.clamp(0.0, 1.0)
-        };
+        let frac = if frac.is_nan() { 0.0 } else { frac.clamp(0.0, 1.0) };
         let mut order: Vec<usize> = (0..self.n()).collect();
         order.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
         let cut = ((self.n() as f64) * frac).round() as usize;
@@ -340,16 +329,13 @@ impl Row<'_> {
 }
 
 fn column_index(headers: &csv::StringRecord, name: &str, path: &Path) -> Result<usize> {
-    headers.iter().position(|h| h == name).ok_or_else(|| {
-        ModelError::InvalidData(format!("{}: header has no column `{name}`", path.display()))
-    })
+    headers
+        .iter()
+        .position(|h| h == name)
+        .ok_or_else(|| ModelError::InvalidData(format!("{}: header has no column `{name}`", path.display())))
 }
 
-fn team_columns(
-    headers: &csv::StringRecord,
-    prefix: &'static str,
-    path: &Path,
-) -> Result<TeamColumns> {
+fn team_columns(headers: &csv::StringRecord, prefix: &'static str, path: &Path) -> Result<TeamColumns> {
     let mut idx = [0usize; 14];
     for (slot, col) in idx.iter_mut().zip(TEAM_COLUMNS) {
         *slot = column_index(headers, &format!("{prefix}{col}"), path)?;
@@ -387,10 +373,7 @@ pub fn read_ten_minute_rows(path: impl AsRef<Path>) -> Result<Vec<TenMinuteRow>>
 
     let mut rows = Vec::new();
     let mut record = csv::StringRecord::new();
-    while reader
-        .read_record(&mut record)
-        .map_err(ModelError::csv(path))?
-    {
+    while reader.read_record(&mut record).map_err(ModelError::csv(path))? {
         let line = record.position().map_or(0, |p| p.line());
         let row = Row {
             record: &record,
@@ -423,10 +406,7 @@ pub fn load_ten_minute_csv(path: impl AsRef<Path>) -> Result<Dataset> {
     let path = path.as_ref();
     let rows = read_ten_minute_rows(path)?;
     if rows.is_empty() {
-        return Err(ModelError::InvalidData(format!(
-            "{}: no data rows",
-            path.display()
-        )));
+        return Err(ModelError::InvalidData(format!("{}: no data rows", path.display())));
     }
     let d = LIVE_FEATURE_NAMES.len();
     let mut x = Vec::with_capacity(rows.len() * d);
@@ -437,12 +417,7 @@ pub fn load_ten_minute_csv(path: impl AsRef<Path>) -> Result<Dataset> {
         y.push(if row.blue_wins { 1.0 } else { 0.0 });
         ids.push(row.game_id);
     }
-    Dataset::new(
-        LIVE_FEATURE_NAMES.iter().map(|s| s.to_string()).collect(),
-        x,
-        y,
-        ids,
-    )
+    Dataset::new(LIVE_FEATURE_NAMES.iter().map(|s| s.to_string()).collect(), x, y, ids)
 }
 
 #[cfg(test)]
@@ -482,11 +457,7 @@ mod tests {
         // Reverse the columns of header and row alike.
         let rev = |s: &str| s.split(',').rev().collect::<Vec<_>>().join(",");
         let a = load_ten_minute_csv(write_temp("a.csv", &format!("{HEADER}\n{ROW}\n"))).expect("a");
-        let b = load_ten_minute_csv(write_temp(
-            "b.csv",
-            &format!("{}\n{}\n", rev(HEADER), rev(ROW)),
-        ))
-        .expect("b");
+        let b = load_ten_minute_csv(write_temp("b.csv", &format!("{}\n{}\n", rev(HEADER), rev(ROW)))).expect("b");
         assert_eq!(a, b);
     }
 
@@ -494,9 +465,7 @@ mod tests {
     fn bad_rows_name_the_line_and_column() {
         let bad = ROW.replacen(",6,2,6,", ",six,2,6,", 1);
         let path = write_temp("bad.csv", &format!("{HEADER}\n{ROW}\n{bad}\n"));
-        let err = load_ten_minute_csv(&path)
-            .expect_err("must fail")
-            .to_string();
+        let err = load_ten_minute_csv(&path).expect_err("must fail").to_string();
         assert!(err.contains(":3:") && err.contains("blueKills"), "{err}");
 
         let both_fb = ROW.replacen(",21,6,0,", ",21,6,1,", 1);
@@ -509,10 +478,7 @@ mod tests {
         let err = load_ten_minute_csv(write_temp("short.csv", &format!("{HEADER}\n{short}\n")))
             .expect_err("must fail")
             .to_string();
-        assert!(
-            err.contains("short.csv") && err.contains("line: 2"),
-            "{err}"
-        );
+        assert!(err.contains("short.csv") && err.contains("line: 2"), "{err}");
 
         let no_col = HEADER.replace("redDragons", "redDrakes");
         let err = load_ten_minute_csv(write_temp("nocol.csv", &format!("{no_col}\n{ROW}\n")))

@@ -79,12 +79,7 @@ pub fn evaluate(probs: &[f32], labels: &[f32]) -> Result<Evaluation> {
         )));
     }
     let n = probs.len() as f64;
-    let pairs = || {
-        probs
-            .iter()
-            .zip(labels)
-            .map(|(p, y)| (f64::from(*p), f64::from(*y)))
-    };
+    let pairs = || probs.iter().zip(labels).map(|(p, y)| (f64::from(*p), f64::from(*y)));
 
     let correct = pairs().filter(|(p, y)| (*p >= 0.5) == (*y == 1.0)).count();
     let log_loss = -pairs()
@@ -125,10 +120,7 @@ fn auc(probs: &[f32], labels: &[f32]) -> Option<f64> {
         }
         // Ranks start+1 ..= end share their average.
         let avg_rank = (start + 1 + end) as f64 / 2.0;
-        let pos_in_group = order[start..end]
-            .iter()
-            .filter(|i| labels[**i] == 1.0)
-            .count();
+        let pos_in_group = order[start..end].iter().filter(|i| labels[**i] == 1.0).count();
         rank_sum += avg_rank * pos_in_group as f64;
         start = end;
     }
@@ -182,23 +174,15 @@ mod tests {
         assert!(close(e.accuracy, 3.0 / 5.0));
         // Brier: .01 + .16 + .36 + .04 + .4225 = .9925
         let f = |x: f32| f64::from(x);
-        let brier = [
-            (0.9f32, 1.0),
-            (0.6, 1.0),
-            (0.6, 0.0),
-            (0.2, 0.0),
-            (0.35, 1.0),
-        ]
-        .iter()
-        .map(|(p, y)| (f(*p) - y).powi(2))
-        .sum::<f64>()
+        let brier = [(0.9f32, 1.0), (0.6, 1.0), (0.6, 0.0), (0.2, 0.0), (0.35, 1.0)]
+            .iter()
+            .map(|(p, y)| (f(*p) - y).powi(2))
+            .sum::<f64>()
             / 5.0;
         assert!(close(e.brier, brier));
         assert!((e.brier - 0.9925 / 5.0).abs() < 1e-7);
         // Log loss: -(ln .9 + ln .6 + ln .4 + ln .8 + ln .35) / 5
-        let ll =
-            -(f(0.9).ln() + f(0.6).ln() + (1.0 - f(0.6)).ln() + (1.0 - f(0.2)).ln() + f(0.35).ln())
-                / 5.0;
+        let ll = -(f(0.9).ln() + f(0.6).ln() + (1.0 - f(0.6)).ln() + (1.0 - f(0.2)).ln() + f(0.35).ln()) / 5.0;
         assert!(close(e.log_loss, ll));
         assert!((e.log_loss - 0.56109).abs() < 1e-4);
         // AUC: positive/negative pairs (3 x 2 = 6):

@@ -143,11 +143,7 @@ mod tests {
             let fwd = live_features(&blue, &red);
             let back = live_features(&red, &blue);
             for (i, (f, b)) in fwd.iter().zip(back.iter()).enumerate() {
-                assert_eq!(
-                    *f, -*b,
-                    "feature {} not antisymmetric",
-                    LIVE_FEATURE_NAMES[i]
-                );
+                assert_eq!(*f, -*b, "feature {} not antisymmetric", LIVE_FEATURE_NAMES[i]);
             }
         }
     }

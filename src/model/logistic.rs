@@ -17,11 +17,7 @@ use super::Classifier;
 /// Creates (or, from loaded tensors, looks up) a linear layer `in_dim → out_dim`
 /// named `{prefix}.weight` / `{prefix}.bias`. New parameters start at zero;
 /// the trainer overwrites them from its seeded RNG.
-pub(crate) fn linear_layer(
-    in_dim: usize,
-    out_dim: usize,
-    vb: VarBuilder,
-) -> candle_core::Result<Linear> {
+pub(crate) fn linear_layer(in_dim: usize, out_dim: usize, vb: VarBuilder) -> candle_core::Result<Linear> {
     let zero = candle_nn::Init::Const(0.0);
     let w = vb.get_with_hints((out_dim, in_dim), "weight", zero)?;
     let b = vb.get_with_hints(out_dim, "bias", zero)?;

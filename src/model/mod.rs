@@ -52,9 +52,7 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-pub use dataset::{
-    load_ten_minute_csv, read_ten_minute_rows, Dataset, Normalization, TenMinuteRow,
-};
+pub use dataset::{load_ten_minute_csv, read_ten_minute_rows, Dataset, Normalization, TenMinuteRow};
 pub use eval::{evaluate, CalibrationBin, Evaluation};
 pub use live_features::{live_features, TeamTotals, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
 pub use logistic::LogisticRegression;
@@ -133,11 +131,7 @@ pub trait Classifier: Send + Sync {
 /// Builds the network for `kind` over `d` input features, taking (or creating)
 /// its parameters from `vb`. Parameter names are stable (`linear.weight`,
 /// `fc1.weight`, ...) because they are the keys in `model.safetensors`.
-pub(crate) fn build_classifier(
-    kind: &ModelKind,
-    d: usize,
-    vb: VarBuilder,
-) -> candle_core::Result<Box<dyn Classifier>> {
+pub(crate) fn build_classifier(kind: &ModelKind, d: usize, vb: VarBuilder) -> candle_core::Result<Box<dyn Classifier>> {
     Ok(match kind {
         ModelKind::Logistic => Box::new(LogisticRegression::new(d, vb)?),
         ModelKind::Mlp { hidden } => Box::new(Mlp::new(d, &[*hidden], vb)?),

@@ -199,12 +199,7 @@ impl ModelRegistry {
 
     /// Registers `model` as the next version of `name` and returns the new
     /// version directory. `training_source` says what it was trained on.
-    pub fn register(
-        &self,
-        name: &str,
-        model: &TrainedModel,
-        training_source: &str,
-    ) -> Result<PathBuf> {
+    pub fn register(&self, name: &str, model: &TrainedModel, training_source: &str) -> Result<PathBuf> {
         check_name(name)?;
         let name_dir = self.models_dir().join(name);
         fs::create_dir_all(&name_dir).map_err(ModelError::io(&name_dir))?;
@@ -330,9 +325,7 @@ impl ModelRegistry {
         let dir = match version {
             Some(v) => {
                 if parse_version(v).is_none() {
-                    return Err(ModelError::InvalidConfig(format!(
-                        "version `{v}`: expected v1, v2, …"
-                    )));
+                    return Err(ModelError::InvalidConfig(format!("version `{v}`: expected v1, v2, …")));
                 }
                 self.models_dir().join(name).join(v)
             }
@@ -356,12 +349,8 @@ impl ModelRegistry {
 fn read_metadata(version_dir: &Path) -> Result<ModelMetadata> {
     let path = version_dir.join(METADATA_FILE);
     let bytes = fs::read(&path).map_err(ModelError::io(&path))?;
-    let meta: ModelMetadata = serde_json::from_slice(&bytes).map_err(|e| {
-        ModelError::InvalidData(format!(
-            "{}: not a model metadata file: {e}",
-            path.display()
-        ))
-    })?;
+    let meta: ModelMetadata = serde_json::from_slice(&bytes)
+        .map_err(|e| ModelError::InvalidData(format!("{}: not a model metadata file: {e}", path.display())))?;
     if meta.format != METADATA_FORMAT {
         return Err(ModelError::InvalidData(format!(
             "{}: metadata format {} (this build reads {METADATA_FORMAT})",
@@ -407,9 +396,7 @@ impl LoadedModel {
         }
         let weights_path = dir.join(WEIGHTS_FILE);
         let bytes = fs::read(&weights_path).map_err(ModelError::io(&weights_path))?;
-        let damaged = |e: candle_core::Error| {
-            ModelError::InvalidData(format!("{}: {e}", weights_path.display()))
-        };
+        let damaged = |e: candle_core::Error| ModelError::InvalidData(format!("{}: {e}", weights_path.display()));
         let tensors = candle_core::safetensors::load_buffer(&bytes, &DEVICE).map_err(damaged)?;
         let vb = VarBuilder::from_tensors(tensors, DTYPE, &DEVICE);
         let net = build_classifier(&metadata.kind, d, vb).map_err(damaged)?;
@@ -526,22 +513,14 @@ mod tests {
         assert!(registry.list().expect("list").is_empty());
         assert!(registry.latest("live").expect("latest").is_none());
 
-        for kind in [
-            ModelKind::Logistic,
-            ModelKind::Mlp2 {
-                hidden1: 8,
-                hidden2: 4,
-            },
-        ] {
+        for kind in [ModelKind::Logistic, ModelKind::Mlp2 { hidden1: 8, hidden2: 4 }] {
             let name = if kind == ModelKind::Logistic {
                 "live"
             } else {
                 "live-mlp"
             };
             let (data, model) = quick_model(kind.clone());
-            let v1 = registry
-                .register(name, &model, "synthetic://400")
-                .expect("register v1");
+            let v1 = registry.register(name, &model, "synthetic://400").expect("register v1");
             assert_eq!(v1, root.join("models").join(name).join("v1"));
             let v1_files = read_all(&v1);
             assert_eq!(
@@ -565,21 +544,13 @@ mod tests {
             assert_eq!(loaded.predict_one(data.row(7)).expect("one"), reloaded[7]);
 
             // A second registration is v2 and leaves v1 byte-for-byte alone.
-            let v2 = registry
-                .register(name, &model, "synthetic://400")
-                .expect("register v2");
+            let v2 = registry.register(name, &model, "synthetic://400").expect("register v2");
             assert_eq!(v2.file_name().and_then(|s| s.to_str()), Some("v2"));
             assert_eq!(read_all(&v1), v1_files);
             let latest = registry.latest(name).expect("latest").expect("some");
             assert_eq!((latest.version.as_str(), latest.number), ("v2", 2));
-            assert_eq!(
-                registry.load(name, None).expect("load latest").version(),
-                "v2"
-            );
-            assert_eq!(
-                registry.load(name, Some("v1")).expect("load v1").version(),
-                "v1"
-            );
+            assert_eq!(registry.load(name, None).expect("load latest").version(), "v2");
+            assert_eq!(registry.load(name, Some("v1")).expect("load v1").version(), "v1");
         }
         let listed: Vec<(String, String)> = registry
             .list()
@@ -626,10 +597,7 @@ mod tests {
             registry.load("live", Some("latest")),
             Err(ModelError::InvalidConfig(_))
         ));
-        assert!(matches!(
-            registry.load("nope", None),
-            Err(ModelError::NotFound(_))
-        ));
+        assert!(matches!(registry.load("nope", None), Err(ModelError::NotFound(_))));
 
         // Bad names never become paths.
         for bad in ["", "../x", ".hidden", "a/b", "sp ace"] {

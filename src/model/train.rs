@@ -78,9 +78,7 @@ impl FromStr for ModelKind {
             other => {
                 let spec = other.strip_prefix("mlp:").ok_or_else(bad)?;
                 match spec.split_once('x') {
-                    None => Ok(ModelKind::Mlp {
-                        hidden: width(spec)?,
-                    }),
+                    None => Ok(ModelKind::Mlp { hidden: width(spec)? }),
                     Some((a, b)) => Ok(ModelKind::Mlp2 {
                         hidden1: width(a)?,
                         hidden2: width(b)?,
@@ -140,10 +138,7 @@ impl TrainConfig {
     fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(ModelError::InvalidConfig(m));
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad(format!(
-                "learning_rate must be > 0, got {}",
-                self.learning_rate
-            ));
+            return bad(format!("learning_rate must be > 0, got {}", self.learning_rate));
         }
         if self.max_epochs == 0 {
             return bad("max_epochs must be at least 1".into());
@@ -158,15 +153,10 @@ impl TrainConfig {
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!(
-                "weight_decay must be >= 0, got {}",
-                self.weight_decay
-            ));
+            return bad(format!("weight_decay must be >= 0, got {}", self.weight_decay));
         }
         match self.kind {
-            ModelKind::Mlp { hidden: 0 }
-            | ModelKind::Mlp2 { hidden1: 0, .. }
-            | ModelKind::Mlp2 { hidden2: 0, .. } => {
+            ModelKind::Mlp { hidden: 0 } | ModelKind::Mlp2 { hidden1: 0, .. } | ModelKind::Mlp2 { hidden2: 0, .. } => {
                 bad("hidden layers need at least one unit".into())
             }
             _ => Ok(()),
@@ -320,9 +310,7 @@ fn seeded_init(varmap: &VarMap, rng: &mut ChaCha8Rng) -> Result<()> {
     };
     for (name, var) in &vars {
         let bound = 1.0 / (fan_in(name)?.max(1) as f32).sqrt();
-        let values: Vec<f32> = (0..var.elem_count())
-            .map(|_| rng.gen_range(-bound..bound))
-            .collect();
+        let values: Vec<f32> = (0..var.elem_count()).map(|_| rng.gen_range(-bound..bound)).collect();
         var.set(&Tensor::from_vec(values, var.dims(), &DEVICE)?)?;
     }
     Ok(())
@@ -343,17 +331,11 @@ const SPLIT_SALT: u64 = 0x9E37_79B9_7F4A_7C15;
 
 /// Trains a model on `data` (which [`train`] splits into training and
 /// validation parts itself); `on_epoch` sees every epoch's report.
-pub fn train(
-    data: &Dataset,
-    cfg: &TrainConfig,
-    on_epoch: &mut dyn FnMut(EpochReport),
-) -> Result<TrainedModel> {
+pub fn train(data: &Dataset, cfg: &TrainConfig, on_epoch: &mut dyn FnMut(EpochReport)) -> Result<TrainedModel> {
     cfg.validate()?;
     let d = data.d();
     if d == 0 || data.x.len() != data.n() * d || data.y.len() != data.n() {
-        return Err(ModelError::InvalidData(
-            "dataset shape is inconsistent".into(),
-        ));
+        return Err(ModelError::InvalidData("dataset shape is inconsistent".into()));
     }
     let (train_part, val_part) = data.split(1.0 - cfg.validation_fraction, cfg.seed ^ SPLIT_SALT);
     if train_part.is_empty() || val_part.is_empty() {
@@ -388,9 +370,7 @@ pub fn train(
         },
     )?;
 
-    let snapshot = || -> candle_core::Result<Vec<Tensor>> {
-        vars.iter().map(|(_, v)| v.as_tensor().copy()).collect()
-    };
+    let snapshot = || -> candle_core::Result<Vec<Tensor>> { vars.iter().map(|(_, v)| v.as_tensor().copy()).collect() };
     let mut best = (f64::INFINITY, 0usize, snapshot()?);
     let mut since_best = 0usize;
     let mut epochs_run = 0usize;
@@ -426,11 +406,7 @@ pub fn train(
             )));
         }
         let val_pred = val_logits.ge(0f32)?.to_dtype(DTYPE)?;
-        let correct = val_pred
-            .eq(&val_ys)?
-            .to_dtype(DTYPE)?
-            .sum_all()?
-            .to_scalar::<f32>()?;
+        let correct = val_pred.eq(&val_ys)?.to_dtype(DTYPE)?.sum_all()?.to_scalar::<f32>()?;
         let validation_accuracy = f64::from(correct) / val_part.n() as f64;
 
         let improved = validation_loss < best.0 - 1e-7;
@@ -498,11 +474,9 @@ mod tests {
             "mlp:6x4".parse().expect("kind"),
         ] {
             let mut epochs_a = Vec::new();
-            let a =
-                train(&data, &quick(kind.clone(), 9), &mut |r| epochs_a.push(r)).expect("train a");
+            let a = train(&data, &quick(kind.clone(), 9), &mut |r| epochs_a.push(r)).expect("train a");
             let mut epochs_b = Vec::new();
-            let b =
-                train(&data, &quick(kind.clone(), 9), &mut |r| epochs_b.push(r)).expect("train b");
+            let b = train(&data, &quick(kind.clone(), 9), &mut |r| epochs_b.push(r)).expect("train b");
             let c = train(&data, &quick(kind.clone(), 10), &mut |_| {}).expect("train c");
             let wa = a.weights().expect("weights");
             assert!(!wa.is_empty());
@@ -532,18 +506,12 @@ mod tests {
         assert_eq!(reports.len(), model.epochs_run());
         let best = &reports[model.best_epoch() - 1];
         assert!(best.improved);
-        assert!(reports
-            .iter()
-            .all(|r| r.validation_loss >= best.validation_loss));
+        assert!(reports.iter().all(|r| r.validation_loss >= best.validation_loss));
         // The stored validation metrics are those of the restored weights.
         assert!((model.validation().log_loss - best.validation_loss).abs() < 1e-4);
         assert_eq!(model.train_rows() + model.validation_rows(), data.n());
         // The synthetic signal is strong: the model must have learned it.
-        assert!(
-            model.validation().accuracy > 0.75,
-            "{:?}",
-            model.validation()
-        );
+        assert!(model.validation().accuracy > 0.75, "{:?}", model.validation());
     }
 
     #[test]
@@ -584,15 +552,9 @@ mod tests {
         for kind in [
             ModelKind::Logistic,
             ModelKind::Mlp { hidden: 16 },
-            ModelKind::Mlp2 {
-                hidden1: 8,
-                hidden2: 4,
-            },
+            ModelKind::Mlp2 { hidden1: 8, hidden2: 4 },
         ] {
-            assert_eq!(
-                kind.to_string().parse::<ModelKind>().expect("round trip"),
-                kind
-            );
+            assert_eq!(kind.to_string().parse::<ModelKind>().expect("round trip"), kind);
         }
     }
 

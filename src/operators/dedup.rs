@@ -95,13 +95,7 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, u6
                         let (cap, records) = entry.remove();
                         let mut keyed: Vec<(String, Vec<u8>, E)> = records
                             .into_iter()
-                            .map(|e| {
-                                (
-                                    e.business_key(),
-                                    serde_json::to_vec(&e).unwrap_or_default(),
-                                    e,
-                                )
-                            })
+                            .map(|e| (e.business_key(), serde_json::to_vec(&e).unwrap_or_default(), e))
                             .collect();
                         keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
                         let mut session = output.session(&cap);

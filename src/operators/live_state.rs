@@ -84,9 +84,7 @@ impl MatchState {
             (GameEventKind::FirstBlood, Some(t)) => self.team(t).first_blood = true,
             (GameEventKind::WardPlaced, Some(t)) => self.team(t).wards_placed += 1,
             (GameEventKind::WardKilled, Some(t)) => self.team(t).wards_destroyed += 1,
-            (GameEventKind::BuildingKill, Some(t)) if e.building == Some(Building::Tower) => {
-                self.team(t).towers += 1
-            }
+            (GameEventKind::BuildingKill, Some(t)) if e.building == Some(Building::Tower) => self.team(t).towers += 1,
             (GameEventKind::EliteMonsterKill, Some(t)) => match e.monster {
                 Some(Monster::Dragon) => self.team(t).dragons += 1,
                 Some(Monster::Herald) => self.team(t).heralds += 1,
@@ -121,10 +119,7 @@ pub trait LiveMatchState<'s> {
 
 /// Applies one event to its match and returns the update to score (`None`
 /// for a duplicate). Removes the match at `game_end`.
-fn apply_event(
-    matches: &mut HashMap<String, MatchState>,
-    a: Arrived<GameEvent>,
-) -> Option<LiveUpdate> {
+fn apply_event(matches: &mut HashMap<String, MatchState>, a: Arrived<GameEvent>) -> Option<LiveUpdate> {
     let e = &a.event;
     let state = matches.entry(e.match_id.clone()).or_default();
     if !state.applied.insert(e.seq) {
@@ -134,9 +129,7 @@ fn apply_event(
     if e.seq >= state.next_seq {
         state.next_seq = e.seq + 1;
     }
-    let winner = (e.kind == GameEventKind::GameEnd)
-        .then_some(e.team)
-        .flatten();
+    let winner = (e.kind == GameEventKind::GameEnd).then_some(e.team).flatten();
     let update = LiveUpdate {
         match_id: e.match_id.clone(),
         event_time: e.event_time,
@@ -154,11 +147,7 @@ fn apply_event(
 }
 
 /// Applies the waiting events of `match_id` that are now in order.
-fn drain_in_order(
-    matches: &mut HashMap<String, MatchState>,
-    match_id: &str,
-    out: &mut Vec<LiveUpdate>,
-) {
+fn drain_in_order(matches: &mut HashMap<String, MatchState>, match_id: &str, out: &mut Vec<LiveUpdate>) {
     loop {
         let Some(state) = matches.get_mut(match_id) else {
             return;
@@ -189,9 +178,7 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                             for a in batch.drain(..) {
                                 let id = a.event.match_id.clone();
                                 let state = matches.entry(id.clone()).or_default();
-                                if a.event.seq > state.next_seq
-                                    && !state.applied.contains(&a.event.seq)
-                                {
+                                if a.event.seq > state.next_seq && !state.applied.contains(&a.event.seq) {
                                     state.waiting.insert(a.event.seq, (t, a));
                                     waiting.insert((t, id));
                                     if held.as_ref().is_none_or(|h| *h.time() > t) {

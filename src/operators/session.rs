@@ -110,10 +110,7 @@ impl SessionState {
             let revision = s.fired;
             s.fired += 1;
             s.changed = false;
-            let s = self.sessions[&key]
-                .iter()
-                .find(|s| s.end == end)
-                .expect("just found");
+            let s = self.sessions[&key].iter().find(|s| s.end == end).expect("just found");
             out.push(self.result(key, s, revision));
         }
     }
@@ -171,10 +168,8 @@ impl SessionState {
         } else {
             self.due.insert((end, key));
         }
-        self.purge_at.insert((
-            end.saturating_add(self.gap).saturating_add(self.lateness),
-            key,
-        ));
+        self.purge_at
+            .insert((end.saturating_add(self.gap).saturating_add(self.lateness), key));
     }
 
     fn emit_dirty(&mut self, out: &mut Vec<WindowResult>) {
@@ -223,12 +218,7 @@ impl WindowCore for SessionState {
         self.pending.entry(time).or_default().extend(rows);
     }
 
-    fn advance(
-        &mut self,
-        frontier: Option<u64>,
-        out: &mut Vec<WindowResult>,
-        late: &mut Vec<LateRow>,
-    ) {
+    fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {
         let limit = frontier.map(|f| f as i64).unwrap_or(i64::MAX);
         while let Some(entry) = self.pending.first_entry() {
             let t = *entry.key() as i64;

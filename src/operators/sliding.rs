@@ -21,10 +21,7 @@ pub trait SlidingWindows<'s> {
         spec: Arc<FeatureSpec>,
         set: usize,
         env: WindowEnv,
-    ) -> (
-        StreamVec<'s, u64, WindowResult>,
-        StreamVec<'s, u64, LateRow>,
-    );
+    ) -> (StreamVec<'s, u64, WindowResult>, StreamVec<'s, u64, LateRow>);
 }
 
 impl<'s> SlidingWindows<'s> for StreamVec<'s, u64, FeatureRow> {
@@ -33,10 +30,7 @@ impl<'s> SlidingWindows<'s> for StreamVec<'s, u64, FeatureRow> {
         spec: Arc<FeatureSpec>,
         set: usize,
         env: WindowEnv,
-    ) -> (
-        StreamVec<'s, u64, WindowResult>,
-        StreamVec<'s, u64, LateRow>,
-    ) {
+    ) -> (StreamVec<'s, u64, WindowResult>, StreamVec<'s, u64, LateRow>) {
         let name = format!("Sliding({})", spec.name);
         let mut state = AlignedWindowState::new(spec.clone(), set);
         if let Some(cfg) = env.spill.clone() {

@@ -25,17 +25,19 @@
 //! Per-partition watermarks and reader positions (what a checkpoint holds).
 
 use crate::config::WatermarkConfig;
+use crate::error::RiftError;
 use crate::events::{now_ms, DeadLetter};
 use crate::metrics::SourceMetrics;
 use crate::runtime::JobHealth;
 use crate::sources::{assigned, RawRecord, Source};
 use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
-use timely::dataflow::{Scope, StreamVec};
+use timely::dataflow::{ProbeHandle, Scope, StreamVec};
 
 /// Why a record was rejected.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,6 +46,8 @@ pub struct Rejection {
     pub stage: &'static str,
     /// Human-readable reason.
     pub reason: String,
+    /// Not the record's fault (e.g. the schema registry is unreachable): retry it later.
+    pub retry: bool,
 }
 
 impl Rejection {
@@ -52,6 +56,7 @@ impl Rejection {
         Rejection {
             stage: "decode",
             reason: reason.into(),
+            retry: false,
         }
     }
 
@@ -60,6 +65,16 @@ impl Rejection {
         Rejection {
             stage: "validate",
             reason: reason.into(),
+            retry: false,
+        }
+    }
+
+    /// A failure of a system the decoder depends on: the record is retried, not dead-lettered.
+    pub fn unavailable(reason: impl Into<String>) -> Self {
+        Rejection {
+            stage: "decode",
+            reason: reason.into(),
+            retry: true,
         }
     }
 }
@@ -70,11 +85,7 @@ pub trait Decoder: 'static {
     type Output: timely::ExchangeData + Clone;
 
     /// Decodes one record into zero or more outputs.
-    fn decode(
-        &mut self,
-        raw: &RawRecord,
-        out: &mut Vec<(i64, Self::Output)>,
-    ) -> Result<(), Rejection>;
+    fn decode(&mut self, raw: &RawRecord, out: &mut Vec<(i64, Self::Output)>) -> Result<(), Rejection>;
 }
 
 /// A raw record with what bronze needs beyond it.
@@ -104,6 +115,13 @@ pub struct SourceSettings {
     pub keep_raw: bool,
     /// Records read per activation.
     pub batch: usize,
+    /// Frontier of what every sink of the job has committed: offsets of
+    /// records stamped before it are committed back to the source.
+    pub committed: Option<ProbeHandle<u64>>,
+    /// Frontier of what every sink of the job has received: bounds records in flight.
+    pub progress: Option<ProbeHandle<u64>>,
+    /// Records emitted but not yet through to the sinks before the source pauses.
+    pub max_in_flight: usize,
 }
 
 /// The three streams of a source.
@@ -136,28 +154,53 @@ pub fn read_source<'s, D: Decoder>(
     let (records_out, records) = builder.new_output::<Vec<D::Output>>();
     let (dead_out, dead_letters) = builder.new_output::<Vec<DeadLetter>>();
     let (raw_out, raw) = builder.new_output::<Vec<BronzeRecord>>();
-    let mut records_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<D::Output>>>::from(records_out);
-    let mut dead_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
-    let mut raw_out =
-        OutputBuilder::<_, CapacityContainerBuilder<Vec<BronzeRecord>>>::from(raw_out);
+    let mut records_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<D::Output>>>::from(records_out);
+    let mut dead_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<DeadLetter>>>::from(dead_out);
+    let mut raw_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<BronzeRecord>>>::from(raw_out);
     let activator = scope.activator_for(info.address.clone());
     let (index, peers) = (scope.index(), scope.peers());
 
-    builder.build(move |caps| {
+    builder.build_reschedule(move |caps| {
         let mut caps: Option<Vec<timely::dataflow::operators::Capability<u64>>> = Some(caps);
         let ooo = settings.watermark.max_out_of_orderness.as_millis() as i64;
         let idle_timeout = settings.watermark.idle_timeout;
         let g = settings.granularity_ms.max(1);
         let topic = settings.source.topic().to_string();
-        let mut reader = None;
+        let mut reader: Option<Box<dyn crate::sources::SourceReader>> = None;
         let mut clocks: BTreeMap<u32, PartitionClock> = BTreeMap::new();
         let mut buffer: Vec<RawRecord> = Vec::with_capacity(settings.batch);
         let mut decoded: Vec<(i64, D::Output)> = Vec::new();
         let mut backoff = Duration::from_millis(50);
-        move |_frontiers| {
-            let Some(cap_vec) = caps.as_mut() else { return };
+        // Records to decode again after a transient failure (not yet counted or emitted).
+        let mut retry: VecDeque<RawRecord> = VecDeque::new();
+        // Next offset per partition after the last processed record.
+        let mut processed: BTreeMap<u32, u64> = BTreeMap::new();
+        // (highest stamp emitted so far, positions then): committed once the sinks pass the stamp.
+        let mut to_commit: VecDeque<(u64, Vec<(u32, u64)>)> = VecDeque::new();
+        // (stamp, records emitted at it) not yet through to the sinks.
+        let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
+        let mut paused = false;
+        let mut highest_stamp = 0u64;
+        // Returns whether the operator still has work (a final offset commit after its input ended).
+        move |_frontiers| -> bool {
+            let Some(cap_vec) = caps.as_mut() else {
+                // Input finished: commit the final offsets once every sink has committed everything.
+                let Some(probe) = &settings.committed else { return false };
+                if to_commit.is_empty() {
+                    return false;
+                }
+                if !probe.done() {
+                    activator.activate_after(Duration::from_millis(10));
+                    return true;
+                }
+                if let (Some(r), Some((_, positions))) = (reader.as_mut(), to_commit.pop_back()) {
+                    if let Err(e) = r.commit(&positions) {
+                        health.report(&settings.name, e);
+                    }
+                }
+                to_commit.clear();
+                return false;
+            };
             if reader.is_none() {
                 let opened = settings
                     .source
@@ -182,13 +225,54 @@ pub fn read_source<'s, D: Decoder>(
                         health.report(&settings.name, e);
                         activator.activate_after(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(10));
-                        return;
+                        return true;
                     }
                 }
             }
-            let Some(r) = reader.as_mut() else { return };
+            let Some(r) = reader.as_mut() else { return true };
+            // Commit offsets the sinks have made durable.
+            if let Some(probe) = &settings.committed {
+                let frontier = probe.with_frontier(|f| f.as_option().copied());
+                let mut latest = None;
+                while let Some((stamp, _)) = to_commit.front() {
+                    if frontier.is_some_and(|f| *stamp >= f) {
+                        break;
+                    }
+                    latest = to_commit.pop_front().map(|(_, p)| p);
+                }
+                if let Some(positions) = latest {
+                    if let Err(e) = r.commit(&positions) {
+                        health.report(&settings.name, e);
+                    }
+                }
+            }
+            // Back-pressure: pause while too many records are on their way to the sinks.
+            if let Some(probe) = &settings.progress {
+                let frontier = probe.with_frontier(|f| f.as_option().copied());
+                while in_flight.front().is_some_and(|(t, _)| frontier.is_none_or(|f| *t < f)) {
+                    in_flight.pop_front();
+                }
+                let pending: usize = in_flight.iter().map(|(_, n)| *n).sum();
+                let should_pause = pending > settings.max_in_flight;
+                if should_pause != paused {
+                    if let Err(e) = r.set_paused(should_pause) {
+                        health.report(&settings.name, e);
+                    }
+                    paused = should_pause;
+                }
+                if paused {
+                    activator.activate_after(Duration::from_millis(5));
+                    return true;
+                }
+            }
             buffer.clear();
-            let status = match r.poll(settings.batch, &mut buffer) {
+            let polled = if retry.is_empty() {
+                r.poll(settings.batch, &mut buffer)
+            } else {
+                buffer.extend(retry.drain(..));
+                Ok(crate::sources::PollStatus::default())
+            };
+            let status = match polled {
                 Ok(s) => {
                     backoff = Duration::from_millis(50);
                     s
@@ -197,7 +281,7 @@ pub fn read_source<'s, D: Decoder>(
                     health.report(&settings.name, e);
                     activator.activate_after(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(10));
-                    return;
+                    return true;
                 }
             };
             let now = Instant::now();
@@ -206,10 +290,21 @@ pub fn read_source<'s, D: Decoder>(
             let mut by_time: BTreeMap<u64, Vec<D::Output>> = BTreeMap::new();
             let mut dead: Vec<DeadLetter> = Vec::new();
             let mut bronze: BTreeMap<u64, Vec<BronzeRecord>> = BTreeMap::new();
-            for raw in buffer.drain(..) {
-                metrics.records_in.inc();
+            let mut records = buffer.drain(..);
+            while let Some(raw) = records.next() {
                 decoded.clear();
                 let result = decoder.decode(&raw, &mut decoded);
+                if let Err(rejection) = &result {
+                    if rejection.retry {
+                        // Not the record's fault: keep it and everything after it for later.
+                        health.report(&settings.name, RiftError::external("decoder", &rejection.reason, true));
+                        retry.push_back(raw);
+                        retry.extend(records.by_ref());
+                        break;
+                    }
+                }
+                metrics.records_in.inc();
+                processed.insert(raw.partition, raw.offset + 1);
                 let clock = clocks.entry(raw.partition).or_insert(PartitionClock {
                     max_event_time: None,
                     finished: false,
@@ -234,6 +329,7 @@ pub fn read_source<'s, D: Decoder>(
                         partition_time,
                     });
                 }
+                highest_stamp = highest_stamp.max(stamp);
                 match result {
                     Ok(()) => {
                         metrics.records_decoded.inc();
@@ -255,11 +351,18 @@ pub fn read_source<'s, D: Decoder>(
                     }
                 }
             }
+            if settings.committed.is_some() && !processed.is_empty() {
+                to_commit.push_back((highest_stamp, processed.iter().map(|(p, o)| (*p, *o)).collect()));
+            }
+            if settings.progress.is_some() {
+                for (t, recs) in &by_time {
+                    in_flight.push_back((*t, recs.len()));
+                }
+            }
             {
                 let mut out = records_out.activate();
                 for (t, recs) in by_time {
-                    out.session(&cap_vec[0].delayed(&t))
-                        .give_iterator(recs.into_iter());
+                    out.session(&cap_vec[0].delayed(&t)).give_iterator(recs.into_iter());
                 }
             }
             if !dead.is_empty() {
@@ -269,8 +372,7 @@ pub fn read_source<'s, D: Decoder>(
             {
                 let mut out = raw_out.activate();
                 for (t, recs) in bronze {
-                    out.session(&cap_vec[2].delayed(&t))
-                        .give_iterator(recs.into_iter());
+                    out.session(&cap_vec[2].delayed(&t)).give_iterator(recs.into_iter());
                 }
             }
             for p in status.finished {
@@ -299,10 +401,18 @@ pub fn read_source<'s, D: Decoder>(
                     None => blocked = true,
                 }
             }
-            if all_finished {
+            if all_finished && retry.is_empty() {
                 metrics.watermark.set(i64::MAX);
                 caps = None;
-                return;
+                if settings.committed.is_some() && !to_commit.is_empty() {
+                    activator.activate_after(Duration::from_millis(10));
+                    return true;
+                }
+                return false;
+            }
+            if !retry.is_empty() {
+                activator.activate_after(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(10));
             }
             if !blocked {
                 if let Some(w) = min_wm {
@@ -314,11 +424,14 @@ pub fn read_source<'s, D: Decoder>(
                     }
                 }
             }
-            if status.idle {
+            if !retry.is_empty() {
+                // Already scheduled with back-off above.
+            } else if status.idle {
                 activator.activate_after(Duration::from_millis(20));
             } else {
                 activator.activate();
             }
+            true
         }
     });
     SourceStreams {

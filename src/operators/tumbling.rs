@@ -19,10 +19,7 @@ pub trait TumblingWindows<'s> {
         spec: Arc<FeatureSpec>,
         set: usize,
         env: WindowEnv,
-    ) -> (
-        StreamVec<'s, u64, WindowResult>,
-        StreamVec<'s, u64, LateRow>,
-    );
+    ) -> (StreamVec<'s, u64, WindowResult>, StreamVec<'s, u64, LateRow>);
 }
 
 impl<'s> TumblingWindows<'s> for StreamVec<'s, u64, FeatureRow> {
@@ -31,10 +28,7 @@ impl<'s> TumblingWindows<'s> for StreamVec<'s, u64, FeatureRow> {
         spec: Arc<FeatureSpec>,
         set: usize,
         env: WindowEnv,
-    ) -> (
-        StreamVec<'s, u64, WindowResult>,
-        StreamVec<'s, u64, LateRow>,
-    ) {
+    ) -> (StreamVec<'s, u64, WindowResult>, StreamVec<'s, u64, LateRow>) {
         let name = format!("Tumbling({})", spec.name);
         let mut state = AlignedWindowState::new(spec.clone(), set);
         if let Some(cfg) = env.spill.clone() {

@@ -117,11 +117,7 @@ impl Spill {
     }
 
     /// Merges entries into RocksDB.
-    fn put(
-        &mut self,
-        spec: &FeatureSpec,
-        entries: Vec<(i64, String, Accumulator, u32)>,
-    ) -> Result<()> {
+    fn put(&mut self, spec: &FeatureSpec, entries: Vec<(i64, String, Accumulator, u32)>) -> Result<()> {
         let mut batch = rocksdb::WriteBatch::default();
         for (start, key, mut acc, mut fired) in entries {
             let k = self.entry_key(start, &key);
@@ -130,8 +126,7 @@ impl Spill {
                 spec.merge(&mut acc, &old_acc);
                 fired = fired.max(old_fired);
             }
-            let v = bincode::serialize(&(acc, fired))
-                .map_err(|e| RiftError::Internal(format!("window state: {e}")))?;
+            let v = bincode::serialize(&(acc, fired)).map_err(|e| RiftError::Internal(format!("window state: {e}")))?;
             batch.put(k, v);
             self.starts.insert(start);
         }
@@ -195,12 +190,7 @@ pub trait WindowCore: 'static {
 
     /// Processes every buffered stamp before `frontier` (`None`: input complete)
     /// and fires what became due; late rows go to `late`.
-    fn advance(
-        &mut self,
-        frontier: Option<u64>,
-        out: &mut Vec<WindowResult>,
-        late: &mut Vec<LateRow>,
-    );
+    fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>);
 
     /// Number of (window, key) states held in memory.
     fn state_len(&self) -> usize;
@@ -538,9 +528,7 @@ impl AlignedWindowState {
 
     fn purge(&mut self, limit: i64) {
         // A window [s, s+size) is final once limit >= s + size + lateness.
-        let bound = limit
-            .saturating_sub(self.size)
-            .saturating_sub(self.lateness);
+        let bound = limit.saturating_sub(self.size).saturating_sub(self.lateness);
         while let Some(entry) = self.windows.first_entry() {
             if *entry.key() > bound {
                 break;
@@ -563,12 +551,7 @@ impl WindowCore for AlignedWindowState {
         self.pending.entry(time).or_default().extend(rows);
     }
 
-    fn advance(
-        &mut self,
-        frontier: Option<u64>,
-        out: &mut Vec<WindowResult>,
-        late: &mut Vec<LateRow>,
-    ) {
+    fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {
         let limit = frontier.map(|f| f as i64).unwrap_or(i64::MAX);
         while let Some(entry) = self.pending.first_entry() {
             let t = *entry.key() as i64;
@@ -614,46 +597,42 @@ pub fn window_operator<'s, W: WindowCore>(
     use timely::dataflow::operators::generic::Operator;
     use timely::dataflow::operators::OkErr;
 
-    let both = rows
-        .unary_frontier::<CapacityContainerBuilder<Vec<Result<WindowResult, LateRow>>>, _, _, _>(
-            Exchange::new(|r: &FeatureRow| r.key_hash()),
-            name,
-            |cap, _info| {
-                let mut cap = Some(cap);
-                let mut results = Vec::new();
-                let mut late = Vec::new();
-                move |(input, frontier), output| {
-                    input.for_each_stamp(|stamp, data| {
-                        let t = stamp.least().copied().unwrap_or(0);
-                        for batch in data {
-                            core.push(t, batch.drain(..));
-                        }
-                    });
-                    let f = frontier.frontier().as_option().copied();
-                    core.advance(f, &mut results, &mut late);
-                    if let Some(e) = core.take_error() {
-                        health.report("window state", e);
+    let both = rows.unary_frontier::<CapacityContainerBuilder<Vec<Result<WindowResult, LateRow>>>, _, _, _>(
+        Exchange::new(|r: &FeatureRow| r.key_hash()),
+        name,
+        |cap, _info| {
+            let mut cap = Some(cap);
+            let mut results = Vec::new();
+            let mut late = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each_stamp(|stamp, data| {
+                    let t = stamp.least().copied().unwrap_or(0);
+                    for batch in data {
+                        core.push(t, batch.drain(..));
                     }
-                    if let Some(c) = cap.as_mut() {
-                        if !results.is_empty() || !late.is_empty() {
-                            let mut session = output.session(c);
-                            session.give_iterator(results.drain(..).map(Ok));
-                            session.give_iterator(late.drain(..).map(Err));
-                        }
-                        match f {
-                            Some(t) if t > *c.time() => c.downgrade(&t),
-                            Some(_) => {}
-                            None => cap = None,
-                        }
+                });
+                let f = frontier.frontier().as_option().copied();
+                core.advance(f, &mut results, &mut late);
+                if let Some(e) = core.take_error() {
+                    health.report("window state", e);
+                }
+                if let Some(c) = cap.as_mut() {
+                    if !results.is_empty() || !late.is_empty() {
+                        let mut session = output.session(c);
+                        session.give_iterator(results.drain(..).map(Ok));
+                        session.give_iterator(late.drain(..).map(Err));
+                    }
+                    match f {
+                        Some(t) if t > *c.time() => c.downgrade(&t),
+                        Some(_) => {}
+                        None => cap = None,
                     }
                 }
-            },
-        );
+            }
+        },
+    );
     let (ok, err) = both.ok_err(|x| x);
-    (
-        ok.container::<Vec<WindowResult>>(),
-        err.container::<Vec<LateRow>>(),
-    )
+    (ok.container::<Vec<WindowResult>>(), err.container::<Vec<LateRow>>())
 }
 
 #[cfg(test)]
@@ -719,15 +698,8 @@ mod tests {
             .unwrap();
         let (a, late_a) = run(&mut plain);
         let (b, late_b) = run(&mut spilling);
-        assert!(
-            spilling.spills() > 10,
-            "spilled {} times",
-            spilling.spills()
-        );
-        assert!(
-            a.iter().any(|r| r.revision > 0),
-            "the input re-fires windows"
-        );
+        assert!(spilling.spills() > 10, "spilled {} times", spilling.spills());
+        assert!(a.iter().any(|r| r.revision > 0), "the input re-fires windows");
         assert_eq!(a, b);
         assert_eq!(late_a, late_b);
         assert!(spilling.state_len() <= 5 + 13 * 3);

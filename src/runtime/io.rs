@@ -25,11 +25,7 @@ where
 {
     match tokio::runtime::Handle::try_current() {
         // Called from async code (the CLI's own runtime): run on a scoped thread.
-        Ok(_) => std::thread::scope(|s| {
-            s.spawn(|| io_runtime().block_on(f))
-                .join()
-                .expect("io thread")
-        }),
+        Ok(_) => std::thread::scope(|s| s.spawn(|| io_runtime().block_on(f)).join().expect("io thread")),
         Err(_) => io_runtime().block_on(f),
     }
 }

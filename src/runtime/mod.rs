@@ -44,9 +44,7 @@ impl JobHealth {
         let mut s = self.0.borrow_mut();
         if error.is_retryable() {
             s.transient += 1;
-            if s.last_logged
-                .is_none_or(|t| t.elapsed() > Duration::from_secs(5))
-            {
+            if s.last_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
                 tracing::warn!(component, %error, retries = s.transient, "transient failure, retrying");
                 s.last_logged = Some(Instant::now());
             }
@@ -121,10 +119,7 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
         opts.jobs.clone()
     };
     if selected.is_empty() {
-        return Err(RiftError::Usage(format!(
-            "{} defines no jobs",
-            topology.file
-        )));
+        return Err(RiftError::Usage(format!("{} defines no jobs", topology.file)));
     }
     // Build every job once up front so configuration errors surface before workers start.
     for name in &selected {
@@ -149,10 +144,10 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     peers: worker.peers(),
                     bounded,
                     health: health.clone(),
+                    probes: Default::default(),
                 };
                 let index = worker.next_dataflow_index();
-                let built: Result<()> =
-                    worker.dataflow_named::<u64, _, _>(name, |scope| job.install(scope, &ctx));
+                let built: Result<()> = worker.dataflow_named::<u64, _, _>(name, |scope| job.install(scope, &ctx));
                 built.map_err(|e| format!("job `{name}`: {e}"))?;
                 running.push((name.clone(), index, health));
             }

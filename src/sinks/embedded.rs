@@ -100,10 +100,7 @@ impl EmbeddedStore {
         };
         let v: Map<String, Value> = serde_json::from_slice(&bytes)
             .map_err(|e| RiftError::Internal(format!("feature store entry {key}: {e}")))?;
-        let expired = v
-            .get("expires_at")
-            .and_then(Value::as_i64)
-            .is_some_and(|t| t <= now);
+        let expired = v.get("expires_at").and_then(Value::as_i64).is_some_and(|t| t <= now);
         Ok(if expired { Map::new() } else { v })
     }
 }
@@ -150,8 +147,7 @@ impl FeatureStore for EmbeddedStore {
             pending.insert(key, entry);
         }
         for (key, entry) in pending {
-            let bytes =
-                serde_json::to_vec(&entry).map_err(|e| RiftError::Internal(e.to_string()))?;
+            let bytes = serde_json::to_vec(&entry).map_err(|e| RiftError::Internal(e.to_string()))?;
             batch.put(key.as_bytes(), bytes);
         }
         self.db.write(batch)?;
@@ -192,11 +188,7 @@ pub struct FeatureStoreWriter {
 
 impl FeatureStoreWriter {
     /// A writer for the feature sets `sets` (spec and entity type), into `store`.
-    pub fn new(
-        store: Arc<dyn FeatureStore>,
-        sets: Vec<(Arc<FeatureSpec>, String)>,
-        name: &str,
-    ) -> Self {
+    pub fn new(store: Arc<dyn FeatureStore>, sets: Vec<(Arc<FeatureSpec>, String)>, name: &str) -> Self {
         FeatureStoreWriter {
             store,
             sets,
@@ -235,12 +227,7 @@ impl SinkWriter<WindowResult> for FeatureStoreWriter {
         }
         let started = std::time::Instant::now();
         let stats = self.store.write(&self.buffer)?;
-        crate::metrics::observe_feature_store(
-            &self.name,
-            stats.written,
-            stats.stale,
-            started.elapsed().as_secs_f64(),
-        );
+        crate::metrics::observe_feature_store(&self.name, stats.written, stats.stale, started.elapsed().as_secs_f64());
         self.buffer.clear();
         Ok(())
     }
@@ -271,23 +258,11 @@ mod tests {
         let s = store
             .write(&[update("p1", "a", 100, 1.0), update("p1", "b", 50, 2.0)])
             .unwrap();
-        assert_eq!(
-            s,
-            WriteStats {
-                written: 2,
-                stale: 0
-            }
-        );
+        assert_eq!(s, WriteStats { written: 2, stale: 0 });
         let s = store
             .write(&[update("p1", "a", 90, 9.0), update("p1", "a", 100, 3.0)])
             .unwrap();
-        assert_eq!(
-            s,
-            WriteStats {
-                written: 1,
-                stale: 1
-            }
-        );
+        assert_eq!(s, WriteStats { written: 1, stale: 1 });
         let got = store.get("player", "p1").unwrap().unwrap();
         assert_eq!(got["a_x"], "3.0");
         assert_eq!(got["b_x"], "2.0");

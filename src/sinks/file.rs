@@ -32,13 +32,7 @@ impl<T: 'static> JsonLinesWriter<T> {
     }
 
     /// Opens (truncates) the file of stream `name`.
-    pub fn create(
-        dir: &Path,
-        name: &str,
-        worker: usize,
-        peers: usize,
-        encode: LineEncoder<T>,
-    ) -> Result<Self> {
+    pub fn create(dir: &Path, name: &str, worker: usize, peers: usize, encode: LineEncoder<T>) -> Result<Self> {
         std::fs::create_dir_all(dir).map_err(|e| RiftError::io(dir, e))?;
         let path = Self::path_for(dir, name, worker, peers);
         let file = File::create(&path).map_err(|e| RiftError::io(&path, e))?;
@@ -82,10 +76,7 @@ impl<T: 'static> SinkWriter<T> for JsonLinesWriter<T> {
 
     fn pre_commit(&mut self, _epoch: u64) -> Result<()> {
         self.out.flush().map_err(|e| RiftError::io(&self.path, e))?;
-        self.out
-            .get_ref()
-            .sync_data()
-            .map_err(|e| RiftError::io(&self.path, e))
+        self.out.get_ref().sync_data().map_err(|e| RiftError::io(&self.path, e))
     }
 
     fn commit(&mut self, _epoch: u64) -> Result<()> {

@@ -34,12 +34,7 @@ impl FileSource {
             let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
                 .map_err(|e| RiftError::io(p, e))?
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| {
-                    matches!(
-                        f.extension().and_then(|x| x.to_str()),
-                        Some("json" | "jsonl")
-                    )
-                })
+                .filter(|f| matches!(f.extension().and_then(|x| x.to_str()), Some("json" | "jsonl")))
                 .collect();
             entries.sort();
             entries
@@ -107,28 +102,13 @@ struct Scanner {
 }
 
 impl Scanner {
-    fn open(
-        path: &Path,
-        first: u32,
-        splits: u32,
-        owned: Vec<u32>,
-        start: &[(u32, u64)],
-    ) -> Result<Scanner> {
+    fn open(path: &Path, first: u32, splits: u32, owned: Vec<u32>, start: &[(u32, u64)]) -> Result<Scanner> {
         let mut file = File::open(path).map_err(|e| RiftError::io(path, e))?;
         // Resume from the earliest checkpointed partition position; lines are
         // re-dealt from there, skipping those a partition already consumed.
         let owned: Vec<(u32, u64)> = owned
             .into_iter()
-            .map(|p| {
-                (
-                    p,
-                    start
-                        .iter()
-                        .find(|(q, _)| *q == p)
-                        .map(|(_, o)| *o)
-                        .unwrap_or(0),
-                )
-            })
+            .map(|p| (p, start.iter().find(|(q, _)| *q == p).map(|(_, o)| *o).unwrap_or(0)))
             .collect();
         let resume = owned.iter().map(|(_, o)| *o).min().unwrap_or(0);
         let mut pos = 0;
@@ -139,17 +119,14 @@ impl Scanner {
             let mut buf = Vec::new();
             while pos < resume {
                 buf.clear();
-                let n = reader
-                    .read_until(b'\n', &mut buf)
-                    .map_err(|e| RiftError::io(path, e))?;
+                let n = reader.read_until(b'\n', &mut buf).map_err(|e| RiftError::io(path, e))?;
                 if n == 0 {
                     break;
                 }
                 pos += n as u64;
                 line_no += 1;
             }
-            file.seek(SeekFrom::Start(pos))
-                .map_err(|e| RiftError::io(path, e))?;
+            file.seek(SeekFrom::Start(pos)).map_err(|e| RiftError::io(path, e))?;
         }
         Ok(Scanner {
             path: path.to_path_buf(),
@@ -233,9 +210,7 @@ impl SourceReader for FileReader {
                 continue;
             }
             if scanner.poll(max, received_at_us, out)? {
-                status
-                    .finished
-                    .extend(scanner.owned.iter().map(|(p, _)| *p));
+                status.finished.extend(scanner.owned.iter().map(|(p, _)| *p));
             }
             return Ok(status);
         }
@@ -248,10 +223,7 @@ impl SourceReader for FileReader {
     }
 
     fn positions(&self) -> Vec<(u32, u64)> {
-        self.scanners
-            .iter()
-            .flat_map(|s| s.owned.iter().copied())
-            .collect()
+        self.scanners.iter().flat_map(|s| s.owned.iter().copied()).collect()
     }
 }
 

@@ -41,10 +41,7 @@ impl GeneratorSource {
 
 impl Source for GeneratorSource {
     fn topic(&self) -> &str {
-        self.schema
-            .topic()
-            .map(|t| t.kafka_name())
-            .unwrap_or("generator")
+        self.schema.topic().map(|t| t.kafka_name()).unwrap_or("generator")
     }
 
     fn partitions(&self) -> Result<Vec<u32>> {
@@ -56,8 +53,7 @@ impl Source for GeneratorSource {
         let mut records: Vec<(String, Vec<u8>)> = Vec::new();
         fn encode<E: Event>(items: &[E], out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
             for e in items {
-                let bytes =
-                    serde_json::to_vec(e).map_err(|e| RiftError::Internal(e.to_string()))?;
+                let bytes = serde_json::to_vec(e).map_err(|e| RiftError::Internal(e.to_string()))?;
                 out.push((e.key().to_string(), bytes));
             }
             Ok(())
@@ -69,10 +65,7 @@ impl Source for GeneratorSource {
             RecordSchema::PredictionRequests => encode(&sim.requests, &mut records)?,
             _ => {}
         }
-        let mut queues: Vec<PartitionQueue> = partitions
-            .iter()
-            .map(|p| (*p, 0u64, VecDeque::new()))
-            .collect();
+        let mut queues: Vec<PartitionQueue> = partitions.iter().map(|p| (*p, 0u64, VecDeque::new())).collect();
         for (key, value) in records {
             let p = (spec_hash(key.as_bytes()) % PARTITIONS as u64) as u32;
             if let Some(q) = queues.iter_mut().find(|(qp, _, _)| *qp == p) {

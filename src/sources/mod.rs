@@ -60,6 +60,11 @@ pub trait SourceReader {
     fn commit(&mut self, _positions: &[(u32, u64)]) -> Result<()> {
         Ok(())
     }
+
+    /// Stops (or resumes) fetching, for back-pressure; polls while paused return nothing.
+    fn set_paused(&mut self, _paused: bool) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A named, configured source.
@@ -79,19 +84,15 @@ pub trait Source: Send + Sync {
 
 /// Opens the source `name` of `topology`.
 pub fn open_source(topology: &Topology, name: &str, bounded: bool) -> Result<Arc<dyn Source>> {
-    let cfg = topology.sources.get(name).ok_or_else(|| {
-        RiftError::config(&topology.file, format!("sources.{name}"), "no such source")
-    })?;
+    let cfg = topology
+        .sources
+        .get(name)
+        .ok_or_else(|| RiftError::config(&topology.file, format!("sources.{name}"), "no such source"))?;
     match cfg {
-        SourceConfig::File { path, splits, .. } => {
-            Ok(Arc::new(file::FileSource::new(path, *splits)?))
+        SourceConfig::File { path, splits, .. } => Ok(Arc::new(file::FileSource::new(path, *splits)?)),
+        SourceConfig::Generator { schema, settings, .. } => {
+            Ok(Arc::new(generator::GeneratorSource::new(settings.clone(), *schema)?))
         }
-        SourceConfig::Generator {
-            schema, settings, ..
-        } => Ok(Arc::new(generator::GeneratorSource::new(
-            settings.clone(),
-            *schema,
-        )?)),
         SourceConfig::Kafka { topic, .. } => {
             let _ = bounded;
             Err(RiftError::Usage(format!(
@@ -104,10 +105,7 @@ pub fn open_source(topology: &Topology, name: &str, bounded: bool) -> Result<Arc
 
 /// The partitions of `all` that worker `index` of `peers` reads.
 pub fn assigned(all: &[u32], index: usize, peers: usize) -> Vec<u32> {
-    all.iter()
-        .copied()
-        .filter(|p| *p as usize % peers == index)
-        .collect()
+    all.iter().copied().filter(|p| *p as usize % peers == index).collect()
 }
 
 /// The wall clock in µs since the epoch.

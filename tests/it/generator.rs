@@ -38,8 +38,7 @@ fn every_generated_record_is_valid() {
     let now = riftstream::events::now_ms();
     assert!(s.matches.len() >= 1_500);
     for m in &s.matches {
-        m.validate(now)
-            .unwrap_or_else(|e| panic!("{}: {e}", m.match_id));
+        m.validate(now).unwrap_or_else(|e| panic!("{}: {e}", m.match_id));
     }
     for e in &s.game_events {
         e.validate(now)
@@ -82,9 +81,7 @@ fn outcomes_follow_the_simulators_own_probability() {
     let best = s
         .matches
         .iter()
-        .filter(|m| {
-            (m.simulated_blue_win_probability.unwrap() > 0.5) == (m.winning_team == Team::Blue)
-        })
+        .filter(|m| (m.simulated_blue_win_probability.unwrap() > 0.5) == (m.winning_team == Team::Blue))
         .count() as f64
         / s.matches.len() as f64;
     assert!(best > 0.56 && best < 0.8, "simulator accuracy {best}");
@@ -120,16 +117,8 @@ fn live_games_have_ordered_timelines_and_minute_frames_shaped_like_the_kaggle_da
         assert_eq!(events.last().unwrap().kind, GameEventKind::GameEnd);
         let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, (0..events.len() as i64).collect::<Vec<_>>());
-        assert!(events
-            .windows(2)
-            .all(|w| w[0].game_time_ms <= w[1].game_time_ms));
-        assert!(
-            events
-                .iter()
-                .filter(|e| e.kind == GameEventKind::FirstBlood)
-                .count()
-                <= 1
-        );
+        assert!(events.windows(2).all(|w| w[0].game_time_ms <= w[1].game_time_ms));
+        assert!(events.iter().filter(|e| e.kind == GameEventKind::FirstBlood).count() <= 1);
         if let Some(f) = events
             .iter()
             .find(|e| e.kind == GameEventKind::Frame && e.game_time_ms == 600_000)
@@ -139,11 +128,7 @@ fn live_games_have_ordered_timelines_and_minute_frames_shaped_like_the_kaggle_da
     }
     assert!(frames_at_10.len() >= 50);
     let n = frames_at_10.len() as f64;
-    let gold = frames_at_10
-        .iter()
-        .map(|f| f.total_gold as f64)
-        .sum::<f64>()
-        / n;
+    let gold = frames_at_10.iter().map(|f| f.total_gold as f64).sum::<f64>() / n;
     let level = frames_at_10.iter().map(|f| f.avg_level).sum::<f64>() / n;
     let cs = frames_at_10.iter().map(|f| f.total_cs as f64).sum::<f64>() / n;
     // The real Diamond data at minute 10: ~16.5k gold, level ~6.9, ~217 cs per team.

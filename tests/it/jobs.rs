@@ -56,12 +56,7 @@ dlq = "out"
     );
     run_bounded(&topo, 1);
     let mut got = read_jsonl(&dir.path().join("out"), "minute");
-    got.sort_by_key(|v| {
-        (
-            v["window_start"].as_i64(),
-            v["player_id"].as_str().map(String::from),
-        )
-    });
+    got.sort_by_key(|v| (v["window_start"].as_i64(), v["player_id"].as_str().map(String::from)));
     let w = |s: i64| BASE + s * 1000;
     assert_eq!(
         got,
@@ -93,11 +88,7 @@ fn lake_job_writes_bronze_and_deduplicated_silver_that_duckdb_reads() {
         live_games: 3,
         ..Default::default()
     });
-    let mut lines: Vec<serde_json::Value> = sim
-        .matches
-        .iter()
-        .map(|m| serde_json::to_value(m).unwrap())
-        .collect();
+    let mut lines: Vec<serde_json::Value> = sim.matches.iter().map(|m| serde_json::to_value(m).unwrap()).collect();
     // Replays: 25 matches delivered twice, far apart.
     let dupes: Vec<serde_json::Value> = lines[..25].to_vec();
     lines.extend(dupes);
@@ -152,10 +143,7 @@ dlq = "out"
     );
     assert_eq!(count("silver/matches/**/*.parquet"), 400, "each match once");
     assert_eq!(count("silver/match_participants/**/*.parquet"), 4000);
-    assert_eq!(
-        count("silver/game_events/**/*.parquet") as usize,
-        sim.game_events.len()
-    );
+    assert_eq!(count("silver/game_events/**/*.parquet") as usize, sim.game_events.len());
     assert!(count("silver/**/*.parquet") > 4400);
     // Hive partitions come back as columns, with the types DuckDB infers.
     let parts = duckdb(&format!(
@@ -181,10 +169,7 @@ dlq = "out"
     );
     let dead = read_jsonl(&dir.path().join("out"), "lake-dlq");
     assert_eq!(dead.len(), 1);
-    assert!(dead[0]["reason"]
-        .as_str()
-        .unwrap()
-        .starts_with("invalid matches JSON"));
+    assert!(dead[0]["reason"].as_str().unwrap().starts_with("invalid matches JSON"));
     // No staged file is left behind.
     assert!(
         std::fs::read_dir(dir.path().join("lake/_staging"))
@@ -213,8 +198,7 @@ fn predictions_job_scores_every_live_event_with_the_registered_model() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let data = load_ten_minute_csv(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("data/high_diamond_ranked_10min.train.csv"),
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/high_diamond_ranked_10min.train.csv"),
     )
     .unwrap();
     let model = train(&data, &TrainConfig::default(), &mut |_| {}).unwrap();
@@ -258,11 +242,7 @@ outputs = ["out", "lake"]
     );
     run_bounded(&topo, 2);
     let preds = read_jsonl(&dir.path().join("out"), "predictions");
-    assert_eq!(
-        preds.len(),
-        sim.game_events.len(),
-        "one prediction per event"
-    );
+    assert_eq!(preds.len(), sim.game_events.len(), "one prediction per event");
     for p in &preds {
         let prob = p["blue_win_probability"].as_f64().unwrap();
         assert!(prob > 0.0 && prob < 1.0);
@@ -278,8 +258,7 @@ outputs = ["out", "lake"]
             .filter(|p| p["match_id"] == id.as_str())
             .max_by_key(|p| p["event_time"].as_i64())
             .unwrap();
-        right += ((last["blue_win_probability"].as_f64().unwrap() > 0.5)
-            == (winner.as_str() == "blue")) as usize;
+        right += ((last["blue_win_probability"].as_f64().unwrap() > 0.5) == (winner.as_str() == "blue")) as usize;
     }
     assert!(
         right * 3 >= sim.live_outcomes.len() * 2,

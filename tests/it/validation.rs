@@ -36,10 +36,7 @@ fn bad_matches_are_rejected_with_a_reason() {
     negative["participants"][3]["deaths"] = (-1).into();
     assert_eq!(
         reject::<Match>(&negative),
-        (
-            "validate".into(),
-            "participants[3].deaths is negative (-1)".into()
-        )
+        ("validate".into(), "participants[3].deaths is negative (-1)".into())
     );
 
     let mut team = m.clone();
@@ -54,9 +51,7 @@ fn bad_matches_are_rejected_with_a_reason() {
 
     let mut no_field = m.clone();
     no_field.as_object_mut().unwrap().remove("patch");
-    assert!(reject::<Match>(&no_field)
-        .1
-        .contains("missing field `patch`"));
+    assert!(reject::<Match>(&no_field).1.contains("missing field `patch`"));
 
     let mut future = m.clone();
     let far = now() + 3 * 24 * 3600 * 1000;
@@ -93,16 +88,10 @@ fn bad_events_stats_and_requests_are_rejected() {
         .unwrap();
     let mut v = serde_json::to_value(frame).unwrap();
     v["red"] = serde_json::Value::Null;
-    assert_eq!(
-        reject::<GameEvent>(&v).1,
-        "frame without both blue and red totals"
-    );
+    assert_eq!(reject::<GameEvent>(&v).1, "frame without both blue and red totals");
     let mut v = serde_json::to_value(frame).unwrap();
     v["blue"]["total_gold"] = (-5).into();
-    assert_eq!(
-        reject::<GameEvent>(&v).1,
-        "blue.total_gold is negative (-5)"
-    );
+    assert_eq!(reject::<GameEvent>(&v).1, "blue.total_gold is negative (-5)");
 
     let kill = s
         .game_events
@@ -114,16 +103,11 @@ fn bad_events_stats_and_requests_are_rejected() {
     assert!(reject::<GameEvent>(&v).1.contains("without a team"));
 
     let stats = serde_json::json!({"player_id": "p1", "tier": "WOOD", "rank": "I", "league_points": 1, "wins": 1, "losses": 1, "time": riftstream::events::EARLIEST_EVENT_TIME_MS + 1});
-    assert!(reject::<PlayerStats>(&stats)
-        .1
-        .contains("unknown tier `WOOD`"));
+    assert!(reject::<PlayerStats>(&stats).1.contains("unknown tier `WOOD`"));
 
     let mut req = serde_json::to_value(&s.requests[0]).unwrap();
     let first = req["participants"][0].clone();
     req["participants"][1] = first;
     let (_, reason) = reject::<PredictionRequest>(&req);
-    assert!(
-        reason.contains("twice") || reason.contains("5 players"),
-        "{reason}"
-    );
+    assert!(reason.contains("twice") || reason.contains("5 players"), "{reason}");
 }

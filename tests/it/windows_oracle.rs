@@ -45,13 +45,7 @@ struct Case {
 }
 
 fn rec_strategy() -> impl Strategy<Value = (u8, i64, i64, u8, bool)> {
-    (
-        0u8..5,
-        0i64..4_000,
-        -3i64..10,
-        0u8..4,
-        prop::bool::weighted(0.08),
-    )
+    (0u8..5, 0i64..4_000, -3i64..10, 0u8..4, prop::bool::weighted(0.08))
 }
 
 fn case_strategy() -> impl Strategy<Value = Case> {
@@ -76,11 +70,7 @@ fn case_strategy() -> impl Strategy<Value = Case> {
                         .map(|(key, step, v, c, jump_back)| {
                             t += step;
                             // Mostly small disorder; sometimes far back (late candidates).
-                            let ts = if jump_back {
-                                t - 40_000
-                            } else {
-                                t - (step % 3_000)
-                            };
+                            let ts = if jump_back { t - 40_000 } else { t - (step % 3_000) };
                             Rec { key, ts, v, c }
                         })
                         .collect()
@@ -104,14 +94,8 @@ fn aggregate(rows: &[&Rec]) -> Vec<Option<f64>> {
     // a_count, b_sum, c_min, d_max, e_avg, f_last, g_distinct ; feature z_ratio = b_sum / max(1, a_count)
     let n = rows.len() as f64;
     let sum: f64 = rows.iter().map(|r| r.v as f64).sum();
-    let min = rows
-        .iter()
-        .map(|r| r.v as f64)
-        .fold(f64::INFINITY, f64::min);
-    let max = rows
-        .iter()
-        .map(|r| r.v as f64)
-        .fold(f64::NEG_INFINITY, f64::max);
+    let min = rows.iter().map(|r| r.v as f64).fold(f64::INFINITY, f64::min);
+    let max = rows.iter().map(|r| r.v as f64).fold(f64::NEG_INFINITY, f64::max);
     let last = rows
         .iter()
         .max_by(|a, b| a.ts.cmp(&b.ts).then((a.v as f64).total_cmp(&(b.v as f64))))
@@ -167,11 +151,7 @@ fn reference_aligned(case: &Case, size: i64, slide: i64) -> (Out, usize) {
         let e = s + size;
         rows.sort_by_key(|(t, _)| *t);
         let mut revision = 0;
-        let before: Vec<&Rec> = rows
-            .iter()
-            .filter(|(t, _)| *t < e)
-            .map(|(_, r)| *r)
-            .collect();
+        let before: Vec<&Rec> = rows.iter().filter(|(t, _)| *t < e).map(|(_, r)| *r).collect();
         if !before.is_empty() {
             out.insert((format!("k{key}"), s, e, revision), aggregate(&before));
             revision += 1;
@@ -179,11 +159,7 @@ fn reference_aligned(case: &Case, size: i64, slide: i64) -> (Out, usize) {
         let mut stamps: Vec<i64> = rows.iter().map(|(t, _)| *t).filter(|t| *t >= e).collect();
         stamps.dedup();
         for t in stamps {
-            let upto: Vec<&Rec> = rows
-                .iter()
-                .filter(|(u, _)| *u <= t)
-                .map(|(_, r)| *r)
-                .collect();
+            let upto: Vec<&Rec> = rows.iter().filter(|(u, _)| *u <= t).map(|(_, r)| *r).collect();
             out.insert((format!("k{key}"), s, e, revision), aggregate(&upto));
             revision += 1;
         }
@@ -211,10 +187,7 @@ fn reference_sessions(case: &Case, gap: i64) -> (Out, usize) {
         for (key, list) in sessions.iter_mut() {
             for s in list.iter_mut() {
                 if s.changed && s.end <= upto {
-                    out.insert(
-                        (format!("k{key}"), s.start, s.end, s.fired),
-                        aggregate(&s.rows),
-                    );
+                    out.insert((format!("k{key}"), s.start, s.end, s.fired), aggregate(&s.rows));
                     s.fired += 1;
                     s.changed = false;
                 }
@@ -265,10 +238,7 @@ fn reference_sessions(case: &Case, gap: i64) -> (Out, usize) {
                 .get_mut(&key)
                 .and_then(|l| l.iter_mut().find(|s| s.start == start && s.changed))
             {
-                out.insert(
-                    (format!("k{key}"), s.start, s.end, s.fired),
-                    aggregate(&s.rows),
-                );
+                out.insert((format!("k{key}"), s.start, s.end, s.fired), aggregate(&s.rows));
                 s.fired += 1;
                 s.changed = false;
             }
@@ -284,12 +254,18 @@ fn reference_sessions(case: &Case, gap: i64) -> (Out, usize) {
 
 fn topology_for(case: &Case, dir: &std::path::Path, workers: usize) -> String {
     let window = match case.window {
-        Win::Tumbling(size) => format!("{{ kind = \"tumbling\", size = \"{size}ms\", allowed_lateness = \"{}ms\" }}", case.lateness),
+        Win::Tumbling(size) => format!(
+            "{{ kind = \"tumbling\", size = \"{size}ms\", allowed_lateness = \"{}ms\" }}",
+            case.lateness
+        ),
         Win::Sliding(size, slide) => format!(
             "{{ kind = \"sliding\", size = \"{size}ms\", slide = \"{slide}ms\", allowed_lateness = \"{}ms\" }}",
             case.lateness
         ),
-        Win::Session(gap) => format!("{{ kind = \"session\", gap = \"{gap}ms\", allowed_lateness = \"{}ms\" }}", case.lateness),
+        Win::Session(gap) => format!(
+            "{{ kind = \"session\", gap = \"{gap}ms\", allowed_lateness = \"{}ms\" }}",
+            case.lateness
+        ),
     };
     format!(
         r#"
@@ -364,10 +340,7 @@ fn engine(case: &Case, workers: usize) -> (Out, usize) {
         .iter()
         .map(|n| row[*n].as_f64())
         .collect();
-        assert!(
-            out.insert(key.clone(), values).is_none(),
-            "duplicate output {key:?}"
-        );
+        assert!(out.insert(key.clone(), values).is_none(), "duplicate output {key:?}");
     }
     let late = read_jsonl(&out_dir, "late_events").len();
     (out, late)
@@ -399,11 +372,7 @@ fn check(case: &Case) {
     };
     for workers in [1, 2, 4] {
         let (got, late) = engine(case, workers);
-        assert_same(
-            &expected,
-            &got,
-            &format!("{:?} at {workers} workers", case.window),
-        );
+        assert_same(&expected, &got, &format!("{:?} at {workers} workers", case.window));
         assert_eq!(late, expected_late, "late rows at {workers} workers");
     }
 }
@@ -472,11 +441,7 @@ fn late_rows_refires_and_session_merges_occur_in_a_fixed_case() {
             c: 1,
         },
     ];
-    for window in [
-        Win::Tumbling(10_000),
-        Win::Sliding(30_000, 10_000),
-        Win::Session(7_000),
-    ] {
+    for window in [Win::Tumbling(10_000), Win::Sliding(30_000, 10_000), Win::Session(7_000)] {
         let case = Case {
             partitions: vec![p0.clone(), p1.clone()],
             window,
@@ -490,10 +455,7 @@ fn late_rows_refires_and_session_merges_occur_in_a_fixed_case() {
             Win::Session(g) => reference_sessions(&case, g),
         };
         assert!(late >= 1, "{window:?}: the fixed case has a late row");
-        assert!(
-            expected.keys().any(|k| k.3 > 0),
-            "{window:?}: the fixed case re-fires"
-        );
+        assert!(expected.keys().any(|k| k.3 > 0), "{window:?}: the fixed case re-fires");
         check(&case);
     }
 }

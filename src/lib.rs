@@ -24,6 +24,7 @@
 //! | [`model`] | candle models: features, training, evaluation, registry |
 //! | [`runtime`] | timely workers: installing jobs, stepping, health; the I/O runtime |
 //! | [`metrics`] | Prometheus metrics, typed per component |
+//! | [`produce`] | `riftstream produce`: the generator and replays into Kafka |
 //! | [`demo`] | `riftstream demo`: everything end to end on generated data |
 //! | [`error`] | the library's error type |
 
@@ -39,6 +40,7 @@ pub mod lake;
 pub mod metrics;
 pub mod model;
 pub mod operators;
+pub mod produce;
 pub mod runtime;
 pub mod sinks;
 pub mod sources;

@@ -123,7 +123,7 @@ enum Command {
 enum Produce {
     /// The simulator: finished matches, ranked snapshots, live games.
     Generator {
-        /// Kafka brokers (the Kafka connector's issue); without it, use --out.
+        /// Kafka brokers to produce to (topics are created when missing).
         #[arg(long)]
         brokers: Option<String>,
         /// Write JSON-lines files, one per topic, into this directory.
@@ -145,11 +145,36 @@ enum Produce {
         #[arg(long, default_value_t = 0)]
         jitter_ms: i64,
         /// Value encoding.
-        #[arg(long, value_enum, default_value = "json")]
+        #[arg(long, value_enum, default_value = "avro")]
         encoding: EncodingArg,
         /// Schema Registry URL (Avro).
+        #[arg(long, env = "RIFT_SCHEMA_REGISTRY", default_value = "http://localhost:8081")]
+        registry: String,
+        /// Partitions of topics created.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+    },
+    /// Replays of real data files into Kafka: Oracle's Elixir CSVs as finished
+    /// matches, the Kaggle 10-minute CSV as live games' events.
+    Replay {
+        /// Kafka brokers.
         #[arg(long)]
-        registry: Option<String>,
+        brokers: String,
+        /// Schema Registry URL (Avro).
+        #[arg(long, env = "RIFT_SCHEMA_REGISTRY", default_value = "http://localhost:8081")]
+        registry: String,
+        /// Value encoding.
+        #[arg(long, value_enum, default_value = "avro")]
+        encoding: EncodingArg,
+        /// Partitions of topics created.
+        #[arg(long, default_value_t = 4)]
+        partitions: i32,
+        /// Oracle's Elixir CSV files (repeatable).
+        #[arg(long)]
+        oracles: Vec<PathBuf>,
+        /// The Kaggle 10-minute CSV.
+        #[arg(long)]
+        ten_minute: Option<PathBuf>,
     },
     /// Flat player-match rows (`match_id, player_id, champion, ts, kills, deaths,
     /// assists, gold, cs, win`), the reference windowed job's input.
@@ -243,6 +268,28 @@ fn not_yet(what: &str, issue: &str) -> ! {
     std::process::exit(2)
 }
 
+fn produce_target(
+    brokers: String,
+    registry: String,
+    encoding: EncodingArg,
+    partitions: i32,
+) -> riftstream::produce::ProduceTarget {
+    riftstream::produce::ProduceTarget {
+        kafka: riftstream::config::KafkaConfig {
+            brokers,
+            schema_registry: Some(registry),
+            group_id: "riftstream-produce".into(),
+            properties: Default::default(),
+        },
+        encoding: match encoding {
+            EncodingArg::Avro => riftstream::config::Encoding::Avro,
+            EncodingArg::Json => riftstream::config::Encoding::Json,
+        },
+        partitions,
+        topic_prefix: String::new(),
+    }
+}
+
 fn lake_root_of(topology: &Path) -> PathBuf {
     Topology::load(topology)
         .ok()
@@ -305,14 +352,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             jitter_ms,
             encoding,
             registry,
+            partitions,
         }) => {
-            let _ = (encoding, registry);
-            if brokers.is_some() {
-                not_yet("producing to Kafka", "Kafka connector");
-            }
-            let Some(out) = out else {
-                bail!("give --out DIR (JSON-lines files) or --brokers (Kafka)")
-            };
             let cfg = riftstream::generator::GeneratorConfig {
                 seed,
                 players,
@@ -321,9 +362,47 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 jitter_ms,
                 ..Default::default()
             };
-            let counts = riftstream::demo::write_simulation(&cfg, &out)?;
-            for (topic, n) in counts {
-                println!("{n:>9} {topic} -> {}", out.join(format!("{topic}.jsonl")).display());
+            match (brokers, out) {
+                (Some(brokers), None) => {
+                    let target = produce_target(brokers, registry, encoding, partitions);
+                    for (topic, n) in riftstream::produce::produce_simulation(&target, &cfg)? {
+                        println!("{n:>9} {topic}");
+                    }
+                }
+                (None, Some(out)) => {
+                    for (topic, n) in riftstream::demo::write_simulation(&cfg, &out)? {
+                        println!("{n:>9} {topic} -> {}", out.join(format!("{topic}.jsonl")).display());
+                    }
+                }
+                _ => bail!("give either --brokers (Kafka) or --out DIR (JSON-lines files)"),
+            }
+        }
+        Command::Produce(Produce::Replay {
+            brokers,
+            registry,
+            encoding,
+            partitions,
+            oracles,
+            ten_minute,
+        }) => {
+            let target = produce_target(brokers, registry, encoding, partitions);
+            for file in oracles {
+                let (matches, rejected) = riftstream::generator::oracles_elixir_matches(&file)?;
+                for (game, why) in &rejected {
+                    eprintln!("skipped game {game} of {}: {why}", file.display());
+                }
+                let n = riftstream::produce::produce(&target, matches)?;
+                println!("{n:>9} esports.matches <- {}", file.display());
+            }
+            if let Some(file) = ten_minute {
+                let start = chrono::Utc::now().timestamp_millis() - 24 * 3600 * 1000;
+                let (events, games) = riftstream::generator::ten_minute_games(&file, start, 60_000)?;
+                let n = riftstream::produce::produce(&target, events)?;
+                println!(
+                    "{n:>9} esports.game_events <- {} ({} live games)",
+                    file.display(),
+                    games.len()
+                );
             }
         }
         Command::Produce(Produce::Rows {

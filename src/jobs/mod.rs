@@ -161,6 +161,27 @@ impl JobContext {
         }
     }
 
+    /// A Kafka writer for sink `name`, whose records are of topic kind `kind`.
+    pub fn kafka_writer<T: crate::sinks::kafka::ToKafka + 'static>(
+        &self,
+        name: &str,
+        kind: crate::events::Topic,
+    ) -> Result<crate::sinks::kafka::KafkaWriter<T>> {
+        use crate::sinks::kafka::{KafkaWriter, ValueEncoder};
+        let SinkConfig::Kafka { topic, encoding } = self.sink(name)? else {
+            return Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                "expected a kafka sink",
+            ));
+        };
+        let kafka =
+            self.topology.kafka.as_ref().ok_or_else(|| {
+                RiftError::config(&self.topology.file, "kafka", "a kafka sink needs a [kafka] section")
+            })?;
+        KafkaWriter::new(kafka, topic, ValueEncoder::new(kafka, *encoding, kind, topic)?, 3)
+    }
+
     /// Attaches `writer` to `stream` as sink `name`.
     pub fn write<'s, T: Clone + 'static, W: SinkWriter<T>>(
         &self,
@@ -196,9 +217,13 @@ impl JobContext {
                 let w = self.lake_writer::<DeadLetter>(name, "dlq")?;
                 self.write(stream, name, w);
             }
+            SinkConfig::Kafka { .. } => {
+                let w = self.kafka_writer::<DeadLetter>(name, crate::events::Topic::Dlq)?;
+                self.write(stream, name, w);
+            }
             other => {
                 return Err(RiftError::Usage(format!(
-                    "dead letters to a `{}` sink need the Kafka issue's connector",
+                    "dead letters cannot go to a `{}` sink",
                     other.kind()
                 )))
             }

@@ -3,7 +3,7 @@
 //! ```text
 //! game events ─► exchange by match ─► running match state ─► batched candle scoring ─► predictions
 //!                                                                                      ├─► file / lake sinks
-//!                                                                                      └─► (kafka, with the Kafka issue)
+//!                                                                                      └─► kafka (esports.predictions)
 //! ```
 //! The model is the latest registered version of `live_model` in the
 //! registry (`models/` under the lake root unless `registry` says otherwise).
@@ -120,9 +120,13 @@ impl Job for PredictionsJob {
                         ctx.lake_writer::<Prediction>(output, "predictions")?,
                     );
                 }
+                Some(SinkConfig::Kafka { .. }) => {
+                    let w = ctx.kafka_writer::<Prediction>(output, crate::events::Topic::Predictions)?;
+                    ctx.write(predictions.clone(), output, w);
+                }
                 Some(other) => {
                     return Err(RiftError::Usage(format!(
-                        "predictions to a `{}` sink need the Kafka issue's connector",
+                        "predictions cannot go to a `{}` sink",
                         other.kind()
                     )))
                 }

@@ -14,6 +14,7 @@
 
 pub mod embedded;
 pub mod file;
+pub mod kafka;
 
 use crate::error::Result;
 

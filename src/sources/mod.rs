@@ -12,6 +12,7 @@
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 
 use crate::config::{SourceConfig, Topology};
 use crate::error::{Result, RiftError};
@@ -94,11 +95,11 @@ pub fn open_source(topology: &Topology, name: &str, bounded: bool) -> Result<Arc
             Ok(Arc::new(generator::GeneratorSource::new(settings.clone(), *schema)?))
         }
         SourceConfig::Kafka { topic, .. } => {
-            let _ = bounded;
-            Err(RiftError::Usage(format!(
-                "source `{name}` (kafka topic `{topic}`): the Kafka connector is not built yet \
-                 (tracked in the Kafka issue); use a `file` or `generator` source"
-            )))
+            let kafka = topology
+                .kafka
+                .clone()
+                .ok_or_else(|| RiftError::config(&topology.file, "kafka", "a kafka source needs a [kafka] section"))?;
+            Ok(Arc::new(kafka::KafkaSource::new(kafka, topic, bounded)))
         }
     }
 }

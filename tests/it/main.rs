@@ -3,6 +3,8 @@
 
 mod generator;
 mod jobs;
+mod kafka;
+mod registry_stub;
 mod replay;
 mod support;
 mod validation;

@@ -57,7 +57,12 @@ async fn register(State(r): State<Shared>, Path(subject): Path<String>, Json(bod
         return error(StatusCode::UNPROCESSABLE_ENTITY, 42201, "Invalid schema");
     };
     let canon = new_schema.canonical_form();
-    let versions = reg.subjects.iter().find(|(s, _)| *s == subject).map(|(_, v)| v.clone()).unwrap_or_default();
+    let versions = reg
+        .subjects
+        .iter()
+        .find(|(s, _)| *s == subject)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
     for id in &versions {
         if canonical(&reg.schemas[*id as usize - 1]).as_deref() == Some(canon.as_str()) {
             return Json(json!({"id": id})).into_response();
@@ -66,10 +71,18 @@ async fn register(State(r): State<Shared>, Path(subject): Path<String>, Json(bod
     if let Some(latest) = versions.last() {
         let writer = Schema::parse_str(&reg.schemas[*latest as usize - 1]).unwrap();
         if SchemaCompatibility::can_read(&writer, &new_schema).is_err() {
-            return error(StatusCode::CONFLICT, 409, "Schema being registered is incompatible with an earlier schema");
+            return error(
+                StatusCode::CONFLICT,
+                409,
+                "Schema being registered is incompatible with an earlier schema",
+            );
         }
     }
-    let id = match reg.schemas.iter().position(|s| canonical(s).as_deref() == Some(canon.as_str())) {
+    let id = match reg
+        .schemas
+        .iter()
+        .position(|s| canonical(s).as_deref() == Some(canon.as_str()))
+    {
         Some(i) => i as u32 + 1,
         None => {
             reg.schemas.push(text.to_string());
@@ -92,7 +105,10 @@ async fn lookup(State(r): State<Shared>, Path(subject): Path<String>, Json(body)
     let canon = body.get("schema").and_then(Value::as_str).and_then(canonical);
     for (i, id) in versions.iter().enumerate() {
         if canonical(&reg.schemas[*id as usize - 1]) == canon {
-            return Json(json!({"subject": subject, "id": id, "version": i + 1, "schema": reg.schemas[*id as usize - 1]})).into_response();
+            return Json(
+                json!({"subject": subject, "id": id, "version": i + 1, "schema": reg.schemas[*id as usize - 1]}),
+            )
+            .into_response();
         }
     }
     error(StatusCode::NOT_FOUND, 40403, "Schema not found")
@@ -120,32 +136,47 @@ async fn versions(State(r): State<Shared>, Path(subject): Path<String>) -> Respo
     }
 }
 
-fn version_of(reg: &Registry, subject: &str, version: &str) -> Result<(usize, u32), Response> {
+fn version_of(reg: &Registry, subject: &str, version: &str) -> Result<(usize, u32), Box<Response>> {
     let Some((_, v)) = reg.subjects.iter().find(|(s, _)| s == subject) else {
-        return Err(error(StatusCode::NOT_FOUND, 40401, "Subject not found"));
+        return Err(Box::new(error(StatusCode::NOT_FOUND, 40401, "Subject not found")));
     };
-    let n = if version == "latest" { v.len() } else { version.parse().unwrap_or(0) };
+    let n = if version == "latest" {
+        v.len()
+    } else {
+        version.parse().unwrap_or(0)
+    };
     match v.get(n.wrapping_sub(1)) {
         Some(id) => Ok((n, *id)),
-        None => Err(error(StatusCode::NOT_FOUND, 40402, "Version not found")),
+        None => Err(Box::new(error(StatusCode::NOT_FOUND, 40402, "Version not found"))),
     }
 }
 
 async fn version(State(r): State<Shared>, Path((subject, version)): Path<(String, String)>) -> Response {
     let reg = r.lock().unwrap();
     match version_of(&reg, &subject, &version) {
-        Ok((n, id)) => Json(json!({"subject": subject, "id": id, "version": n, "schema": reg.schemas[id as usize - 1]})).into_response(),
-        Err(resp) => resp,
+        Ok((n, id)) => {
+            Json(json!({"subject": subject, "id": id, "version": n, "schema": reg.schemas[id as usize - 1]}))
+                .into_response()
+        }
+        Err(resp) => *resp,
     }
 }
 
-async fn compatibility(State(r): State<Shared>, Path((subject, version)): Path<(String, String)>, Json(body): Json<Value>) -> Response {
+async fn compatibility(
+    State(r): State<Shared>,
+    Path((subject, version)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
     let reg = r.lock().unwrap();
     let (_, id) = match version_of(&reg, &subject, &version) {
         Ok(v) => v,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
-    let Some(new_schema) = body.get("schema").and_then(Value::as_str).and_then(|s| Schema::parse_str(s).ok()) else {
+    let Some(new_schema) = body
+        .get("schema")
+        .and_then(Value::as_str)
+        .and_then(|s| Schema::parse_str(s).ok())
+    else {
         return error(StatusCode::UNPROCESSABLE_ENTITY, 42201, "Invalid schema");
     };
     let writer = Schema::parse_str(&reg.schemas[id as usize - 1]).unwrap();
@@ -169,11 +200,17 @@ impl RegistryStub {
             .route("/subjects/{subject}/versions", get(versions).post(register))
             .route("/subjects/{subject}/versions/{version}", get(version))
             .route("/schemas/ids/{id}", get(by_id))
-            .route("/compatibility/subjects/{subject}/versions/{version}", post(compatibility))
+            .route(
+                "/compatibility/subjects/{subject}/versions/{version}",
+                post(compatibility),
+            )
             .with_state(state.clone());
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 tx.send(listener.local_addr().unwrap()).unwrap();
@@ -181,7 +218,10 @@ impl RegistryStub {
             });
         });
         let addr = rx.recv().unwrap();
-        RegistryStub { url: format!("http://{addr}"), state }
+        RegistryStub {
+            url: format!("http://{addr}"),
+            state,
+        }
     }
 
     /// Requests served so far (`register S`, `lookup S`, `id N`).

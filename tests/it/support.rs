@@ -79,18 +79,39 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `cmd` so that it dies with the test process.
-fn spawn_tied(mut cmd: std::process::Command) -> std::process::Child {
+/// Starts `cmd` so that it dies with the test process. The death signal is
+/// tied to the spawning *thread*, so servers are spawned from one thread that
+/// lives as long as the process.
+fn spawn_tied(cmd: std::process::Command) {
     use std::os::unix::process::CommandExt;
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
+    use std::sync::mpsc;
+    type Request = (std::process::Command, mpsc::Sender<()>);
+    static SPAWNER: std::sync::OnceLock<std::sync::Mutex<mpsc::Sender<Request>>> = std::sync::OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            let mut children = Vec::new();
+            for (mut cmd, done) in rx {
+                unsafe {
+                    cmd.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                        Ok(())
+                    });
+                }
+                cmd.stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                children.push(
+                    cmd.spawn()
+                        .unwrap_or_else(|e| panic!("cannot start a test server: {e}")),
+                );
+                let _ = done.send(());
+            }
         });
-    }
-    cmd.stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    cmd.spawn().unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"))
+        std::sync::Mutex::new(tx)
+    });
+    let (done_tx, done_rx) = mpsc::channel();
+    spawner.lock().unwrap().send((cmd, done_tx)).unwrap();
+    done_rx.recv().unwrap();
 }
 
 fn wait_for_port(port: u16, what: &str) {
@@ -140,7 +161,7 @@ pub fn kafka() -> &'static str {
             "--storage-engine",
             "memory://tansu/",
         ]);
-        std::mem::forget(spawn_tied(cmd));
+        spawn_tied(cmd);
         wait_for_port(port, "tansu");
         format!("127.0.0.1:{port}")
     })

@@ -1,0 +1,290 @@
+//! The `kafka` sink: records to a topic with the idempotent producer.
+//!
+//! `write` encodes and enqueues (never blocking the worker for long: a full
+//! queue is drained with short polls); `pre_commit` flushes and checks every
+//! delivery report — a failed delivery fails the commit, and the epoch's
+//! undelivered records are sent again before it is retried, so nothing is
+//! lost (at least once; the transactional path comes with checkpoints).
+//! Topics are created on open when missing.
+
+use super::SinkWriter;
+use crate::codec::avro::AvroValueEncoder;
+use crate::config::{Encoding, KafkaConfig};
+use crate::error::{Result, RiftError};
+use crate::events::{DeadLetter, Prediction, Topic};
+use crate::sources::kafka::client_config;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::ClientContext;
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Creates `topics` (name, partitions) that do not exist yet.
+pub fn ensure_topics(kafka: &KafkaConfig, topics: &[(&str, i32)]) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka)
+        .create()
+        .map_err(|e| RiftError::external("kafka", e, false))?;
+    let new: Vec<NewTopic> = topics
+        .iter()
+        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = crate::runtime::block_on(admin.create_topics(&new, &opts))
+        .map_err(|e| RiftError::external("kafka", e, true))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(RiftError::external(
+                    "kafka",
+                    format!("creating topic {name}: {code}"),
+                    true,
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One record to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaRecord {
+    /// Message key.
+    pub key: Option<Vec<u8>>,
+    /// Message value.
+    pub value: Vec<u8>,
+    /// Headers.
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+}
+
+/// Encodes a value as JSON or Confluent-wire Avro.
+pub enum ValueEncoder {
+    /// JSON.
+    Json,
+    /// Avro through the Schema Registry.
+    Avro(Box<AvroValueEncoder>),
+}
+
+impl ValueEncoder {
+    /// The encoder for `topic` (kind `kind`) in `encoding`.
+    pub fn new(kafka: &KafkaConfig, encoding: Encoding, kind: Topic, topic: &str) -> Result<ValueEncoder> {
+        match encoding {
+            Encoding::Json => Ok(ValueEncoder::Json),
+            Encoding::Avro => {
+                let url = kafka
+                    .schema_registry
+                    .as_deref()
+                    .ok_or_else(|| RiftError::Usage(format!("topic `{topic}` is Avro: set kafka.schema_registry")))?;
+                Ok(ValueEncoder::Avro(Box::new(AvroValueEncoder::new(url, kind, topic)?)))
+            }
+        }
+    }
+
+    /// Encodes `value`.
+    pub fn encode<T: Serialize>(&self, value: &T) -> Result<Vec<u8>> {
+        match self {
+            ValueEncoder::Json => serde_json::to_vec(value).map_err(|e| RiftError::Internal(format!("json: {e}"))),
+            ValueEncoder::Avro(a) => a.encode(value),
+        }
+    }
+}
+
+/// Turns a record into a message.
+pub trait ToKafka {
+    /// Encodes `self` with `encoder`.
+    fn to_kafka(&self, encoder: &ValueEncoder) -> Result<KafkaRecord>;
+}
+
+impl ToKafka for Prediction {
+    fn to_kafka(&self, encoder: &ValueEncoder) -> Result<KafkaRecord> {
+        Ok(KafkaRecord {
+            key: Some(self.match_id.clone().into_bytes()),
+            value: encoder.encode(self)?,
+            headers: Vec::new(),
+        })
+    }
+}
+
+/// The Avro shape of a dead letter (raw bytes as Avro `bytes`).
+#[derive(Serialize)]
+struct DeadLetterAvro<'a> {
+    source_topic: &'a str,
+    partition: i32,
+    offset: i64,
+    #[serde(with = "apache_avro::serde::bytes_opt")]
+    key: &'a Option<Vec<u8>>,
+    #[serde(with = "apache_avro::serde::bytes")]
+    value: &'a Vec<u8>,
+    reason: &'a str,
+    stage: &'a str,
+    failed_at: i64,
+}
+
+impl ToKafka for DeadLetter {
+    fn to_kafka(&self, encoder: &ValueEncoder) -> Result<KafkaRecord> {
+        let value = match encoder {
+            ValueEncoder::Json => encoder.encode(self)?,
+            ValueEncoder::Avro(a) => a.encode(&DeadLetterAvro {
+                source_topic: &self.source_topic,
+                partition: self.partition,
+                offset: self.offset,
+                key: &self.key,
+                value: &self.value,
+                reason: &self.reason,
+                stage: &self.stage,
+                failed_at: self.failed_at,
+            })?,
+        };
+        Ok(KafkaRecord {
+            key: self.key.clone(),
+            value,
+            headers: vec![
+                ("rift.reason", self.reason.clone().into_bytes()),
+                ("rift.stage", self.stage.clone().into_bytes()),
+                ("rift.source.topic", self.source_topic.clone().into_bytes()),
+                ("rift.source.partition", self.partition.to_string().into_bytes()),
+                ("rift.source.offset", self.offset.to_string().into_bytes()),
+            ],
+        })
+    }
+}
+
+/// Collects delivery failures by sequence number.
+#[derive(Default)]
+struct Deliveries {
+    failed: Mutex<Vec<(usize, String)>>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
+        if let Err((e, _)) = result {
+            if let Ok(mut f) = self.failed.lock() {
+                f.push((seq, e.to_string()));
+            }
+        }
+    }
+}
+
+/// Produces records of type `T` to a topic.
+pub struct KafkaWriter<T> {
+    producer: BaseProducer<Deliveries>,
+    topic: String,
+    encoder: ValueEncoder,
+    /// The epoch's messages, kept until their delivery is confirmed.
+    epoch: Vec<KafkaRecord>,
+    _marker: std::marker::PhantomData<T>,
+}
+
+impl<T: ToKafka + 'static> KafkaWriter<T> {
+    /// A writer to `topic` (created with `partitions` if missing).
+    pub fn new(kafka: &KafkaConfig, topic: &str, encoder: ValueEncoder, partitions: i32) -> Result<Self> {
+        ensure_topics(kafka, &[(topic, partitions)])?;
+        let producer: BaseProducer<Deliveries> = client_config(kafka)
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", "30000")
+            .set("linger.ms", "5")
+            .create_with_context(Deliveries::default())
+            .map_err(|e| RiftError::external("kafka", e, false))?;
+        Ok(KafkaWriter {
+            producer,
+            topic: topic.to_string(),
+            encoder,
+            epoch: Vec::new(),
+            _marker: Default::default(),
+        })
+    }
+
+    fn send(&self, seq: usize, r: &KafkaRecord) -> Result<()> {
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(v.as_slice()),
+            });
+        }
+        let mut record = BaseRecord::with_opaque_to(&self.topic, seq)
+            .payload(&r.value)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            record = record.key(k.as_slice());
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => {
+                    self.producer.poll(Duration::ZERO);
+                    return Ok(());
+                }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(RiftError::external("kafka", e, true)),
+            }
+        }
+    }
+}
+
+impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
+    fn write(&mut self, records: &mut Vec<T>) -> Result<()> {
+        for r in records.drain(..) {
+            let msg = r.to_kafka(&self.encoder)?;
+            self.send(self.epoch.len(), &msg)?;
+            self.epoch.push(msg);
+        }
+        Ok(())
+    }
+
+    fn pre_commit(&mut self, _epoch: u64) -> Result<()> {
+        self.producer
+            .flush(Duration::from_secs(60))
+            .map_err(|e| RiftError::external("kafka", e, true))?;
+        if let Some((code, why)) = self.producer.client().fatal_error() {
+            return Err(RiftError::external(
+                "kafka",
+                format!("producer fenced: {code}: {why}"),
+                false,
+            ));
+        }
+        let failed = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .failed
+                .lock()
+                .map_err(|_| RiftError::Internal("poisoned".into()))?,
+        );
+        if failed.is_empty() {
+            self.epoch.clear();
+            return Ok(());
+        }
+        // Send the undelivered records again, then fail this attempt so it is retried.
+        let first = failed[0].1.clone();
+        let mut resend = Vec::with_capacity(failed.len());
+        for (seq, _) in &failed {
+            if let Some(m) = self.epoch.get(*seq) {
+                resend.push(m.clone());
+            }
+        }
+        self.epoch = resend;
+        for (i, m) in self.epoch.iter().enumerate() {
+            self.send(i, m)?;
+        }
+        Err(RiftError::external(
+            "kafka",
+            format!("{} deliveries failed (e.g. {first}); resent", failed.len()),
+            true,
+        ))
+    }
+
+    fn commit(&mut self, _epoch: u64) -> Result<()> {
+        Ok(())
+    }
+}

@@ -497,25 +497,34 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             topology,
             entity,
         }) => {
-            let dir = match store {
-                Some(s) => s,
+            use riftstream::config::SinkConfig;
+            use riftstream::sinks::embedded::{EmbeddedStore, FeatureStore};
+            let store: Box<dyn FeatureStore> = match store {
+                Some(dir) => Box::new(EmbeddedStore::open(&dir, 0)?),
                 None => {
                     let topo = Topology::load(&topology)?;
-                    let embedded = topo.sinks.values().find_map(|s| match s {
-                        riftstream::config::SinkConfig::Embedded { path } => Some(PathBuf::from(path)),
+                    let online = topo.sinks.values().find_map(|s| match s {
+                        SinkConfig::Redis { url, ttl } => Some(
+                            riftstream::sinks::redis::RedisStore::open(url, *ttl)
+                                .map(|r| Box::new(r) as Box<dyn FeatureStore>),
+                        ),
+                        SinkConfig::Embedded { path } => Some(
+                            EmbeddedStore::open(&PathBuf::from(path), 0).map(|e| Box::new(e) as Box<dyn FeatureStore>),
+                        ),
                         _ => None,
                     });
-                    match embedded {
-                        Some(p) => p,
-                        None => not_yet("reading features from Redis", "lake & feature store"),
+                    match online {
+                        Some(s) => s?,
+                        None => bail!(
+                            "{} has no online store sink (redis or embedded); give --store DIR",
+                            topology.display()
+                        ),
                     }
                 }
             };
-            use riftstream::sinks::embedded::{EmbeddedStore, FeatureStore};
-            let store = EmbeddedStore::open(&dir, 0)?;
             match store.get(&entity, &player)? {
                 Some(fields) => println!("{}", serde_json::to_string_pretty(&fields)?),
-                None => bail!("no features for {entity} `{player}` in {}", dir.display()),
+                None => bail!("no features for {entity} `{player}`"),
             }
         }
         Command::Lake(LakeCmd::Compact { .. }) => not_yet("`riftstream lake compact`", "lake & feature store"),

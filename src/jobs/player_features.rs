@@ -229,12 +229,14 @@ impl Job for FeaturesJob {
         if let Some(online) = &self.online {
             let store: Arc<dyn FeatureStore> = match ctx.topology.sinks.get(online) {
                 Some(SinkConfig::Embedded { path }) => Arc::new(EmbeddedStore::open(&PathBuf::from(path), 0)?),
-                Some(SinkConfig::Redis { .. }) => {
-                    return Err(RiftError::Usage(format!(
-                        "sink `{online}`: the Redis feature store comes with the lake & feature store issue; use an `embedded` sink"
-                    )))
+                Some(SinkConfig::Redis { url, ttl }) => Arc::new(crate::sinks::redis::RedisStore::open(url, *ttl)?),
+                _ => {
+                    return Err(RiftError::config(
+                        &ctx.topology.file,
+                        format!("sinks.{online}"),
+                        "expected an online store",
+                    ))
                 }
-                _ => return Err(RiftError::config(&ctx.topology.file, format!("sinks.{online}"), "expected an online store")),
             };
             let sets = self.sets.iter().cloned().zip(self.entities.iter().cloned()).collect();
             ctx.write(results.clone(), online, FeatureStoreWriter::new(store, sets, online));

@@ -15,6 +15,7 @@
 pub mod embedded;
 pub mod file;
 pub mod kafka;
+pub mod redis;
 
 use crate::error::Result;
 

@@ -4,6 +4,7 @@
 mod generator;
 mod jobs;
 mod kafka;
+mod redis;
 mod registry_stub;
 mod replay;
 mod support;

@@ -166,3 +166,43 @@ pub fn kafka() -> &'static str {
         format!("127.0.0.1:{port}")
     })
 }
+
+/// Starts a real `redis-server` (no persistence) on `port`.
+pub fn start_redis(port: u16) {
+    let mut cmd = std::process::Command::new("redis-server");
+    cmd.args([
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]);
+    spawn_tied(cmd);
+    wait_for_port(port, "redis-server");
+}
+
+/// Stops the `redis-server` on `port` (SHUTDOWN NOSAVE).
+pub fn stop_redis(port: u16) {
+    let _ = std::process::Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "shutdown", "nosave"])
+        .output();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        assert!(std::time::Instant::now() < deadline, "redis did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Runs `redis-cli -p port ARGS…` and returns its output.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = std::process::Command::new("redis-cli")
+        .arg("-p")
+        .arg(port.to_string())
+        .args(args)
+        .output()
+        .expect("redis-cli");
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -153,6 +153,9 @@ enum Produce {
         /// Partitions of topics created.
         #[arg(long, default_value_t = 4)]
         partitions: i32,
+        /// Records per second per topic (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
     },
     /// Replays of real data files into Kafka: Oracle's Elixir CSVs as finished
     /// matches, the Kaggle 10-minute CSV as live games' events.
@@ -287,6 +290,7 @@ fn produce_target(
         },
         partitions,
         topic_prefix: String::new(),
+        rate: None,
     }
 }
 
@@ -353,6 +357,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             encoding,
             registry,
             partitions,
+            rate,
         }) => {
             let cfg = riftstream::generator::GeneratorConfig {
                 seed,
@@ -364,7 +369,10 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             };
             match (brokers, out) {
                 (Some(brokers), None) => {
-                    let target = produce_target(brokers, registry, encoding, partitions);
+                    let target = riftstream::produce::ProduceTarget {
+                        rate,
+                        ..produce_target(brokers, registry, encoding, partitions)
+                    };
                     for (topic, n) in riftstream::produce::produce_simulation(&target, &cfg)? {
                         println!("{n:>9} {topic}");
                     }

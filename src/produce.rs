@@ -31,6 +31,8 @@ pub struct ProduceTarget {
     pub partitions: i32,
     /// Prefix of every topic name (empty for SPEC's names).
     pub topic_prefix: String,
+    /// Records per second to produce at (per topic); `None`: as fast as possible.
+    pub rate: Option<f64>,
 }
 
 /// Produces `records` of one topic kind; returns how many.
@@ -39,7 +41,28 @@ pub fn produce<E: Event>(target: &ProduceTarget, mut records: Vec<E>) -> Result<
     let encoder = ValueEncoder::new(&target.kafka, target.encoding, E::TOPIC, &topic)?;
     let mut writer = KafkaWriter::<E>::new(&target.kafka, &topic, encoder, target.partitions)?;
     let n = records.len();
-    writer.write(&mut records)?;
+    match target.rate.filter(|r| *r > 0.0) {
+        None => writer.write(&mut records)?,
+        Some(rate) => {
+            // Paced in batches of ~10 ms worth of records.
+            let started = std::time::Instant::now();
+            let chunk = ((rate / 100.0).ceil() as usize).max(1);
+            let mut sent = 0usize;
+            let mut rest = records.into_iter();
+            loop {
+                let mut batch: Vec<E> = rest.by_ref().take(chunk).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                sent += batch.len();
+                writer.write(&mut batch)?;
+                let due = std::time::Duration::from_secs_f64(sent as f64 / rate);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
     // Retry failed deliveries a few times (each attempt resends what failed).
     let mut attempt = 0;
     loop {

@@ -11,6 +11,7 @@
 //! job, which is then dropped from the worker and reported, without touching
 //! the other jobs.
 
+pub mod admin;
 pub mod io;
 
 pub use io::{block_on, io_runtime};
@@ -126,6 +127,9 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
         jobs::build(name, &topology)?;
     }
     let config = timely_config(&opts)?;
+    if let Some(addr) = &topology.runtime.admin_addr {
+        admin::serve(addr);
+    }
     let started = Instant::now();
     let bounded = opts.bounded;
     let shutdown = opts.shutdown.clone();

@@ -26,6 +26,7 @@ fn target(registry: &str, prefix: &str, encoding: Encoding) -> ProduceTarget {
         encoding,
         partitions: 3,
         topic_prefix: prefix.to_string(),
+        rate: None,
     }
 }
 

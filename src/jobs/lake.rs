@@ -4,6 +4,7 @@
 //! source ──raw──────────────────────────────► bronze/{topic}        (every record as read)
 //!    │
 //!    ├──decoded, valid──► dedup by business key ──► silver/{table}   (+ silver/match_participants)
+//!    │                                               └─► (matches) differential reduce/join ─► gold/{champion_stats, player_daily, leaderboard}
 //!    │
 //!    └──dead letters──────────────────────────► dlq sink
 //! ```
@@ -69,6 +70,12 @@ impl Job for LakeJob {
                 Some(RecordSchema::Matches) => {
                     let (raw, dlq, matches) = silver::<Match>(scope, ctx, source)?;
                     let participants = matches.clone().flat_map(|m| ParticipantRow::of(&m).collect::<Vec<_>>());
+                    crate::lake::gold::build_gold(
+                        matches.clone(),
+                        ctx.lake(&self.lake)?,
+                        ctx.health.clone(),
+                        ctx.probes.committed.clone(),
+                    );
                     ctx.write(matches, &self.lake, ctx.lake_writer::<Match>(&self.lake, "matches")?);
                     ctx.write(
                         participants,

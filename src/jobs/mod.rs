@@ -127,6 +127,18 @@ impl JobContext {
             .ok_or_else(|| RiftError::config(&self.topology.file, format!("sinks.{name}"), "no such sink"))
     }
 
+    /// The lake of sink `name`.
+    pub fn lake(&self, name: &str) -> Result<Lake> {
+        match self.sink(name)? {
+            SinkConfig::Lake { root, .. } => Lake::open(root),
+            other => Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                format!("expected a lake sink, found `{}`", other.kind()),
+            )),
+        }
+    }
+
     /// A lake writer for sink `name`; `output` distinguishes writers in file names.
     pub fn lake_writer<R: LakeRow>(&self, name: &str, output: &str) -> Result<LakeWriter<R>> {
         match self.sink(name)? {

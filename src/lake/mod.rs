@@ -18,6 +18,7 @@
 //! `part-{worker}-{epoch}-{n}.parquet`, so a replay of the same epoch after a
 //! crash rewrites the same files instead of adding duplicates.
 
+pub mod gold;
 pub mod tables;
 pub mod writer;
 

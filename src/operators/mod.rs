@@ -9,6 +9,7 @@
 //! * [`live_state`] — running per-team state of live matches.
 //! * [`score`] — batched candle inference of live state.
 //! * [`sink`] — drives a sink through write / pre-commit / commit.
+//! * [`snapshot`] — materializes differential gold collections into lake partitions.
 
 pub mod dedup;
 pub mod live_state;
@@ -16,6 +17,7 @@ pub mod score;
 pub mod session;
 pub mod sink;
 pub mod sliding;
+pub mod snapshot;
 pub mod source;
 pub mod tumbling;
 pub mod window_state;

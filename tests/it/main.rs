@@ -2,6 +2,7 @@
 //! dependency set), one module per area.
 
 mod generator;
+mod gold;
 mod jobs;
 mod kafka;
 mod redis;

@@ -33,6 +33,9 @@ use timely::dataflow::{ProbeHandle, StreamVec};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// A ranked leaderboard entry: (rank, rating ×1e6, player, games, wins).
+type Ranked = (i64, i64, String, i64, i64);
+
 fn day_start(end_time: i64) -> i64 {
     end_time.div_euclid(DAY_MS) * DAY_MS
 }
@@ -415,15 +418,13 @@ pub fn build_gold<'s>(matches: StreamVec<'s, u64, Match>, lake: Lake, health: Jo
     let leaderboard = per_player
         .filter(|(_, (games, _))| *games >= 5)
         .map(|(player, (games, wins))| ((), ((wins + 5) * 1_000_000 / (games + 10), player, games, wins)))
-        .reduce(
-            |_unit, input, output: &mut Vec<((i64, i64, String, i64, i64), isize)>| {
-                // `input` is sorted ascending by (rating, player): take the best 100.
-                for (rank, (entry, _count)) in input.iter().rev().take(100).enumerate() {
-                    let (rating, player, games, wins) = (*entry).clone();
-                    output.push(((rank as i64 + 1, rating, player, games, wins), 1));
-                }
-            },
-        )
+        .reduce(|_unit, input, output: &mut Vec<(Ranked, isize)>| {
+            // `input` is sorted ascending by (rating, player): take the best 100.
+            for (rank, (entry, _count)) in input.iter().rev().take(100).enumerate() {
+                let (rating, player, games, wins) = (*entry).clone();
+                output.push(((rank as i64 + 1, rating, player, games, wins), 1));
+            }
+        })
         .map(|((), (rank, rating_ppm, player_id, games, wins))| LeaderboardRow {
             day: 0,
             rank,

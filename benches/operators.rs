@@ -46,6 +46,7 @@ fn spec(kind: WindowKind, size: u64, slide: Option<u64>, gap: Option<u64>) -> Ar
         aggregates,
         features,
         online: None,
+        lookups: Default::default(),
     };
     Arc::new(FeatureSpec::compile("bench", &cfg).expect("valid spec"))
 }

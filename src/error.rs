@@ -127,9 +127,12 @@ impl From<rocksdb::Error> for RiftError {
 
 impl From<object_store::Error> for RiftError {
     fn from(e: object_store::Error) -> Self {
-        let retryable = !matches!(
+        // Transport failures surface as `Generic`; every other variant is a
+        // definite answer (missing object, bad path, denied, unsupported…)
+        // that a retry would only repeat.
+        let retryable = matches!(
             e,
-            object_store::Error::NotFound { .. } | object_store::Error::AlreadyExists { .. }
+            object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
         );
         RiftError::external("object_store", e, retryable)
     }

@@ -80,7 +80,8 @@ enum Command {
     Train {
         /// `live` (10-minute team statistics) or `pre_game` (players' features).
         kind: String,
-        /// Training data (the 10-minute CSV format for `live`).
+        /// Training data: the 10-minute CSV format for `live`; a table from
+        /// `riftstream features export` for `pre_game`.
         #[arg(long)]
         data: PathBuf,
         /// Model family.
@@ -104,7 +105,8 @@ enum Command {
         /// A model version directory (as printed by `train`).
         #[arg(long)]
         model: PathBuf,
-        /// Data in the model's format (the 10-minute CSV for live models).
+        /// Data in the model's format (the 10-minute CSV for live models, a
+        /// `features export` table for pre-game models).
         #[arg(long)]
         data: PathBuf,
     },
@@ -238,6 +240,23 @@ enum Features {
         #[arg(long, default_value = "player")]
         entity: String,
     },
+    /// Build a point-in-time correct training table from the offline store
+    /// (`gold/player_features`): one row per match and participant with the
+    /// features as of the match's start, never after.
+    Export {
+        /// Finished matches (JSON lines, the `esports.matches` shape) to build rows for.
+        #[arg(long)]
+        as_of_matches: PathBuf,
+        /// Output Parquet file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Lake root (default: the topology's lake).
+        #[arg(long)]
+        lake: Option<String>,
+        /// Topology naming the lake.
+        #[arg(long, default_value = "topology.toml")]
+        topology: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -247,6 +266,18 @@ enum LakeCmd {
         /// Topology whose lake to compact.
         #[arg(long, default_value = "topology.toml")]
         topology: PathBuf,
+        /// Lake root (default: the topology's lake).
+        #[arg(long)]
+        lake: Option<String>,
+        /// A partition is closed once its day ended at least this long ago.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        min_age: std::time::Duration,
+        /// Files below this size are merged, into files of up to this size.
+        #[arg(long, default_value_t = 64 * 1024 * 1024)]
+        target_bytes: u64,
+        /// Only report what would be merged.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -299,6 +330,59 @@ fn lake_root_of(topology: &Path) -> PathBuf {
         .ok()
         .and_then(|t| t.lake_root().map(PathBuf::from))
         .unwrap_or_else(|| PathBuf::from(std::env::var("RIFT_LAKE").unwrap_or_else(|_| "./lake".into())))
+}
+
+/// Announces a registered version on `esports.model_updates` when the
+/// topology has Kafka (workers also notice it in the registry by themselves).
+fn announce_model(topology: &Path, model_name: &str, model_kind: &str, dir: &Path) {
+    let Ok(topo) = Topology::load(topology) else { return };
+    let Some(kafka) = topo.kafka.clone() else { return };
+    let version = dir
+        .file_name()
+        .map(|v| v.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let update = riftstream::events::ModelUpdate {
+        model_name: model_name.to_string(),
+        version: version.clone(),
+        path: dir.display().to_string(),
+        model_kind: model_kind.to_string(),
+        created_at: chrono::Utc::now().timestamp_millis(),
+    };
+    let encoding = std::env::var("RIFT_ENCODING")
+        .ok()
+        .filter(|e| e == "json")
+        .map_or(riftstream::config::Encoding::Avro, |_| {
+            riftstream::config::Encoding::Json
+        });
+    let mut kafka = kafka;
+    // An announcement, not a pipeline: give up quickly when no broker answers.
+    kafka.properties.insert("message.timeout.ms".into(), "5000".into());
+    let target = riftstream::produce::ProduceTarget {
+        kafka,
+        encoding,
+        partitions: 1,
+        topic_prefix: String::new(),
+        rate: None,
+    };
+    match riftstream::produce::announce(&target, update) {
+        Ok(_) => eprintln!("announced {model_name} {version} on esports.model_updates"),
+        Err(e) => eprintln!("warning: registered, but could not announce it on esports.model_updates: {e}"),
+    }
+}
+
+/// The lake at `root`, else the topology's lake sink (with its object_store options).
+fn open_lake(root: Option<&str>, topology: &Path) -> anyhow::Result<riftstream::lake::Lake> {
+    Ok(match root {
+        Some(root) => riftstream::lake::Lake::open(root)?,
+        None => Topology::load(topology)
+            .with_context(|| {
+                format!(
+                    "give --lake ROOT or a topology with a lake sink ({})",
+                    topology.display()
+                )
+            })?
+            .open_lake()?,
+    })
 }
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
@@ -441,19 +525,25 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             name,
             seed,
         } => {
-            if kind != "live" {
-                if kind == "pre_game" {
-                    not_yet("training the pre-game model", "models");
-                }
-                bail!("unknown model kind `{kind}`; expected `live` or `pre_game`");
-            }
             let model_kind: ModelKind = model.parse().map_err(|e| anyhow::anyhow!("--model: {e}"))?;
-            let dataset = load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?;
+            let (dataset, simulator_accuracy) = match kind.as_str() {
+                "live" => (
+                    load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?,
+                    None,
+                ),
+                "pre_game" => {
+                    let table = riftstream::model::pregame::load_pregame_table(&data, None)
+                        .with_context(|| format!("reading {}", data.display()))?;
+                    let best = table.simulator_accuracy();
+                    (table.dataset, best)
+                }
+                other => bail!("unknown model kind `{other}`; expected `live` or `pre_game`"),
+            };
             let cfg = TrainConfig {
                 seed,
                 ..TrainConfig::for_kind(model_kind)
             };
-            eprintln!("training {model} on {} games from {}", dataset.n(), data.display());
+            eprintln!("training {model} on {} rows from {}", dataset.n(), data.display());
             let trained = train(&dataset, &cfg, &mut |r| {
                 if r.improved {
                     eprintln!(
@@ -462,22 +552,42 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                     );
                 }
             })?;
+            if let Some(best) = simulator_accuracy {
+                eprintln!(
+                    "the simulator's own probability scores accuracy {best:.4} on these matches (the best possible)"
+                );
+            }
             let v = trained.validation();
             eprintln!("validation: accuracy {:.4}, log loss {:.4}", v.accuracy, v.log_loss);
             let root = registry.unwrap_or_else(|| lake_root_of(&topology));
-            let dir = ModelRegistry::open(&root)?.register(
-                name.as_deref().unwrap_or(&kind),
-                &trained,
-                &data.display().to_string(),
-            )?;
+            let model_name = name.as_deref().unwrap_or(&kind).to_string();
+            let dir = ModelRegistry::open(&root)?.register(&model_name, &trained, &data.display().to_string())?;
+            announce_model(&topology, &model_name, &model, &dir);
             println!("{}", dir.display());
         }
         Command::Evaluate { model, data } => {
             let loaded = riftstream::model::LoadedModel::load(&model)?;
-            let dataset = load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?;
+            let pre_game = riftstream::model::pregame::player_features_of(loaded.feature_names());
+            let (dataset, simulator_accuracy) = match &pre_game {
+                Some(features) => {
+                    let table = riftstream::model::pregame::load_pregame_table(&data, Some(features))
+                        .with_context(|| format!("reading {}", data.display()))?;
+                    let best = table.simulator_accuracy();
+                    (table.dataset, best)
+                }
+                None => (
+                    load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?,
+                    None,
+                ),
+            };
             let probs = loaded.predict_batch(&dataset.x)?;
             let eval = evaluate(&probs, &dataset.y)?;
-            println!("{}", serde_json::to_string_pretty(&eval)?);
+            let mut json = serde_json::to_value(&eval)?;
+            if let (Some(best), Some(obj)) = (simulator_accuracy, json.as_object_mut()) {
+                obj.insert("simulator_accuracy".into(), serde_json::json!(best));
+                obj.insert("share_of_best".into(), serde_json::json!(eval.accuracy / best));
+            }
+            println!("{}", serde_json::to_string_pretty(&json)?);
         }
         Command::Models(Models::List { registry, topology }) => {
             let root = registry.unwrap_or_else(|| lake_root_of(&topology));
@@ -535,7 +645,64 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 None => bail!("no features for {entity} `{player}`"),
             }
         }
-        Command::Lake(LakeCmd::Compact { .. }) => not_yet("`riftstream lake compact`", "lake & feature store"),
+        Command::Features(Features::Export {
+            as_of_matches,
+            out,
+            lake,
+            topology,
+        }) => {
+            use riftstream::lake::offline;
+            let lake = open_lake(lake.as_deref(), &topology)?;
+            let history = offline::FeatureHistory::load(&lake)?;
+            if history.is_empty() {
+                bail!("{}: gold/player_features holds no features", lake.root);
+            }
+            let matches = offline::read_matches(&as_of_matches)?;
+            let table = offline::training_table(&history, &matches)?;
+            offline::write_parquet(&out, &table)?;
+            println!(
+                "{} rows ({} matches, {} feature vectors) -> {}",
+                table.num_rows(),
+                matches.len(),
+                history.len(),
+                out.display()
+            );
+        }
+        Command::Lake(LakeCmd::Compact {
+            topology,
+            lake,
+            min_age,
+            target_bytes,
+            dry_run,
+        }) => {
+            use riftstream::lake::compact;
+            let lake = open_lake(lake.as_deref(), &topology)?;
+            let report = compact::compact(
+                &lake,
+                &compact::CompactOptions {
+                    min_age,
+                    target_file_bytes: target_bytes,
+                    row_group_rows: 128 * 1024,
+                    dry_run,
+                    now_ms: compact::now_ms(),
+                },
+            )?;
+            println!(
+                "{}{} files ({} bytes, {} rows) merged into {} in {} partitions of {}{}",
+                if dry_run { "would merge: " } else { "" },
+                report.files_in,
+                report.bytes_in,
+                report.rows,
+                report.files_out,
+                report.partitions,
+                lake.root,
+                if report.recovered > 0 {
+                    format!("; finished {} interrupted compactions", report.recovered)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     Ok(())
 }

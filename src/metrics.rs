@@ -22,6 +22,9 @@ struct Families {
     commit_seconds: HistogramVec,
     prediction_latency: HistogramVec,
     predictions: IntCounterVec,
+    model_switches: IntCounterVec,
+    model_outcomes: IntCounterVec,
+    model_version: IntGaugeVec,
     feature_store_writes: IntCounterVec,
     feature_store_seconds: Histogram,
 }
@@ -99,6 +102,21 @@ fn families() -> &'static Families {
                 "predictions_total",
                 "Predictions emitted",
                 &["job", "kind", "model_version"],
+            ),
+            model_switches: counter(
+                "model_switches_total",
+                "Hot reloads of a model to a newer registered version",
+                &["job", "model"],
+            ),
+            model_outcomes: counter(
+                "model_outcomes_total",
+                "Live predictions resolved by their match's result, by model variant and correctness",
+                &["job", "variant", "model_version", "outcome"],
+            ),
+            model_version: gauge(
+                "model_version",
+                "Registered version number a job's worker scores with",
+                &["job", "model", "worker"],
             ),
             feature_store_writes: counter(
                 "feature_store_writes_total",
@@ -200,6 +218,28 @@ pub fn observe_prediction(job: &str, kind: &str, model_version: &str, latency_ms
     let f = families();
     f.predictions.with_label_values(&[job, kind, model_version]).inc();
     f.prediction_latency.with_label_values(&[job, kind]).observe(latency_ms);
+}
+
+/// Records the model version a worker scores with; `switched` when it just hot-reloaded.
+pub fn observe_model_version(job: &str, model: &str, worker: usize, version: u64, switched: bool) {
+    let f = families();
+    f.model_version
+        .with_label_values(&[job, model, &worker.to_string()])
+        .set(version as i64);
+    if switched {
+        f.model_switches.with_label_values(&[job, model]).inc();
+    }
+}
+
+/// Records live predictions resolved by the match result: `correct` of `total` were on the winner's side.
+pub fn observe_model_outcomes(job: &str, variant: &str, model_version: &str, correct: u64, total: u64) {
+    let f = families();
+    f.model_outcomes
+        .with_label_values(&[job, variant, model_version, "correct"])
+        .inc_by(correct);
+    f.model_outcomes
+        .with_label_values(&[job, variant, model_version, "wrong"])
+        .inc_by(total.saturating_sub(correct));
 }
 
 /// Records a feature-store write batch.

@@ -4,7 +4,7 @@
 //! the broker (idempotent producer, flushed) before the command reports it.
 
 use crate::config::{Encoding, KafkaConfig};
-use crate::error::Result;
+use crate::error::{Result, RiftError};
 use crate::events::{Event, Topic};
 use crate::generator::{simulate, GeneratorConfig};
 use crate::sinks::kafka::{KafkaRecord, KafkaWriter, ToKafka, ValueEncoder};
@@ -72,6 +72,31 @@ pub fn produce<E: Event>(target: &ProduceTarget, mut records: Vec<E>) -> Result<
             Err(e) => return Err(e),
         }
     }
+}
+
+/// Sends one record and waits for its delivery once, without retrying:
+/// for announcements (a registered model) that must not hang a command.
+pub fn announce<E: Event>(target: &ProduceTarget, record: E) -> Result<()> {
+    use rdkafka::producer::{BaseProducer, Producer};
+    let topic = format!("{}{}", target.topic_prefix, E::TOPIC.kafka_name());
+    // Fail fast when no broker answers, instead of waiting out every timeout.
+    let probe: BaseProducer = crate::sources::kafka::client_config(&target.kafka)
+        .create()
+        .map_err(|e| RiftError::external("kafka", e, false))?;
+    probe
+        .client()
+        .fetch_metadata(None, std::time::Duration::from_secs(3))
+        .map_err(|e| {
+            RiftError::external(
+                "kafka",
+                format!("no broker answered at {}: {e}", target.kafka.brokers),
+                true,
+            )
+        })?;
+    let encoder = ValueEncoder::new(&target.kafka, target.encoding, E::TOPIC, &topic)?;
+    let mut writer = KafkaWriter::<E>::new(&target.kafka, &topic, encoder, target.partitions)?;
+    writer.write(&mut vec![record])?;
+    writer.pre_commit(0)
 }
 
 /// Simulates ranked play and produces matches, ranked snapshots, live games'

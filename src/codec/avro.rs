@@ -59,6 +59,17 @@ fn settings(url: &str) -> Result<SrSettings> {
         .map_err(|e| RiftError::external("schema_registry", e, false))
 }
 
+/// Whether a registry failure says nothing about the record: any HTTP
+/// status but 404 (unknown schema id) — 5xx, 429, 408, 401/403 — means the
+/// registry could not answer, so the record is retried, not dead-lettered.
+fn registry_unavailable(detail: &str) -> bool {
+    let Some(rest) = detail.split("failed with status ").nth(1) else {
+        return false;
+    };
+    let code: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    matches!(code.parse::<u16>(), Ok(status) if status != 404)
+}
+
 impl AvroValueDecoder {
     /// A decoder of `topic` values using the registry at `url`.
     pub fn new(url: &str, topic: Topic) -> Result<Self> {
@@ -88,7 +99,9 @@ impl AvroValueDecoder {
                 e.error,
                 e.cause.as_deref().map(|c| format!(" ({c})")).unwrap_or_default()
             );
-            if e.retriable {
+            if e.retriable || registry_unavailable(&detail) {
+                // Not the record's fault: forget the cached failure so the retry asks again.
+                self.decoder.remove_errors_from_cache();
                 AvroFailure::Unavailable(format!("schema registry: {detail}"))
             } else {
                 AvroFailure::Record(format!("value with schema id {id} could not be decoded: {detail}"))
@@ -146,6 +159,16 @@ impl AvroValueEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_404_from_the_registry_is_the_records_fault() {
+        let msg = |s: &str| format!("HTTP request to schema registry failed with status {s}");
+        assert!(!registry_unavailable(&msg("404 Not Found")));
+        assert!(registry_unavailable(&msg("500 Internal Server Error")));
+        assert!(registry_unavailable(&msg("429 Too Many Requests")));
+        assert!(registry_unavailable(&msg("408 Request Timeout")));
+        assert!(!registry_unavailable("could not parse the Avro body"));
+    }
 
     #[test]
     fn every_shipped_schema_parses() {

@@ -301,6 +301,15 @@ pub enum SinkConfig {
         /// Target rows per row group.
         #[serde(default = "default_row_group_rows")]
         row_group_rows: usize,
+        /// Longest time a file stays open: files are closed and committed at
+        /// least this often (and on size, and at the end of a bounded run).
+        /// Longer means fewer, larger files; offsets commit behind it.
+        #[serde(default = "default_roll_interval", with = "humantime_serde")]
+        roll_interval: Duration,
+        /// object_store options (`endpoint`, `allow_http`, `region`,
+        /// `access_key_id`, …), over the `AWS_*`/`GOOGLE_*`/`AZURE_*` environment.
+        #[serde(default)]
+        options: BTreeMap<String, String>,
     },
     /// A Kafka topic.
     Kafka {
@@ -318,6 +327,10 @@ pub enum SinkConfig {
         #[serde(default = "default_ttl", with = "humantime_serde")]
         ttl: Duration,
     },
+}
+
+fn default_roll_interval() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_file_bytes() -> usize {
@@ -400,6 +413,11 @@ pub struct FeatureSetConfig {
     /// Which outputs go to the online feature store (default: all features and aggregates).
     #[serde(default)]
     pub online: Option<Vec<String>>,
+    /// Numbers for the values of string fields, so they can be aggregated,
+    /// e.g. `{ tier = { IRON = 0, BRONZE = 1, … } }`. A value missing from
+    /// its map rejects the record (dead letter) with the known values.
+    #[serde(default)]
+    pub lookups: BTreeMap<String, BTreeMap<String, f64>>,
 }
 
 /// `[jobs.NAME]`.
@@ -458,7 +476,20 @@ pub enum JobConfig {
         /// Registered name of the pre-game model.
         #[serde(default = "default_pre_game_model")]
         pre_game_model: String,
+        /// How often workers look for a newer registered version (hot reload).
+        #[serde(default = "default_model_poll", with = "humantime_serde")]
+        model_poll_interval: Duration,
+        /// Registered name of a challenger live model (champion/challenger).
+        #[serde(default)]
+        challenger_model: Option<String>,
+        /// Share of matches, in `[0, 1]`, also scored by the challenger.
+        #[serde(default)]
+        challenger_share: f64,
     },
+}
+
+fn default_model_poll() -> Duration {
+    Duration::from_secs(2)
 }
 
 fn default_live_model() -> String {
@@ -732,6 +763,17 @@ impl Topology {
             SinkConfig::Lake { root, .. } => Some(root.as_str()),
             _ => None,
         })
+    }
+
+    /// Opens the lake of the first lake sink, with its object_store options.
+    pub fn open_lake(&self) -> Result<crate::lake::Lake> {
+        self.sinks
+            .values()
+            .find_map(|s| match s {
+                SinkConfig::Lake { root, options, .. } => Some(crate::lake::Lake::open_with(root, options)),
+                _ => None,
+            })
+            .unwrap_or_else(|| Err(RiftError::config(&self.file, "sinks", "no lake sink")))
     }
 }
 

@@ -58,6 +58,21 @@ impl RowExtractor {
             && a.inputs == b.inputs
             && a.distinct_inputs == b.distinct_inputs
             && a.explode == b.explode
+            && a.lookups == b.lookups
+    }
+
+    /// Maps a string through the field's lookup, if it has one.
+    fn lookup(&self, name: &str, picked: Picked) -> Result<Picked, String> {
+        match (self.spec.lookups.get(name), picked) {
+            (Some(map), Picked::Str(s)) => match map.get(&s) {
+                Some(v) => Ok(Picked::Num(*v)),
+                None => Err(format!(
+                    "field `{name}` = `{s}` has no number in its lookup; known: {}",
+                    map.keys().cloned().collect::<Vec<_>>().join(", ")
+                )),
+            },
+            (_, p) => Ok(p),
+        }
     }
 
     /// The feature set.
@@ -125,7 +140,7 @@ impl RowExtractor {
                     Value::Null => continue,
                     _ => Picked::Other,
                 };
-                partial.set(name, uses, picked)?;
+                partial.set(name, uses, self.lookup(name, picked)?)?;
             }
         }
         self.complete(partial)
@@ -139,6 +154,14 @@ impl RowExtractor {
         }
         let ts =
             p.ts.ok_or_else(|| format!("missing time field `{}`", spec.time_field))?;
+        // Generic records may be historical, so no "near now" check; but a
+        // time outside 1970..3000 is a unit mistake (seconds, µs) or garbage.
+        if !(0..=LATEST_TIME_MS).contains(&ts) {
+            return Err(format!(
+                "time field `{}` = {ts} is outside 1970..3000 in UTC milliseconds",
+                spec.time_field
+            ));
+        }
         let mut missing: Vec<&str> = Vec::new();
         for (i, v) in p.values.iter().enumerate() {
             if v.is_none() && !missing.contains(&spec.inputs[i].as_str()) {
@@ -168,6 +191,9 @@ impl RowExtractor {
         })
     }
 }
+
+/// 3000-01-01T00:00:00Z in UTC milliseconds: the latest believable event time.
+const LATEST_TIME_MS: i64 = 32_503_680_000_000;
 
 /// A field value as read.
 enum Picked {
@@ -240,6 +266,7 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
                 Some((name, uses)) => {
                     let v: PickedValue = map.next_value()?;
                     if let Some(p) = v.0 {
+                        let p = self.ex.lookup(name, p).map_err(serde::de::Error::custom)?;
                         self.out.set(name, uses, p).map_err(serde::de::Error::custom)?;
                     }
                 }
@@ -323,6 +350,7 @@ mod tests {
             aggregates,
             features: BTreeMap::new(),
             online: None,
+            lookups: Default::default(),
         };
         Arc::new(FeatureSpec::compile("t", &cfg).unwrap())
     }

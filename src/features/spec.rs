@@ -122,6 +122,8 @@ pub struct FeatureSpec {
     pub features: Vec<(String, Expr)>,
     /// Indices (into aggregates ++ features) of the outputs sent to the online store.
     pub online: Vec<usize>,
+    /// Numbers for the values of string input fields.
+    pub lookups: std::collections::BTreeMap<String, std::collections::BTreeMap<String, f64>>,
     slots: usize,
 }
 
@@ -241,6 +243,7 @@ impl FeatureSpec {
             aggregates,
             features,
             online,
+            lookups: cfg.lookups.clone(),
             slots,
         })
     }

@@ -50,6 +50,8 @@ pub struct JobContext {
     pub health: JobHealth,
     /// What the job's sinks have received and committed (sources read them).
     pub probes: SinkProbes,
+    /// What this process's workers share during the run.
+    pub shared: Arc<crate::runtime::RunShared>,
 }
 
 impl JobContext {
@@ -62,7 +64,7 @@ impl JobContext {
             .ok_or_else(|| RiftError::config(&self.topology.file, format!("sources.{name}"), "no such source"))?;
         Ok(SourceSettings {
             name: name.to_string(),
-            source: crate::sources::open_source(&self.topology, name, self.bounded)?,
+            source: crate::sources::open_source(&self.topology, name, &self.job, self.bounded)?,
             watermark: cfg.watermark(),
             granularity_ms: self.topology.runtime.watermark_granularity.as_millis().max(1) as i64,
             keep_raw,
@@ -70,6 +72,7 @@ impl JobContext {
             committed: Some(self.probes.committed.clone()),
             progress: Some(self.probes.progress.clone()),
             max_in_flight: self.topology.runtime.max_in_flight,
+            board: Some(self.shared.watermark_board(&format!("{}/{name}", self.job))),
         })
     }
 
@@ -115,9 +118,13 @@ impl JobContext {
         SourceMetrics::new(&self.job, name, self.worker)
     }
 
-    /// How often sinks commit.
-    pub fn commit_interval(&self) -> Duration {
-        self.topology.runtime.checkpoint_interval
+    /// How often sink `name` commits: a lake sink every `roll_interval`
+    /// (files stay open that long), any other sink every checkpoint interval.
+    pub fn commit_interval(&self, name: &str) -> Duration {
+        match self.topology.sinks.get(name) {
+            Some(SinkConfig::Lake { roll_interval, .. }) => *roll_interval,
+            _ => self.topology.runtime.checkpoint_interval,
+        }
     }
 
     fn sink(&self, name: &str) -> Result<&SinkConfig> {
@@ -130,7 +137,7 @@ impl JobContext {
     /// The lake of sink `name`.
     pub fn lake(&self, name: &str) -> Result<Lake> {
         match self.sink(name)? {
-            SinkConfig::Lake { root, .. } => Lake::open(root),
+            SinkConfig::Lake { root, options, .. } => Lake::open_with(root, options),
             other => Err(RiftError::config(
                 &self.topology.file,
                 format!("sinks.{name}"),
@@ -146,13 +153,15 @@ impl JobContext {
                 root,
                 target_file_bytes,
                 row_group_rows,
-            } => Ok(LakeWriter::new(
-                Lake::open(root)?,
+                options,
+                ..
+            } => LakeWriter::new(
+                Lake::open_with(root, options)?,
                 &format!("{}-{output}", self.job),
                 self.worker,
                 *target_file_bytes,
                 *row_group_rows,
-            )),
+            ),
             other => Err(RiftError::config(
                 &self.topology.file,
                 format!("sinks.{name}"),
@@ -205,7 +214,7 @@ impl JobContext {
             stream,
             name,
             writer,
-            self.commit_interval(),
+            self.commit_interval(name),
             SinkMetrics::new(&self.job, name),
             self.health.clone(),
             &self.probes,

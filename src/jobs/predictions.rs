@@ -6,7 +6,11 @@
 //!                                                                                      └─► kafka (esports.predictions)
 //! ```
 //! The model is the latest registered version of `live_model` in the
-//! registry (`models/` under the lake root unless `registry` says otherwise).
+//! registry (`models/` under the lake root unless `registry` says otherwise),
+//! hot-reloaded when a newer version is registered (checked every
+//! `model_poll_interval`, between batches). With `challenger_model` and
+//! `challenger_share`, that share of matches is also scored by the
+//! challenger (see `operators::score`).
 //! Pre-game scoring (requests joined with player features) comes with the
 //! models issue; until then a configured `requests_source` is rejected with
 //! that explanation rather than ignored.
@@ -16,13 +20,12 @@ use crate::codec::EventDecoder;
 use crate::config::{JobConfig, SinkConfig, Topology};
 use crate::error::{Result, RiftError};
 use crate::events::{GameEvent, Prediction};
-use crate::model::{LoadedModel, ModelRegistry, LIVE_FEATURE_NAMES};
+use crate::model::LIVE_FEATURE_NAMES;
 use crate::operators::live_state::LiveMatchState;
-use crate::operators::score::ScoreLive;
+use crate::operators::score::{LiveScoring, ModelSlot, ScoreLive};
 use crate::operators::source::read_source;
 use crate::sinks::file::JsonLinesWriter;
 use std::path::PathBuf;
-use std::rc::Rc;
 use timely::dataflow::Scope;
 
 /// The compiled job.
@@ -32,6 +35,8 @@ pub struct PredictionsJob {
     dlq: Option<String>,
     registry: PathBuf,
     live_model: String,
+    model_poll: std::time::Duration,
+    challenger: Option<(String, f64)>,
 }
 
 impl PredictionsJob {
@@ -44,6 +49,9 @@ impl PredictionsJob {
             dlq,
             registry,
             live_model,
+            model_poll_interval,
+            challenger_model,
+            challenger_share,
             ..
         } = cfg
         else {
@@ -60,27 +68,39 @@ impl PredictionsJob {
             Some(r) => PathBuf::from(r),
             None => PathBuf::from(topology.lake_root().unwrap_or("./lake")),
         };
+        if !(0.0..=1.0).contains(challenger_share) {
+            return Err(RiftError::config(
+                &topology.file,
+                format!("jobs.{name}.challenger_share"),
+                format!("must be within [0, 1], got {challenger_share}"),
+            ));
+        }
         Ok(PredictionsJob {
             live_source: live_source.clone(),
             outputs: outputs.clone(),
             dlq: dlq.clone(),
             registry,
             live_model: live_model.clone(),
+            model_poll: *model_poll_interval,
+            challenger: challenger_model.clone().map(|m| (m, *challenger_share)),
         })
     }
 
-    fn load_live_model(&self) -> Result<LoadedModel> {
-        let registry = ModelRegistry::open(&self.registry)?;
-        let Some(latest) = registry.latest(&self.live_model)? else {
-            return Err(RiftError::Usage(format!(
-                "no `{}` model is registered under {}; train one with `riftstream train live --data data/high_diamond_ranked_10min.train.csv`",
-                self.live_model,
-                self.registry.display()
-            )));
+    fn live_scoring(&self, ctx: &JobContext) -> Result<LiveScoring> {
+        let champion = ModelSlot::open(&self.registry, &self.live_model, LIVE_FEATURE_NAMES, self.model_poll)?;
+        let challenger = match &self.challenger {
+            Some((name, share)) => Some((
+                ModelSlot::open(&self.registry, name, LIVE_FEATURE_NAMES, self.model_poll)?,
+                *share,
+            )),
+            None => None,
         };
-        let model = LoadedModel::load(&latest.path)?;
-        model.check_features(LIVE_FEATURE_NAMES)?;
-        Ok(model)
+        Ok(LiveScoring {
+            champion,
+            challenger,
+            job: ctx.job.clone(),
+            worker: ctx.worker,
+        })
     }
 }
 
@@ -89,7 +109,7 @@ impl Job for PredictionsJob {
         let Some(source) = &self.live_source else {
             return Ok(());
         };
-        let model = Rc::new(self.load_live_model()?);
+        let scoring = self.live_scoring(ctx)?;
         let streams = read_source(
             scope,
             ctx.source(source, false)?,
@@ -101,7 +121,7 @@ impl Job for PredictionsJob {
         let predictions = streams
             .records
             .live_match_state()
-            .score_live(model, ctx.job.clone(), ctx.health.clone());
+            .score_live(scoring, ctx.health.clone());
         for output in &self.outputs {
             match ctx.topology.sinks.get(output) {
                 Some(SinkConfig::File { path }) => {

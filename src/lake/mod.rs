@@ -15,17 +15,21 @@
 //! # Commit protocol
 //! A writer stages files under `_staging/` (invisible to table globs) and
 //! moves them into place on commit. File names are deterministic:
-//! `part-{worker}-{epoch}-{n}.parquet`, so a replay of the same epoch after a
-//! crash rewrites the same files instead of adding duplicates.
+//! `part-{writer}-w{worker}-e{epoch}-{n}.parquet`, so a replay of the same
+//! epoch after a crash rewrites the same files instead of adding duplicates.
+//! Each writer records its last committed epoch in `_writers/`, and a new run
+//! continues after it, so a second run never overwrites the first run's files.
 
+pub mod compact;
 pub mod gold;
+pub mod offline;
 pub mod tables;
 pub mod writer;
 
 use crate::error::{Result, RiftError};
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::sync::Arc;
 
 /// An opened lake root.
@@ -44,10 +48,17 @@ impl Lake {
     /// (credentials and endpoints from the usual environment variables, e.g.
     /// `AWS_ACCESS_KEY_ID`, `AWS_ENDPOINT_URL`, `AWS_ALLOW_HTTP`).
     pub fn open(root: &str) -> Result<Lake> {
+        Lake::open_with(root, &std::collections::BTreeMap::new())
+    }
+
+    /// Opens a lake root with object_store `options` (`endpoint`,
+    /// `allow_http`, `region`, …) that override the environment's.
+    pub fn open_with(root: &str, options: &std::collections::BTreeMap<String, String>) -> Result<Lake> {
         if root.contains("://") && !root.starts_with("file://") {
             let url = url::Url::parse(root)
                 .map_err(|e| RiftError::Usage(format!("lake root `{root}` is not a valid URL: {e}")))?;
-            let (store, prefix) = object_store::parse_url_opts(&url, std::env::vars())?;
+            let settings = std::env::vars().chain(options.iter().map(|(k, v)| (k.clone(), v.clone())));
+            let (store, prefix) = object_store::parse_url_opts(&url, settings)?;
             return Ok(Lake {
                 store: Arc::from(store),
                 prefix,
@@ -82,6 +93,71 @@ impl Lake {
             let metas: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await?;
             Ok(metas.into_iter().map(|m| (m.location, m.size)).collect())
         })
+    }
+}
+
+impl Lake {
+    /// The path of `full` relative to the lake root.
+    pub fn relative(&self, full: &ObjectPath) -> String {
+        let prefix = self.prefix.as_ref();
+        let s = full.as_ref();
+        s.strip_prefix(prefix).unwrap_or(s).trim_start_matches('/').to_string()
+    }
+
+    /// Reads an object whole.
+    pub fn get(&self, path: &ObjectPath) -> Result<bytes::Bytes> {
+        let store = self.store.clone();
+        let path = path.clone();
+        crate::runtime::block_on(async move { Ok(store.get(&path).await?.bytes().await?) })
+    }
+
+    /// Reads an object whole, or `None` when it does not exist.
+    pub fn get_opt(&self, path: &ObjectPath) -> Result<Option<bytes::Bytes>> {
+        let store = self.store.clone();
+        let path = path.clone();
+        crate::runtime::block_on(async move {
+            match store.get(&path).await {
+                Ok(r) => Ok(Some(r.bytes().await?)),
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Writes an object whole (atomically: readers see the old or the new bytes).
+    pub fn put(&self, path: &ObjectPath, bytes: bytes::Bytes) -> Result<()> {
+        let store = self.store.clone();
+        let path = path.clone();
+        crate::runtime::block_on(async move {
+            store.put(&path, object_store::PutPayload::from(bytes)).await?;
+            Ok(())
+        })
+    }
+
+    /// Moves an object.
+    pub fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
+        let store = self.store.clone();
+        let (from, to) = (from.clone(), to.clone());
+        crate::runtime::block_on(async move { Ok(store.rename(&from, &to).await?) })
+    }
+
+    /// Deletes an object; deleting a missing object is not an error.
+    pub fn delete(&self, path: &ObjectPath) -> Result<()> {
+        let store = self.store.clone();
+        let path = path.clone();
+        crate::runtime::block_on(async move {
+            match store.delete(&path).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+    }
+
+    /// Reads every record batch of a Parquet object.
+    pub fn read_parquet(&self, path: &ObjectPath) -> Result<Vec<arrow::array::RecordBatch>> {
+        let bytes = self.get(path)?;
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)?.build()?;
+        Ok(reader.collect::<std::result::Result<Vec<_>, _>>()?)
     }
 }
 

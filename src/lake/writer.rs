@@ -6,10 +6,16 @@
 //! under `_staging/`; `commit` moves staged files into their partitions.
 //! File names carry the writer, worker, epoch and a sequence number, all
 //! deterministic, so replaying an epoch overwrites the same objects.
+//!
+//! Epochs continue across runs: `commit` records the next epoch in
+//! `_writers/{writer}-w{worker}.json`, and a new writer starts there, so a
+//! restarted or repeated run adds files instead of overwriting committed
+//! ones. A crash between the renames and that record replays the epoch under
+//! the same number: at-least-once until checkpoints restore exact epochs.
 
 use super::tables::LakeRow;
 use super::Lake;
-use crate::error::Result;
+use crate::error::{Result, RiftError};
 use crate::runtime::block_on;
 use crate::sinks::SinkWriter;
 use object_store::path::Path as ObjectPath;
@@ -18,6 +24,9 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::BTreeMap;
+
+/// Object-store requests in flight per writer.
+const CONCURRENCY: usize = 16;
 
 struct OpenFile<R> {
     rows: Vec<R>,
@@ -37,28 +46,68 @@ pub struct LakeWriter<R: LakeRow> {
     open: BTreeMap<(String, String), OpenFile<R>>,
     /// (staging path, final path) of files staged in the current epoch.
     staged: Vec<(ObjectPath, ObjectPath)>,
+    /// Closed files not uploaded yet.
+    uploads: Vec<(ObjectPath, bytes::Bytes)>,
+    /// Epoch of the files being written (the run's first epoch plus the sink's epoch).
     epoch: u64,
+    /// This run's first epoch, from the `_writers/` record.
+    first_epoch: u64,
     props: WriterProperties,
 }
 
+/// What `_writers/{writer}-w{worker}.json` holds.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct WriterRecord {
+    next_epoch: u64,
+}
+
 impl<R: LakeRow> LakeWriter<R> {
-    /// A writer into `lake`.
-    pub fn new(lake: Lake, writer_id: &str, worker: usize, target_file_bytes: usize, row_group_rows: usize) -> Self {
+    /// A writer into `lake`, continuing after the epochs its earlier runs committed.
+    pub fn new(
+        lake: Lake,
+        writer_id: &str,
+        worker: usize,
+        target_file_bytes: usize,
+        row_group_rows: usize,
+    ) -> Result<Self> {
+        let writer_id = crate::lake::partition_value(writer_id);
+        let record_path = lake.path(&format!("_writers/{writer_id}-w{worker:03}.json"));
+        let first_epoch = match lake.get_opt(&record_path)? {
+            Some(bytes) => {
+                serde_json::from_slice::<WriterRecord>(&bytes)
+                    .map_err(|e| {
+                        RiftError::external(
+                            "object_store",
+                            format!("{record_path}: unreadable writer record: {e}"),
+                            false,
+                        )
+                    })?
+                    .next_epoch
+            }
+            None => 0,
+        };
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .build();
-        LakeWriter {
+        Ok(LakeWriter {
             lake,
-            writer_id: crate::lake::partition_value(writer_id),
+            writer_id,
             worker,
             target_file_bytes,
             row_group_rows: row_group_rows.max(1),
             open: BTreeMap::new(),
             staged: Vec::new(),
-            epoch: 0,
+            uploads: Vec::new(),
+            epoch: first_epoch,
+            first_epoch,
             props,
-        }
+        })
+    }
+
+    fn record_path(&self) -> ObjectPath {
+        self.lake
+            .path(&format!("_writers/{}-w{:03}.json", self.writer_id, self.worker))
     }
 
     fn flush_rows(props: &WriterProperties, f: &mut OpenFile<R>) -> Result<()> {
@@ -92,10 +141,28 @@ impl<R: LakeRow> LakeWriter<R> {
         f.seq += 1;
         let staging = self.lake.path(&format!("_staging/{table}/{partition}/{name}"));
         let final_path = self.lake.path(&format!("{table}/{partition}/{name}"));
-        let store = self.lake.store.clone();
-        let put_path = staging.clone();
-        block_on(async move { store.put(&put_path, PutPayload::from(bytes)).await })?;
+        self.uploads.push((staging.clone(), bytes::Bytes::from(bytes)));
         self.staged.push((staging, final_path));
+        Ok(())
+    }
+
+    /// Uploads closed files to staging, several at a time.
+    fn upload(&mut self) -> Result<()> {
+        use futures::{StreamExt, TryStreamExt};
+        let store = self.lake.store.clone();
+        // Kept until every upload succeeded: a retry re-puts the same paths.
+        let uploads = self.uploads.clone();
+        block_on(async move {
+            futures::stream::iter(uploads)
+                .map(|(path, bytes)| {
+                    let store = store.clone();
+                    async move { store.put(&path, PutPayload::from(bytes)).await.map(|_| ()) }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await
+        })?;
+        self.uploads.clear();
         Ok(())
     }
 }
@@ -126,29 +193,45 @@ impl<R: LakeRow> SinkWriter<R> for LakeWriter<R> {
         for (table, partition) in full {
             self.close_file(&table, &partition)?;
         }
+        if !self.uploads.is_empty() {
+            self.upload()?;
+        }
         Ok(())
     }
 
     fn pre_commit(&mut self, epoch: u64) -> Result<()> {
-        self.epoch = epoch;
+        self.epoch = self.first_epoch + epoch;
         let keys: Vec<(String, String)> = self.open.keys().cloned().collect();
         for (table, partition) in keys {
             self.close_file(&table, &partition)?;
         }
         self.open.clear();
-        Ok(())
+        self.upload()
     }
 
     fn commit(&mut self, epoch: u64) -> Result<()> {
+        use futures::{StreamExt, TryStreamExt};
         let store = self.lake.store.clone();
-        let staged = std::mem::take(&mut self.staged);
+        let staged = self.staged.clone();
+        let had_files = !staged.is_empty();
         block_on(async move {
-            for (from, to) in &staged {
-                store.rename(from, to).await?;
-            }
-            Ok::<_, crate::error::RiftError>(())
+            futures::stream::iter(staged)
+                .map(|(from, to)| {
+                    let store = store.clone();
+                    async move { store.rename(&from, &to).await }
+                })
+                .buffer_unordered(CONCURRENCY)
+                .try_collect::<Vec<()>>()
+                .await
         })?;
-        self.epoch = epoch + 1;
-        Ok(())
+        self.staged.clear();
+        self.epoch = self.first_epoch + epoch + 1;
+        if !had_files {
+            // No file carries this epoch: nothing a later run could overwrite.
+            return Ok(());
+        }
+        let record = serde_json::to_vec(&WriterRecord { next_epoch: self.epoch })
+            .map_err(|e| RiftError::Internal(format!("writer record: {e}")))?;
+        self.lake.put(&self.record_path(), bytes::Bytes::from(record))
     }
 }

@@ -11,6 +11,9 @@
 //!   drift apart.
 //! - [`dataset`]: an in-memory, row-major feature matrix with labels, the
 //!   Kaggle 10-minute CSV loader, seeded splits and feature standardization.
+//! - [`pregame`]: the pre-game model's lineup features (team mean
+//!   differences of the players' point-in-time features) and its training
+//!   table reader.
 //! - [`logistic`], [`mlp`]: the candle networks, both behind [`Classifier`].
 //! - [`train`]: seeded, deterministic minibatch AdamW training with early
 //!   stopping on a validation split.
@@ -44,6 +47,7 @@ pub mod eval;
 pub mod live_features;
 pub mod logistic;
 pub mod mlp;
+pub mod pregame;
 pub mod registry;
 pub mod train;
 

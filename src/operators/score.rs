@@ -6,32 +6,186 @@
 //! model's name and version and carrying `latency_ms` from the triggering
 //! record's arrival to emission. A scoring failure is reported to the job's
 //! health; the updates are not silently dropped (the job fails instead).
+//!
+//! # Hot reload
+//! The model is a [`ModelSlot`]: between two batches (never inside one) it
+//! checks the registry every `poll` for a newer complete version of its
+//! name and switches to it, so every prediction is scored by exactly one
+//! version and says which (`model_version`); nothing is lost or scored
+//! twice across the switch. A version that fails to load or has other
+//! features is reported and skipped; the current one keeps scoring.
+//!
+//! # Champion/challenger
+//! With a challenger slot and a share `s`, the updates of matches whose id
+//! hashes below `s` are also scored by the challenger, emitted as a second
+//! prediction with `variant = "challenger"` (the first says `champion`).
+//! The split is by match, so a match is either compared all game long or not.
+//! When a match ends (`game_end`), every prediction each variant made for it
+//! is scored against the winner, into `riftstream_model_outcomes_total`
+//! (`variant`, `model_version`, `outcome` = `correct` | `wrong`): the running
+//! accuracy of champion and challenger on the same matches.
 
 use super::live_state::LiveUpdate;
+use crate::error::{Result, RiftError};
 use crate::events::{Prediction, PredictionKind};
-use crate::model::{live_features, LoadedModel, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
+use crate::model::{live_features, LoadedModel, ModelRegistry, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
 use crate::runtime::JobHealth;
 use crate::sources::now_us;
-use std::rc::Rc;
+use std::path::Path;
+use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::StreamVec;
 
+/// A registered model that follows its registry to newer versions.
+pub struct ModelSlot {
+    registry: ModelRegistry,
+    name: String,
+    features: Vec<String>,
+    current: LoadedModel,
+    number: u64,
+    poll: Duration,
+    last_poll: Instant,
+}
+
+impl ModelSlot {
+    /// The latest version of `name` in the registry at `root`, which must take `features`.
+    pub fn open(root: &Path, name: &str, features: &[&str], poll: Duration) -> Result<ModelSlot> {
+        let registry = ModelRegistry::open(root)?;
+        let Some(latest) = registry.latest(name)? else {
+            return Err(RiftError::Usage(format!(
+                "no `{name}` model is registered under {}; train one with `riftstream train`",
+                root.display()
+            )));
+        };
+        let current = LoadedModel::load(&latest.path)?;
+        current.check_features(features)?;
+        Ok(ModelSlot {
+            registry,
+            name: name.to_string(),
+            features: features.iter().map(|f| f.to_string()).collect(),
+            current,
+            number: latest.number,
+            poll,
+            last_poll: Instant::now(),
+        })
+    }
+
+    /// The model scoring now.
+    pub fn current(&self) -> &LoadedModel {
+        &self.current
+    }
+
+    /// Its version number.
+    pub fn number(&self) -> u64 {
+        self.number
+    }
+
+    /// Switches to a newer registered version if one appeared; returns whether it switched.
+    /// A version that cannot be used is an error; the current model stays.
+    pub fn refresh(&mut self) -> Result<bool> {
+        if self.last_poll.elapsed() < self.poll {
+            return Ok(false);
+        }
+        self.last_poll = Instant::now();
+        let Some(latest) = self.registry.latest(&self.name)? else {
+            return Ok(false);
+        };
+        if latest.number <= self.number {
+            return Ok(false);
+        }
+        let next = LoadedModel::load(&latest.path)?;
+        let expected: Vec<&str> = self.features.iter().map(String::as_str).collect();
+        if let Err(e) = next.check_features(&expected) {
+            // Remember it, so a bad version is reported once, not every poll.
+            self.number = latest.number;
+            return Err(e.into());
+        }
+        tracing::info!(model = %self.name, from = %self.current.version(), to = %next.version(), "hot-reloaded model");
+        self.current = next;
+        self.number = latest.number;
+        Ok(true)
+    }
+}
+
+/// Whether `match_id` falls in the challenger's share (a stable hash, so per match).
+pub fn in_challenger_share(match_id: &str, share: f64) -> bool {
+    if share <= 0.0 {
+        return false;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in match_id.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    // FNV's high bits barely move between similar ids: finish with splitmix64's mixer.
+    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^= h >> 31;
+    ((h >> 11) as f64 / (1u64 << 53) as f64) < share
+}
+
+/// How live updates are scored.
+pub struct LiveScoring {
+    /// The model every update is scored by.
+    pub champion: ModelSlot,
+    /// A second model for a share of matches, with that share in `[0, 1]`.
+    pub challenger: Option<(ModelSlot, f64)>,
+    /// Job name (metrics).
+    pub job: String,
+    /// Worker index (metrics).
+    pub worker: usize,
+}
+
 /// Scores live updates.
 pub trait ScoreLive<'s> {
-    /// Predictions for every update, scored by `model` in batches.
-    fn score_live(self, model: Rc<LoadedModel>, job: String, health: JobHealth) -> StreamVec<'s, u64, Prediction>;
+    /// Predictions for every update, scored in batches.
+    fn score_live(self, scoring: LiveScoring, health: JobHealth) -> StreamVec<'s, u64, Prediction>;
+}
+
+fn predict(model: &LoadedModel, rows: &[f32], health: &JobHealth) -> Option<Vec<f32>> {
+    match model.predict_batch(rows) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            health.report("score_live", e.into());
+            None
+        }
+    }
 }
 
 impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
-    fn score_live(self, model: Rc<LoadedModel>, job: String, health: JobHealth) -> StreamVec<'s, u64, Prediction> {
+    fn score_live(self, scoring: LiveScoring, health: JobHealth) -> StreamVec<'s, u64, Prediction> {
+        let LiveScoring {
+            mut champion,
+            mut challenger,
+            job,
+            worker,
+        } = scoring;
+        crate::metrics::observe_model_version(&job, &champion.name, worker, champion.number(), false);
         self.unary::<CapacityContainerBuilder<Vec<Prediction>>, _, _, _>(Pipeline, "ScoreLive", move |_cap, _info| {
             let mut held = Vec::new();
             let mut rows: Vec<f32> = Vec::new();
+            // Rows of matches in the challenger's share.
+            let mut challenged: Vec<f32> = Vec::new();
+            // Per (match, variant, model version): predictions made and how many favoured blue.
+            let mut tally: std::collections::HashMap<(String, &'static str, String), (u64, u64)> =
+                std::collections::HashMap::new();
             move |input, output| {
                 held.clear();
                 rows.clear();
+                challenged.clear();
+                // Between batches: pick up newer registered versions.
+                for slot in std::iter::once(&mut champion).chain(challenger.as_mut().map(|(s, _)| s)) {
+                    match slot.refresh() {
+                        Ok(switched) => {
+                            if switched {
+                                crate::metrics::observe_model_version(&job, &slot.name, worker, slot.number(), true);
+                            }
+                        }
+                        Err(e) => health.report("model reload", RiftError::external("model_registry", e, true)),
+                    }
+                }
                 input.for_each_stamp(|cap, data| {
                     let Some(c) = cap.retain_least(output.output_index()) else {
                         return;
@@ -44,47 +198,104 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
                 });
                 for (_, updates) in &held {
                     for u in updates {
-                        rows.extend_from_slice(&live_features(&u.blue, &u.red));
+                        let x = live_features(&u.blue, &u.red);
+                        if challenger
+                            .as_ref()
+                            .is_some_and(|(_, share)| in_challenger_share(&u.match_id, *share))
+                        {
+                            challenged.extend_from_slice(&x);
+                        }
+                        rows.extend_from_slice(&x);
                     }
                 }
                 if rows.is_empty() {
                     return;
                 }
-                let probs = match model.predict_batch(&rows) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        health.report("score_live", e.into());
-                        return;
-                    }
+                let Some(probs) = predict(champion.current(), &rows, &health) else {
+                    return;
+                };
+                let challenger_probs = match &challenger {
+                    Some((slot, _)) if !challenged.is_empty() => match predict(slot.current(), &challenged, &health) {
+                        Some(p) => p,
+                        None => return,
+                    },
+                    _ => Vec::new(),
                 };
                 let mut next = 0;
+                let mut next_challenged = 0;
                 for (cap, updates) in held.drain(..) {
                     let mut session = output.session(&cap);
                     for u in updates {
                         let x = &rows[next * LIVE_FEATURE_COUNT..(next + 1) * LIVE_FEATURE_COUNT];
-                        let p = probs[next] as f64;
-                        next += 1;
                         let latency_ms = (now_us() - u.received_at_us).max(0) as f64 / 1000.0;
-                        crate::metrics::observe_prediction(&job, "live", model.version(), latency_ms);
-                        session.give(Prediction {
-                            match_id: u.match_id,
+                        let features: std::collections::BTreeMap<String, f64> = LIVE_FEATURE_NAMES
+                            .iter()
+                            .map(|n| n.to_string())
+                            .zip(x.iter().map(|v| *v as f64))
+                            .collect();
+                        let prediction = |model: &LoadedModel, p: f32, variant: &str| Prediction {
+                            match_id: u.match_id.clone(),
                             kind: PredictionKind::Live,
                             event_time: u.event_time,
                             game_minute: Some(u.game_minute),
-                            blue_win_probability: p.clamp(1e-6, 1.0 - 1e-6),
+                            blue_win_probability: (p as f64).clamp(1e-6, 1.0 - 1e-6),
                             model_name: model.name().to_string(),
                             model_version: model.version().to_string(),
-                            variant: "champion".into(),
-                            features: LIVE_FEATURE_NAMES
-                                .iter()
-                                .map(|n| n.to_string())
-                                .zip(x.iter().map(|v| *v as f64))
-                                .collect(),
+                            variant: variant.into(),
+                            features: features.clone(),
                             latency_ms,
-                        });
+                        };
+                        let mut scored: Vec<(&LoadedModel, f32, &'static str)> =
+                            vec![(champion.current(), probs[next], "champion")];
+                        if let Some((slot, share)) = &challenger {
+                            if in_challenger_share(&u.match_id, *share) {
+                                scored.push((slot.current(), challenger_probs[next_challenged], "challenger"));
+                                next_challenged += 1;
+                            }
+                        }
+                        for (model, p, variant) in scored {
+                            crate::metrics::observe_prediction(&job, "live", model.version(), latency_ms);
+                            let t = tally
+                                .entry((u.match_id.clone(), variant, model.version().to_string()))
+                                .or_default();
+                            t.0 += 1;
+                            t.1 += u64::from(p >= 0.5);
+                            session.give(prediction(model, p, variant));
+                        }
+                        if let Some(winner) = u.winner {
+                            let ended: Vec<_> = tally.keys().filter(|k| k.0 == u.match_id).cloned().collect();
+                            for key in ended {
+                                if let Some((n, blue)) = tally.remove(&key) {
+                                    let correct = if winner == crate::events::Team::Blue {
+                                        blue
+                                    } else {
+                                        n - blue
+                                    };
+                                    crate::metrics::observe_model_outcomes(&job, key.1, &key.2, correct, n);
+                                }
+                            }
+                        }
+                        next += 1;
                     }
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_challenger_share_is_stable_per_match_and_about_its_size() {
+        let ids: Vec<String> = (0..10_000).map(|i| format!("EUW1_{i}")).collect();
+        let picked = ids.iter().filter(|id| in_challenger_share(id, 0.2)).count();
+        assert!((1_700..2_300).contains(&picked), "{picked}");
+        assert!(ids
+            .iter()
+            .all(|id| in_challenger_share(id, 0.2) == in_challenger_share(id, 0.2)));
+        assert!(!ids.iter().any(|id| in_challenger_share(id, 0.0)));
+        assert!(ids.iter().all(|id| in_challenger_share(id, 1.0)));
     }
 }

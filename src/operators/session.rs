@@ -172,7 +172,9 @@ impl SessionState {
             .insert((end.saturating_add(self.gap).saturating_add(self.lateness), key));
     }
 
-    fn emit_dirty(&mut self, out: &mut Vec<WindowResult>) {
+    /// Re-fires sessions that changed after their end had passed `t`; a
+    /// session a later row of the batch extended past `t` fires when due instead.
+    fn emit_dirty(&mut self, t: i64, out: &mut Vec<WindowResult>) {
         let mut dirty = std::mem::take(&mut self.dirty);
         dirty.sort_unstable();
         dirty.dedup();
@@ -180,7 +182,7 @@ impl SessionState {
             let Some(list) = self.sessions.get_mut(key) else {
                 continue;
             };
-            let Some(s) = list.iter_mut().find(|s| s.start == *start && s.changed) else {
+            let Some(s) = list.iter_mut().find(|s| s.start == *start && s.changed && s.end <= t) else {
                 continue;
             };
             let revision = s.fired;
@@ -231,7 +233,7 @@ impl WindowCore for SessionState {
             for row in rows {
                 self.apply(row, t, late);
             }
-            self.emit_dirty(out);
+            self.emit_dirty(t, out);
         }
         self.fire_until(limit, out);
         self.purge(limit);

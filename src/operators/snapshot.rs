@@ -11,7 +11,13 @@
 //!   frontier passes the end of the day, and rewritten whenever an update
 //!   (a late match, a retraction) changes that day's rows afterwards;
 //! * [`SnapshotMode::Daily`]: state without a date of its own (a leaderboard
-//!   over all history) is written under each day the frontier closes.
+//!   over all history) is written, as of the day's end, under every closed
+//!   day that had updates (a day without any has the previous day's state).
+//!
+//! # Failure
+//! A failed write is reported and retried with back-off; the snapshot is
+//! kept and the operator's capability (so the job's committed frontier)
+//! does not move past it until it is written.
 //!
 //! At the end of a bounded input every changed day is written. A partition
 //! is one file, `part-00000.parquet`, replaced in place (object-store puts
@@ -68,16 +74,22 @@ pub fn write_snapshots<'s, R: GoldRow>(
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
+    let scope = updates.scope();
     let out = updates.unary_frontier::<CapacityContainerBuilder<Vec<()>>, _, _, _>(
         Exchange::new(|_| 0),
         "GoldSnapshots",
-        move |cap, _info| {
+        move |cap, info| {
+            let activator = scope.activator_for(info.address.clone());
             let mut cap = Some(cap);
             let mut pending: BTreeMap<u64, Vec<(R, isize)>> = BTreeMap::new();
             let mut state: HashMap<R, isize> = HashMap::new();
+            // ByDate: days whose rows changed since they were last written.
             let mut dirty: BTreeSet<i64> = BTreeSet::new();
-            let mut last_closed: Option<i64> = None;
-            let mut latest_day: Option<i64> = None;
+            // Daily: days with updates whose snapshot is not taken yet.
+            let mut due: BTreeSet<i64> = BTreeSet::new();
+            // Snapshots taken but not yet written (a failed write is retried).
+            let mut unwritten: BTreeMap<i64, Vec<R>> = BTreeMap::new();
+            let mut backoff = std::time::Duration::from_millis(100);
             move |(input, frontier), _output| {
                 input.for_each(|_stamp, data| {
                     for (row, t, diff) in data.drain(..) {
@@ -86,26 +98,39 @@ pub fn write_snapshots<'s, R: GoldRow>(
                 });
                 let f = frontier.frontier().as_option().copied();
                 let limit = f.unwrap_or(u64::MAX);
+                // Every day starting before this is closed.
+                let closed_until = f.map_or(i64::MAX, |f| day_of(f as i64));
+                let daily_snapshot = |state: &HashMap<R, isize>, day: i64| -> Vec<R> {
+                    state
+                        .iter()
+                        .filter(|(_, c)| **c > 0)
+                        .map(|(r, _)| r.on_day(day))
+                        .collect()
+                };
                 while let Some(entry) = pending.first_entry() {
                     if *entry.key() >= limit {
                         break;
                     }
                     let t = *entry.key() as i64;
+                    if mode == SnapshotMode::Daily {
+                        // Days that ended before this update: snapshot them as of their end.
+                        while let Some(&d) = due.first() {
+                            if d.saturating_add(DAY_MS) > t {
+                                break;
+                            }
+                            due.pop_first();
+                            unwritten.insert(d, daily_snapshot(&state, d));
+                        }
+                        due.insert(day_of(t));
+                    }
                     for (row, diff) in entry.remove() {
                         if mode == SnapshotMode::ByDate {
                             dirty.insert(row.day_start());
                         }
                         *state.entry(row).or_insert(0) += diff;
                     }
-                    latest_day = Some(latest_day.map_or(day_of(t), |d: i64| d.max(day_of(t))));
                     state.retain(|_, c| *c != 0);
                 }
-                // Days the frontier has closed.
-                let closed_until = match f {
-                    Some(f) => day_of(f as i64), // every day starting before this is closed
-                    None => i64::MAX,
-                };
-                let mut to_write: Vec<(i64, Vec<R>)> = Vec::new();
                 match mode {
                     SnapshotMode::ByDate => {
                         let ready: Vec<i64> = dirty.iter().copied().filter(|d| *d < closed_until).collect();
@@ -116,28 +141,35 @@ pub fn write_snapshots<'s, R: GoldRow>(
                                 .filter(|(r, c)| r.day_start() == d && **c > 0)
                                 .map(|(r, _)| r.clone())
                                 .collect();
-                            to_write.push((d, rows));
+                            unwritten.insert(d, rows);
                         }
                     }
                     SnapshotMode::Daily => {
-                        let newest_closed = if f.is_none() {
-                            latest_day
-                        } else {
-                            Some(closed_until - DAY_MS)
-                        };
-                        if let Some(day) = newest_closed {
-                            if last_closed.is_none_or(|l| day > l) && !state.is_empty() {
-                                last_closed = Some(day);
-                                let rows: Vec<R> = state.keys().map(|r| r.on_day(day)).collect();
-                                to_write.push((day, rows));
+                        // No update between their end and the frontier: the state is theirs.
+                        while let Some(&d) = due.first() {
+                            if d >= closed_until {
+                                break;
                             }
+                            due.pop_first();
+                            unwritten.insert(d, daily_snapshot(&state, d));
                         }
                     }
                 }
-                for (_day, mut rows) in to_write {
+                while let Some(mut entry) = unwritten.first_entry() {
+                    let rows = entry.get_mut();
                     rows.sort();
-                    if let Err(e) = write_partition(&lake, &props, &rows) {
-                        health.report("gold snapshot", e);
+                    match write_partition(&lake, &props, rows) {
+                        Ok(()) => {
+                            entry.remove();
+                            backoff = std::time::Duration::from_millis(100);
+                        }
+                        Err(e) => {
+                            // Kept, and the capability held: nothing counts as committed until written.
+                            health.report("gold snapshot", e);
+                            activator.activate_after(backoff);
+                            backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                            return;
+                        }
                     }
                 }
                 match (f, cap.as_mut()) {

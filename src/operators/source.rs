@@ -122,6 +122,41 @@ pub struct SourceSettings {
     pub progress: Option<ProbeHandle<u64>>,
     /// Records emitted but not yet through to the sinks before the source pauses.
     pub max_in_flight: usize,
+    /// Where this source's readers in the process post their watermarks (see [`WatermarkBoard`]).
+    pub board: Option<Arc<WatermarkBoard>>,
+}
+
+/// The watermarks of one source's readers in this process.
+///
+/// A reader whose partitions have all gone idle must stop holding the job's
+/// watermark back (SPEC: idle partitions are left out of the minimum), yet
+/// timely has no "ignore this input" switch: the reader has to advance its
+/// capability. It advances to the least watermark of the readers that are
+/// still active, so it never passes the job watermark they define, and does
+/// not move at all while every reader is idle. Readers in other processes
+/// of a cluster are not consulted: there an idle reader holds its ground.
+#[derive(Debug, Default)]
+pub struct WatermarkBoard {
+    /// Worker index → its watermark while it has an active partition.
+    active: std::sync::Mutex<BTreeMap<usize, u64>>,
+}
+
+impl WatermarkBoard {
+    /// Posts worker `worker`'s watermark, or `None` when it has no active partition.
+    pub fn post(&self, worker: usize, watermark: Option<u64>) {
+        if let Ok(mut m) = self.active.lock() {
+            match watermark {
+                Some(w) => m.insert(worker, w),
+                None => m.remove(&worker),
+            };
+        }
+    }
+
+    /// The least watermark of the active readers other than `worker`.
+    pub fn least_active(&self, worker: usize) -> Option<u64> {
+        let m = self.active.lock().ok()?;
+        m.iter().filter(|(w, _)| **w != worker).map(|(_, t)| *t).min()
+    }
 }
 
 /// The three streams of a source.
@@ -252,8 +287,15 @@ pub fn read_source<'s, D: Decoder>(
                 while in_flight.front().is_some_and(|(t, _)| frontier.is_none_or(|f| *t < f)) {
                     in_flight.pop_front();
                 }
-                let pending: usize = in_flight.iter().map(|(_, n)| *n).sum();
+                // Records at or above our own capability can only drain once we advance: never wait for them.
+                let cap_time = *cap_vec[0].time();
+                let pending: usize = in_flight.iter().filter(|(t, _)| *t < cap_time).map(|(_, n)| *n).sum();
                 let should_pause = pending > settings.max_in_flight;
+                if should_pause || paused {
+                    // Silence we asked for is not idleness: restart the idle clocks.
+                    let now = Instant::now();
+                    clocks.values_mut().for_each(|c| c.last_record = now);
+                }
                 if should_pause != paused {
                     if let Err(e) = r.set_paused(should_pause) {
                         health.report(&settings.name, e);
@@ -266,15 +308,18 @@ pub fn read_source<'s, D: Decoder>(
                 }
             }
             buffer.clear();
-            let polled = if retry.is_empty() {
-                r.poll(settings.batch, &mut buffer)
-            } else {
+            let retrying = !retry.is_empty();
+            let polled = if retrying {
                 buffer.extend(retry.drain(..));
                 Ok(crate::sources::PollStatus::default())
+            } else {
+                r.poll(settings.batch, &mut buffer)
             };
             let status = match polled {
                 Ok(s) => {
-                    backoff = Duration::from_millis(50);
+                    if !retrying {
+                        backoff = Duration::from_millis(50);
+                    }
                     s
                 }
                 Err(e) => {
@@ -290,6 +335,7 @@ pub fn read_source<'s, D: Decoder>(
             let mut by_time: BTreeMap<u64, Vec<D::Output>> = BTreeMap::new();
             let mut dead: Vec<DeadLetter> = Vec::new();
             let mut bronze: BTreeMap<u64, Vec<BronzeRecord>> = BTreeMap::new();
+            let progressed = !buffer.is_empty();
             let mut records = buffer.drain(..);
             while let Some(raw) = records.next() {
                 decoded.clear();
@@ -311,6 +357,10 @@ pub fn read_source<'s, D: Decoder>(
                     last_record: now,
                 });
                 clock.last_record = now;
+                if result.is_err() {
+                    // A rejected record never moves the watermark.
+                    decoded.clear();
+                }
                 let mut event_time = None;
                 for (ts, _) in decoded.iter() {
                     event_time = Some(event_time.map_or(*ts, |e: i64| e.max(*ts)));
@@ -318,7 +368,7 @@ pub fn read_source<'s, D: Decoder>(
                 }
                 let stamp = clock
                     .max_event_time
-                    .map(|m| quantize(m - ooo, g))
+                    .map(|m| quantize(m.saturating_sub(ooo), g))
                     .unwrap_or(0)
                     .max(cap_time);
                 if settings.keep_raw {
@@ -351,7 +401,7 @@ pub fn read_source<'s, D: Decoder>(
                     }
                 }
             }
-            if settings.committed.is_some() && !processed.is_empty() {
+            if settings.committed.is_some() && progressed {
                 to_commit.push_back((highest_stamp, processed.iter().map(|(p, o)| (*p, *o)).collect()));
             }
             if settings.progress.is_some() {
@@ -382,6 +432,7 @@ pub fn read_source<'s, D: Decoder>(
             }
             // Advance the capability to the minimum active partition watermark.
             let mut all_finished = true;
+            let mut any_active = false;
             let mut min_wm: Option<u64> = None;
             let mut blocked = false;
             for c in clocks.values() {
@@ -389,19 +440,38 @@ pub fn read_source<'s, D: Decoder>(
                     continue;
                 }
                 all_finished = false;
-                let idle = status.idle && now.duration_since(c.last_record) > idle_timeout;
-                if idle {
+                if now.duration_since(c.last_record) > idle_timeout {
                     continue;
                 }
+                any_active = true;
                 match c.max_event_time {
                     Some(m) => {
-                        let w = quantize(m - ooo, g);
+                        let w = quantize(m.saturating_sub(ooo), g);
                         min_wm = Some(min_wm.map_or(w, |x| x.min(w)));
                     }
                     None => blocked = true,
                 }
             }
+            if let Some(board) = &settings.board {
+                if any_active {
+                    let mine = if blocked {
+                        cap_time
+                    } else {
+                        min_wm.unwrap_or(cap_time).max(cap_time)
+                    };
+                    board.post(index, Some(mine));
+                } else {
+                    board.post(index, None);
+                    if !all_finished {
+                        // Every partition is idle: follow the readers that are not.
+                        min_wm = board.least_active(index);
+                    }
+                }
+            }
             if all_finished && retry.is_empty() {
+                if let Some(board) = &settings.board {
+                    board.post(index, None);
+                }
                 metrics.watermark.set(i64::MAX);
                 caps = None;
                 if settings.committed.is_some() && !to_commit.is_empty() {

@@ -660,6 +660,7 @@ mod tests {
                 .collect(),
             features: Default::default(),
             online: None,
+            lookups: Default::default(),
         };
         Arc::new(FeatureSpec::compile("t", &cfg).unwrap())
     }

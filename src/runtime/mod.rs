@@ -8,8 +8,11 @@
 //!
 //! Each job owns a [`JobHealth`]: transient external failures are logged and
 //! retried by the operator that met them; a non-retryable failure fails the
-//! job, which is then dropped from the worker and reported, without touching
-//! the other jobs.
+//! job, which is then dropped from every worker of the process (through
+//! [`RunShared`]) and reported, without touching the other jobs. A job that
+//! cannot be built fails the whole run, after the dataflows already built
+//! are dropped. An unbounded run stops when `shutdown` is raised (Ctrl-C):
+//! its dataflows are dropped and the workers exit.
 
 pub mod admin;
 pub mod io;
@@ -19,12 +22,13 @@ pub use io::{block_on, io_runtime};
 use crate::config::Topology;
 use crate::error::{Result, RiftError};
 use crate::jobs::{self, JobContext};
+use crate::operators::source::WatermarkBoard;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Health of one job on one worker, shared by its operators.
@@ -58,6 +62,37 @@ impl JobHealth {
     /// The failure that stopped the job, if any.
     pub fn fatal(&self) -> Option<String> {
         self.0.borrow().fatal.clone()
+    }
+}
+
+/// What the workers of one process share during a run.
+#[derive(Default)]
+pub struct RunShared {
+    /// Jobs failed on some worker: every worker drops them.
+    failed: Mutex<BTreeMap<String, String>>,
+    /// Watermark boards by `job/source`.
+    boards: Mutex<BTreeMap<String, Arc<WatermarkBoard>>>,
+}
+
+impl RunShared {
+    /// The watermark board of `key` (`job/source`), shared by this process's readers.
+    pub fn watermark_board(&self, key: &str) -> Arc<WatermarkBoard> {
+        match self.boards.lock() {
+            Ok(mut b) => b.entry(key.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Marks `job` failed on every worker of the process (the first reason wins).
+    pub fn fail(&self, job: &str, why: String) {
+        if let Ok(mut f) = self.failed.lock() {
+            f.entry(job.to_string()).or_insert(why);
+        }
+    }
+
+    /// Why `job` failed, if it did on any worker of the process.
+    pub fn failure(&self, job: &str) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.get(job).cloned())
     }
 }
 
@@ -134,12 +169,12 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
     let bounded = opts.bounded;
     let shutdown = opts.shutdown.clone();
     let names = selected.clone();
+    let shared = Arc::new(RunShared::default());
     let guards = timely::execute(
         config,
         move |worker| -> std::result::Result<BTreeMap<String, String>, String> {
             let mut running: Vec<(String, usize, JobHealth)> = Vec::new();
             for name in &names {
-                let job = jobs::build(name, &topology).map_err(|e| e.to_string())?;
                 let health = JobHealth::default();
                 let ctx = JobContext {
                     job: name.clone(),
@@ -149,10 +184,24 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     bounded,
                     health: health.clone(),
                     probes: Default::default(),
+                    shared: shared.clone(),
                 };
                 let index = worker.next_dataflow_index();
-                let built: Result<()> = worker.dataflow_named::<u64, _, _>(name, |scope| job.install(scope, &ctx));
-                built.map_err(|e| format!("job `{name}`: {e}"))?;
+                let built: Result<()> = jobs::build(name, &topology)
+                    .and_then(|job| worker.dataflow_named::<u64, _, _>(name, |scope| job.install(scope, &ctx)));
+                if let Err(e) = built {
+                    // Other workers may have installed theirs: make them stop too, and
+                    // drop what this worker built, or the process would wait forever.
+                    let why = format!("job `{name}`: {e}");
+                    shared.fail(name, why.clone());
+                    for other in &names {
+                        shared.fail(other, format!("not run: {why}"));
+                    }
+                    for index in worker.installed_dataflows() {
+                        worker.drop_dataflow(index);
+                    }
+                    return Err(why);
+                }
                 running.push((name.clone(), index, health));
             }
             let mut failures = BTreeMap::new();
@@ -161,6 +210,10 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                 let installed = worker.installed_dataflows();
                 running.retain(|(name, index, health)| {
                     if let Some(f) = health.fatal() {
+                        shared.fail(name, f);
+                    }
+                    // A failure on any worker of the process stops the job on all of them.
+                    if let Some(f) = shared.failure(name) {
                         failures.insert(name.clone(), f);
                         if installed.contains(index) {
                             worker.drop_dataflow(*index);
@@ -169,7 +222,15 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     }
                     installed.contains(index)
                 });
-                if running.is_empty() || (!bounded && shutdown.load(Ordering::Relaxed)) {
+                if !bounded && shutdown.load(Ordering::Relaxed) {
+                    // Stop: drop the dataflows so the workers (and the process) can exit.
+                    for (_, index, _) in running.drain(..) {
+                        if worker.installed_dataflows().contains(&index) {
+                            worker.drop_dataflow(index);
+                        }
+                    }
+                }
+                if running.is_empty() {
                     break;
                 }
             }

@@ -63,15 +63,23 @@ impl<T: 'static> JsonLinesWriter<T> {
 
 impl<T: 'static> SinkWriter<T> for JsonLinesWriter<T> {
     fn write(&mut self, records: &mut Vec<T>) -> Result<()> {
-        for r in records.drain(..) {
+        let mut done = 0;
+        let mut result = Ok(());
+        for r in records.iter() {
             self.line.clear();
-            (self.encode)(&r, &mut self.line)?;
+            if let Err(e) = (self.encode)(r, &mut self.line) {
+                result = Err(e);
+                break;
+            }
             self.line.push(b'\n');
-            self.out
-                .write_all(&self.line)
-                .map_err(|e| RiftError::io(&self.path, e))?;
+            if let Err(e) = self.out.write_all(&self.line) {
+                result = Err(RiftError::io(&self.path, e));
+                break;
+            }
+            done += 1;
         }
-        Ok(())
+        records.drain(..done);
+        result
     }
 
     fn pre_commit(&mut self, _epoch: u64) -> Result<()> {

@@ -187,10 +187,18 @@ impl<T: ToKafka + 'static> KafkaWriter<T> {
     /// A writer to `topic` (created with `partitions` if missing).
     pub fn new(kafka: &KafkaConfig, topic: &str, encoder: ValueEncoder, partitions: i32) -> Result<Self> {
         ensure_topics(kafka, &[(topic, partitions)])?;
-        let producer: BaseProducer<Deliveries> = client_config(kafka)
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", "30000")
-            .set("linger.ms", "5")
+        let mut cfg = client_config(kafka);
+        // Defaults that the topology's `kafka.properties` may override.
+        for (k, v) in [
+            ("enable.idempotence", "true"),
+            ("message.timeout.ms", "30000"),
+            ("linger.ms", "5"),
+        ] {
+            if !kafka.properties.contains_key(k) {
+                cfg.set(k, v);
+            }
+        }
+        let producer: BaseProducer<Deliveries> = cfg
             .create_with_context(Deliveries::default())
             .map_err(|e| RiftError::external("kafka", e, false))?;
         Ok(KafkaWriter {
@@ -234,12 +242,26 @@ impl<T: ToKafka + 'static> KafkaWriter<T> {
 
 impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
     fn write(&mut self, records: &mut Vec<T>) -> Result<()> {
-        for r in records.drain(..) {
-            let msg = r.to_kafka(&self.encoder)?;
-            self.send(self.epoch.len(), &msg)?;
-            self.epoch.push(msg);
+        // On a failure, the records not yet sent stay in `records` for the retry.
+        let mut done = 0;
+        let mut result = Ok(());
+        for r in records.iter() {
+            let sent = r
+                .to_kafka(&self.encoder)
+                .and_then(|msg| self.send(self.epoch.len(), &msg).map(|()| msg));
+            match sent {
+                Ok(msg) => {
+                    self.epoch.push(msg);
+                    done += 1;
+                }
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
         }
-        Ok(())
+        records.drain(..done);
+        result
     }
 
     fn pre_commit(&mut self, _epoch: u64) -> Result<()> {
@@ -275,7 +297,13 @@ impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
         }
         self.epoch = resend;
         for (i, m) in self.epoch.iter().enumerate() {
-            self.send(i, m)?;
+            if let Err(e) = self.send(i, m) {
+                // Not sent: report it as failed so the next pre-commit resends it.
+                if let Ok(mut f) = self.producer.context().failed.lock() {
+                    f.extend((i..self.epoch.len()).map(|s| (s, e.to_string())));
+                }
+                break;
+            }
         }
         Err(RiftError::external(
             "kafka",

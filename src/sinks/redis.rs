@@ -47,10 +47,9 @@ return 1
 "#;
 
 fn redis_err(e: redis::RedisError) -> RiftError {
-    let retryable = e.is_io_error()
-        || e.is_connection_dropped()
-        || e.is_connection_refusal()
-        || e.is_timeout()
+    // The client's own judgement (connection lost, LOADING, TRYAGAIN, READONLY
+    // during failover, …), plus NOSCRIPT: the script is loaded again on retry.
+    let retryable = !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
         || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
     RiftError::external("redis", e, retryable)
 }

@@ -71,15 +71,19 @@ pub struct KafkaSource {
     kafka: KafkaConfig,
     topic: String,
     bounded: bool,
+    /// Consumer group: `{kafka.group_id}.{job}`, so jobs reading one topic keep their own offsets.
+    group: String,
 }
 
 impl KafkaSource {
-    /// A source over `topic`; `bounded` reads each partition to its end, then finishes.
-    pub fn new(kafka: KafkaConfig, topic: &str, bounded: bool) -> KafkaSource {
+    /// A source over `topic` for `job`; `bounded` reads each partition to its end, then finishes.
+    pub fn new(kafka: KafkaConfig, topic: &str, job: &str, bounded: bool) -> KafkaSource {
+        let group = format!("{}.{job}", kafka.group_id);
         KafkaSource {
             kafka,
             topic: topic.to_string(),
             bounded,
+            group,
         }
     }
 }
@@ -115,7 +119,7 @@ impl Source for KafkaSource {
 
     fn open(&self, partitions: &[u32], start: &[(u32, u64)]) -> Result<Box<dyn SourceReader>> {
         let mut cfg = client_config(&self.kafka);
-        cfg.set("group.id", &self.kafka.group_id)
+        cfg.set("group.id", &self.group)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")

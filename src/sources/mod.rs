@@ -84,7 +84,7 @@ pub trait Source: Send + Sync {
 }
 
 /// Opens the source `name` of `topology`.
-pub fn open_source(topology: &Topology, name: &str, bounded: bool) -> Result<Arc<dyn Source>> {
+pub fn open_source(topology: &Topology, name: &str, job: &str, bounded: bool) -> Result<Arc<dyn Source>> {
     let cfg = topology
         .sources
         .get(name)
@@ -99,7 +99,7 @@ pub fn open_source(topology: &Topology, name: &str, bounded: bool) -> Result<Arc
                 .kafka
                 .clone()
                 .ok_or_else(|| RiftError::config(&topology.file, "kafka", "a kafka source needs a [kafka] section"))?;
-            Ok(Arc::new(kafka::KafkaSource::new(kafka, topic, bounded)))
+            Ok(Arc::new(kafka::KafkaSource::new(kafka, topic, job, bounded)))
         }
     }
 }

@@ -450,3 +450,172 @@ lake = "lake"
     want.sort_by_key(|r| r[0].as_str().unwrap().to_string());
     assert_eq!(got, want);
 }
+
+/// Live events of `games` generated games, in delivery order.
+fn live_events(games: usize, seed: u64) -> Vec<riftstream::events::GameEvent> {
+    simulate(&GeneratorConfig {
+        players: 200,
+        matches: 10,
+        live_games: games,
+        seed,
+        ..Default::default()
+    })
+    .game_events
+}
+
+/// (match, event time, minute) of every prediction of a bounded run of the live job over `events`.
+fn reference_predictions(
+    dir: &std::path::Path,
+    lake: &std::path::Path,
+    events: &[riftstream::events::GameEvent],
+) -> Vec<(String, i64, i64)> {
+    std::fs::create_dir_all(dir).unwrap();
+    let input = dir.join("events.jsonl");
+    super::support::write_jsonl(
+        &input,
+        &events
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap())
+            .collect::<Vec<_>>(),
+    );
+    let out = dir.join("out");
+    run_bounded(
+        &format!(
+            r#"
+[runtime]
+state_dir = "{d}/state"
+[sources.events]
+kind = "file"
+path = "{input}"
+schema = "game_events"
+[sinks.out]
+kind = "file"
+path = "{out}"
+[jobs.predictions]
+kind = "predictions"
+live_source = "events"
+outputs = ["out"]
+registry = "{lake}"
+"#,
+            d = dir.display(),
+            input = input.display(),
+            out = out.display(),
+            lake = lake.display()
+        ),
+        1,
+    );
+    let mut keys: Vec<(String, i64, i64)> = super::support::read_jsonl(&out, "predictions")
+        .iter()
+        .map(prediction_key)
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn prediction_key(p: &serde_json::Value) -> (String, i64, i64) {
+    (
+        p["match_id"].as_str().unwrap().to_string(),
+        p["event_time"].as_i64().unwrap(),
+        p["game_minute"].as_i64().unwrap_or(-1),
+    )
+}
+
+#[test]
+fn a_model_registered_mid_run_scores_every_later_prediction_with_none_lost_or_doubled() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    register_live_model(&lake);
+    let events = live_events(6, 31);
+    let half = events.len() / 2;
+    let first = reference_predictions(&dir.path().join("ref1"), &lake, &events[..half]);
+    let all = reference_predictions(&dir.path().join("ref2"), &lake, &events);
+    assert!(!first.is_empty() && all.len() > first.len());
+
+    let target = target("http://127.0.0.1:9", "hot.", Encoding::Json);
+    produce(&target, events[..half].to_vec()).unwrap();
+    let out = dir.path().join("out");
+    let topo = super::support::topology(&format!(
+        r#"
+[runtime]
+workers = 2
+state_dir = "{d}/state"
+checkpoint_interval = "200ms"
+[kafka]
+brokers = "{brokers}"
+group_id = "hot"
+[sources.events]
+kind = "kafka"
+topic = "hot.esports.game_events"
+schema = "game_events"
+encoding = "json"
+[sinks.out]
+kind = "file"
+path = "{out}"
+[jobs.predictions]
+kind = "predictions"
+live_source = "events"
+outputs = ["out"]
+registry = "{lake}"
+model_poll_interval = "100ms"
+"#,
+        d = dir.path().display(),
+        brokers = kafka(),
+        out = out.display(),
+        lake = lake.display()
+    ));
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opts = riftstream::runtime::RunOptions {
+        bounded: false,
+        shutdown: shutdown.clone(),
+        ..riftstream::runtime::RunOptions::bounded(2)
+    };
+    let worker = std::thread::spawn(move || riftstream::runtime::run(topo, opts));
+    let wait_for = |n: usize| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let got = super::support::read_jsonl(&out, "predictions");
+            if got.len() >= n {
+                return got;
+            }
+            assert!(std::time::Instant::now() < deadline, "{} of {n} predictions", got.len());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for(first.len());
+    // A new version, registered while the job runs; then the rest of the games.
+    let data = load_ten_minute_csv(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/high_diamond_ranked_10min.train.csv"),
+    )
+    .unwrap();
+    let v2 = train(
+        &data,
+        &TrainConfig {
+            seed: 7,
+            ..TrainConfig::default()
+        },
+        &mut |_| {},
+    )
+    .unwrap();
+    ModelRegistry::open(&lake)
+        .unwrap()
+        .register("live", &v2, "test")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    produce(&target, events[half..].to_vec()).unwrap();
+    wait_for(all.len());
+    std::thread::sleep(Duration::from_millis(500));
+    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = worker.join().unwrap().unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+
+    let got = super::support::read_jsonl(&out, "predictions");
+    let mut keys: Vec<(String, i64, i64)> = got.iter().map(prediction_key).collect();
+    keys.sort();
+    assert_eq!(keys, all, "every update predicted exactly once across the switch");
+    let first: std::collections::BTreeSet<_> = first.into_iter().collect();
+    for p in &got {
+        let want = if first.contains(&prediction_key(p)) { "v1" } else { "v2" };
+        assert_eq!(p["model_version"], want, "{p}");
+    }
+    assert!(riftstream::metrics::counter_sum("model_switches_total", "model", "live") >= 1);
+}

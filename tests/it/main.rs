@@ -5,6 +5,8 @@ mod generator;
 mod gold;
 mod jobs;
 mod kafka;
+mod lake_tools;
+mod models;
 mod redis;
 mod registry_stub;
 mod replay;

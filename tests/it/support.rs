@@ -206,3 +206,11 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
         .expect("redis-cli");
     String::from_utf8(out.stdout).unwrap()
 }
+
+/// Starts `program ARGS…` (a server listening on `port`), tied to the test process.
+pub fn start_server(program: &str, args: &[&str], port: u16) {
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    spawn_tied(cmd);
+    wait_for_port(port, program);
+}

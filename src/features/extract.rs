@@ -17,7 +17,8 @@ use std::sync::Arc;
 /// What a needed field is used for.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Use {
-    Key,
+    /// Part `i` of the (possibly composite) key.
+    Key(usize),
     Time,
     Value(usize),
     Distinct(usize),
@@ -39,7 +40,9 @@ impl RowExtractor {
             Some((_, uses)) => uses.push(u),
             None => fields.push((name.to_string(), vec![u])),
         };
-        add(&spec.key_field, Use::Key);
+        for (i, part) in spec.key_parts().enumerate() {
+            add(part, Use::Key(i));
+        }
         add(&spec.time_field, Use::Time);
         for (i, f) in spec.inputs.iter().enumerate() {
             add(f, Use::Value(i));
@@ -82,7 +85,7 @@ impl RowExtractor {
 
     fn empty_row(&self) -> Partial {
         Partial {
-            key: None,
+            key: vec![None; self.spec.key_parts().count()],
             ts: None,
             values: vec![None; self.spec.inputs.len()],
             distinct: vec![None; self.spec.distinct_inputs.len()],
@@ -148,9 +151,16 @@ impl RowExtractor {
 
     fn complete(&self, p: Partial) -> Result<FeatureRow, String> {
         let spec = &self.spec;
-        let key = p.key.ok_or_else(|| format!("missing key field `{}`", spec.key_field))?;
-        if key.is_empty() {
-            return Err(format!("empty key field `{}`", spec.key_field));
+        let mut key = String::new();
+        for (i, (part, value)) in spec.key_parts().zip(p.key).enumerate() {
+            let value = value.ok_or_else(|| format!("missing key field `{part}`"))?;
+            if value.is_empty() {
+                return Err(format!("empty key field `{part}`"));
+            }
+            if i > 0 {
+                key.push(crate::features::KEY_SEPARATOR);
+            }
+            key.push_str(&value);
         }
         let ts =
             p.ts.ok_or_else(|| format!("missing time field `{}`", spec.time_field))?;
@@ -203,7 +213,7 @@ enum Picked {
 }
 
 struct Partial {
-    key: Option<String>,
+    key: Vec<Option<String>>,
     ts: Option<i64>,
     values: Vec<Option<f64>>,
     distinct: Vec<Option<u64>>,
@@ -213,8 +223,8 @@ impl Partial {
     fn set(&mut self, name: &str, uses: &[Use], v: Picked) -> Result<(), String> {
         for u in uses {
             match (u, &v) {
-                (Use::Key, Picked::Str(s)) => self.key = Some(s.clone()),
-                (Use::Key, Picked::Num(n)) => self.key = Some(format_number(*n)),
+                (Use::Key(i), Picked::Str(s)) => self.key[*i] = Some(s.clone()),
+                (Use::Key(i), Picked::Num(n)) => self.key[*i] = Some(format_number(*n)),
                 (Use::Time, Picked::Num(n)) if n.is_finite() && n.fract() == 0.0 => self.ts = Some(*n as i64),
                 (Use::Time, Picked::Str(s)) => {
                     let t = chrono::DateTime::parse_from_rfc3339(s)
@@ -226,7 +236,7 @@ impl Partial {
                 (Use::Value(_), _) => return Err(format!("field `{name}` is not a number")),
                 (Use::Distinct(i), Picked::Str(s)) => self.distinct[*i] = Some(stable_hash(s.as_bytes())),
                 (Use::Distinct(i), Picked::Num(n)) => self.distinct[*i] = Some(stable_hash(&n.to_bits().to_le_bytes())),
-                (Use::Key, Picked::Other) | (Use::Distinct(_), Picked::Other) => {
+                (Use::Key(_), Picked::Other) | (Use::Distinct(_), Picked::Other) => {
                     return Err(format!("field `{name}` must be a string or a number"))
                 }
             }
@@ -398,5 +408,33 @@ mod tests {
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].key.as_str(), rows[0].ts, rows[0].values[0]), ("a", 5, 1.0));
         assert_eq!((rows[1].key.as_str(), rows[1].values[0]), ("b", 2.0));
+    }
+
+    #[test]
+    fn composite_keys_join_their_parts_and_lookups_number_strings() {
+        let mut cfg_spec = (*spec(None)).clone();
+        cfg_spec.key_field = "player_id+champion".into();
+        cfg_spec.inputs = vec!["tier".into()];
+        cfg_spec.lookups = BTreeMap::from([(
+            "tier".to_string(),
+            BTreeMap::from([("GOLD".to_string(), 3.0), ("SILVER".to_string(), 2.0)]),
+        )]);
+        assert_eq!(cfg_spec.entity(), "player+champion");
+        let ex = RowExtractor::new(Arc::new(cfg_spec));
+        let line = br#"{"player_id":"p1","champion":"Ahri","ts":1767225600000,"tier":"GOLD"}"#;
+        let row = ex.extract_bytes(line).unwrap();
+        assert_eq!((row.key.as_str(), row.values[0]), ("p1/Ahri", 3.0));
+        let mut rows = Vec::new();
+        ex.extract_value(&serde_json::from_slice(line).unwrap(), &mut rows)
+            .unwrap();
+        assert_eq!(rows[0], row);
+        let e = ex
+            .extract_bytes(br#"{"player_id":"p1","champion":"Ahri","ts":1767225600000,"tier":"WOOD"}"#)
+            .unwrap_err();
+        assert!(e.contains("`WOOD`") && e.contains("GOLD, SILVER"), "{e}");
+        let e = ex
+            .extract_bytes(br#"{"player_id":"p1","ts":1767225600000,"tier":"GOLD"}"#)
+            .unwrap_err();
+        assert_eq!(e, "missing key field `champion`");
     }
 }

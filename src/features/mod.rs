@@ -18,4 +18,6 @@ mod spec;
 
 pub use expr::Expr;
 pub use extract::RowExtractor;
-pub use spec::{stable_hash, Accumulator, AggFunc, AggregateSpec, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
+pub use spec::{
+    stable_hash, Accumulator, AggFunc, AggregateSpec, FeatureRow, FeatureSpec, WindowResult, WindowSpec, KEY_SEPARATOR,
+};

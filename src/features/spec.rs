@@ -127,7 +127,30 @@ pub struct FeatureSpec {
     slots: usize,
 }
 
+/// Joins the parts of a composite key value (`key = "player_id+champion"` → `p001/Ahri`).
+pub const KEY_SEPARATOR: char = '/';
+
 impl FeatureSpec {
+    /// The fields of the key: one, or several joined by `+` (a composite key).
+    pub fn key_parts(&self) -> impl Iterator<Item = &str> {
+        self.key_field.split('+').map(str::trim)
+    }
+
+    /// The entity type of the key: `player` for `player_id`, otherwise the
+    /// key fields (`champion`, `player+champion`), `player_id` named `player`.
+    pub fn entity(&self) -> String {
+        self.key_parts()
+            .map(|p| {
+                if p == "player_id" {
+                    "player".to_string()
+                } else {
+                    crate::lake::partition_value(p)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("+")
+    }
+
     /// Compiles a feature set; errors name the offending field of the config.
     pub fn compile(name: &str, cfg: &FeatureSetConfig) -> Result<FeatureSpec, (String, String)> {
         let w = &cfg.window;

@@ -70,11 +70,7 @@ impl FeaturesJob {
             let spec = FeatureSpec::compile(set, c).map_err(|(field, message)| {
                 RiftError::config(&topology.file, format!("feature_sets.{set}.{field}"), message)
             })?;
-            entities.push(if spec.key_field == "player_id" {
-                "player".to_string()
-            } else {
-                crate::lake::partition_value(&spec.key_field)
-            });
+            entities.push(spec.entity());
             sets.push(Arc::new(spec));
         }
         Ok(FeaturesJob {

@@ -14,7 +14,9 @@
 //! simulator's own blue win probability for generated matches, the as-of
 //! time, each set's `window_end` (so the cut is auditable) and every feature
 //! (null where the player had no closed window yet). Feature sets keyed by
-//! champion join on the participant's champion the same way.
+//! champion, role or team, or by a composite such as `player_id+champion`
+//! (the player's history on this champion), join on the participant's
+//! values the same way.
 
 use super::tables::FeatureVectorRow;
 use super::Lake;
@@ -206,13 +208,23 @@ pub fn read_matches(path: &Path) -> Result<Vec<Match>> {
     Ok(out)
 }
 
-/// The id a participant has as entity `entity`, for the entities a lineup names.
-fn participant_id<'a>(entity: &str, p: &'a crate::events::Participant) -> Option<&'a str> {
-    match entity {
-        "player" => Some(&p.player_id),
-        "champion" => Some(&p.champion),
-        _ => None,
+/// The id a participant has as entity `entity` (`player`, `champion`,
+/// `role`, `team` or a composite such as `player+champion`), if a lineup names it.
+fn participant_id(entity: &str, p: &crate::events::Participant) -> Option<String> {
+    let mut id = String::new();
+    for (i, part) in entity.split('+').enumerate() {
+        if i > 0 {
+            id.push(crate::features::KEY_SEPARATOR);
+        }
+        match part {
+            "player" => id.push_str(&p.player_id),
+            "champion" => id.push_str(&p.champion),
+            "role" => id.push_str(p.role.as_str()),
+            "team" => id.push_str(p.team.as_str()),
+            _ => return None,
+        }
     }
+    Some(id)
 }
 
 /// The point-in-time training table: one row per match and participant,
@@ -222,7 +234,12 @@ pub fn training_table(history: &FeatureHistory, matches: &[Match]) -> Result<Rec
     let joinable: BTreeMap<&String, &BTreeSet<String>> = history
         .feature_names()
         .iter()
-        .filter(|(set, _)| matches!(history.entity(set), Some("player" | "champion")))
+        .filter(|(set, _)| {
+            history.entity(set).is_some_and(|e| {
+                e.split('+')
+                    .all(|p| matches!(p, "player" | "champion" | "role" | "team"))
+            })
+        })
         .collect();
     // Feature columns: plain names unless two sets share one.
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -284,7 +301,7 @@ pub fn training_table(history: &FeatureHistory, matches: &[Match]) -> Result<Rec
                 .iter()
                 .filter_map(|s| {
                     let id = participant_id(history.entity(s)?, p)?;
-                    history.as_of(s, id, m.start_time).map(|v| (s.as_str(), v))
+                    history.as_of(s, &id, m.start_time).map(|v| (s.as_str(), v))
                 })
                 .collect();
             for (b, s) in ends.iter_mut().zip(&sets) {

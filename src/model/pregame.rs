@@ -6,8 +6,12 @@
 //! inputs: for every player feature `f`, `diff_f` = the blue team's mean
 //! minus the red team's mean over the players whose `f` is known (0 when a
 //! team knows none), plus `blue_known` and `red_known`, the share of each
-//! team's players with any history. Differences keep the model symmetric in
-//! the two sides; the shares let it trust thin histories less.
+//! team's players with any history. A feature named `known_{set}` is 1 for
+//! a player with a vector in that feature set and counts as 0 when absent,
+//! so its team mean is the share of players with such history (for a set
+//! keyed by player and champion: how many play a champion they practised).
+//! Differences keep the model symmetric in the two sides; the shares let it
+//! trust thin histories less.
 //!
 //! [`load_pregame_table`] reads the training table `riftstream features
 //! export` writes (one row per match and participant) into a [`Dataset`]
@@ -60,6 +64,11 @@ pub fn pregame_features(
     red: &[Option<&BTreeMap<String, f64>>],
 ) -> Vec<f32> {
     let mean = |team: &[Option<&BTreeMap<String, f64>>], f: &str| -> f64 {
+        if f.starts_with("known_") {
+            // Presence flags: absent counts as 0, the mean is a share of the team.
+            let n = team.len().max(1) as f64;
+            return team.iter().filter_map(|p| p.and_then(|m| m.get(f))).sum::<f64>() / n;
+        }
         let known: Vec<f64> = team
             .iter()
             .filter_map(|p| p.and_then(|m| m.get(f)).copied())
@@ -150,9 +159,6 @@ pub fn load_pregame_table(path: &Path, features: Option<&[String]>) -> Result<Pr
             })
             .map(|f| f.name().clone())
             .collect();
-        if columns.is_none() {
-            columns = Some(feature_columns.clone());
-        }
         let col = |name: &str| {
             batch
                 .column_by_name(name)
@@ -167,6 +173,25 @@ pub fn load_pregame_table(path: &Path, features: Option<&[String]>) -> Result<Pr
         let win = col("win")?
             .as_boolean_opt()
             .ok_or_else(|| invalid(path, "win is not a boolean"))?;
+        // `{set}_window_end` tells whether the player had a vector in that set.
+        let coverage: Vec<(String, &arrow::array::ArrayRef)> = schema
+            .fields()
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let set = f.name().strip_suffix("_window_end")?;
+                Some((format!("known_{set}"), batch.column(i)))
+            })
+            .collect();
+        if columns.is_none() {
+            columns = Some(
+                feature_columns
+                    .iter()
+                    .cloned()
+                    .chain(coverage.iter().map(|(n, _)| n.clone()))
+                    .collect(),
+            );
+        }
         let simulated = batch
             .column_by_name("simulated_blue_win_probability")
             .and_then(|c| c.as_primitive_opt::<Float64Type>());
@@ -185,6 +210,11 @@ pub fn load_pregame_table(path: &Path, features: Option<&[String]>) -> Result<Pr
             for (name, array) in &values {
                 if array.is_valid(i) {
                     features.insert((*name).clone(), array.value(i));
+                }
+            }
+            for (name, array) in &coverage {
+                if array.is_valid(i) {
+                    features.insert(name.clone(), 1.0);
                 }
             }
             let row = PlayerRow {

@@ -7,6 +7,7 @@ mod jobs;
 mod kafka;
 mod lake_tools;
 mod models;
+mod pregame;
 mod redis;
 mod registry_stub;
 mod replay;

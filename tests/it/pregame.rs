@@ -1,0 +1,118 @@
+//! The pre-game model: trained on the offline store's point-in-time
+//! features of generated ranked play, compared with the simulator's own
+//! win probability on later matches it never saw.
+
+use super::support::{run_bounded, write_jsonl};
+use riftstream::generator::{simulate, GeneratorConfig};
+use riftstream::lake::offline::{training_table, write_parquet, FeatureHistory};
+use riftstream::lake::Lake;
+use riftstream::model::pregame::load_pregame_table;
+use riftstream::model::{train, TrainConfig};
+
+#[test]
+fn the_pre_game_model_reaches_95_percent_of_the_simulators_accuracy_on_later_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let sim = simulate(&GeneratorConfig {
+        players: 400,
+        matches: 8_000,
+        live_games: 0,
+        days: 40,
+        seed: 21,
+        ..Default::default()
+    });
+    let lines: Vec<serde_json::Value> = sim.matches.iter().map(|m| serde_json::to_value(m).unwrap()).collect();
+    let input = dir.path().join("matches.jsonl");
+    write_jsonl(&input, &lines);
+    let stats = dir.path().join("player_stats.jsonl");
+    write_jsonl(
+        &stats,
+        &sim.player_stats
+            .iter()
+            .map(|s| serde_json::to_value(s).unwrap())
+            .collect::<Vec<_>>(),
+    );
+    let topo = format!(
+        r#"
+[runtime]
+state_dir = "{d}/state"
+[sources.matches]
+kind = "file"
+path = "{input}"
+schema = "matches"
+[sources.player_stats]
+kind = "file"
+path = "{stats}"
+schema = "player_stats"
+[sinks.lake]
+kind = "lake"
+root = "{d}/lake"
+# The ranked ladder as one number: tier, division and LP of the latest snapshot.
+[feature_sets.ladder]
+source = "player_stats"
+key = "player_id"
+time = "time"
+window = {{ kind = "sliding", size = "30d", slide = "1d" }}
+lookups = {{ tier = {{ IRON = 0, BRONZE = 1, SILVER = 2, GOLD = 3, PLATINUM = 4, EMERALD = 5, DIAMOND = 6, MASTER = 7, GRANDMASTER = 8, CHALLENGER = 9 }}, rank = {{ IV = 0, III = 1, II = 2, I = 3 }} }}
+aggregates = {{ tier_last = "last(tier)", division_last = "last(rank)", lp_last = "last(league_points)" }}
+features = {{ ladder = "tier_last * 400 + division_last * 100 + lp_last" }}
+[feature_sets.player_30d]
+source = "matches"
+explode = "participants"
+key = "player_id"
+time = "end_time"
+window = {{ kind = "sliding", size = "30d", slide = "1d" }}
+aggregates = {{ games_30d = "count", wins_30d = "sum(win)", kills_30d = "sum(kills)", deaths_30d = "sum(deaths)", assists_30d = "sum(assists)" }}
+features = {{ winrate_30d = "wins_30d / games_30d", kda_30d = "(kills_30d + assists_30d) / max(1, deaths_30d)" }}
+# The player's recent games on the champion of each game (a composite key).
+[feature_sets.player_champion_30d]
+source = "matches"
+explode = "participants"
+key = "player_id+champion"
+time = "end_time"
+window = {{ kind = "sliding", size = "30d", slide = "1d" }}
+aggregates = {{ champion_games_30d = "count", champion_wins_30d = "sum(win)" }}
+[jobs.features]
+kind = "player_features"
+feature_sets = ["player_30d", "ladder", "player_champion_30d"]
+offline = "lake"
+"#,
+        input = input.display(),
+        stats = stats.display()
+    );
+    run_bounded(&topo, 2);
+    let history = FeatureHistory::load(&Lake::open(&format!("{d}/lake")).unwrap()).unwrap();
+    let mut matches = sim.matches.clone();
+    matches.sort_by_key(|m| m.start_time);
+    let table_path = dir.path().join("pregame.parquet");
+    write_parquet(&table_path, &training_table(&history, &matches).unwrap()).unwrap();
+    let data = load_pregame_table(&table_path, None).unwrap();
+    let n = data.dataset.n();
+    assert_eq!(n, 8_000);
+
+    // Rows are in match start order: train on the first 70 %, test on the rest.
+    let cut = n * 7 / 10;
+    let train_rows: Vec<usize> = (0..cut).collect();
+    let test_rows: Vec<usize> = (cut..n).collect();
+    let model = train(&data.dataset.subset(&train_rows), &TrainConfig::default(), &mut |_| {}).unwrap();
+    let test = data.dataset.subset(&test_rows);
+    let eval = model.evaluate_on(&test).unwrap();
+    let best = test_rows
+        .iter()
+        .filter(|i| (data.simulated[**i].unwrap() >= 0.5) == (data.dataset.y[**i] >= 0.5))
+        .count() as f64
+        / test_rows.len() as f64;
+    eprintln!(
+        "pre-game: accuracy {:.4}, log loss {:.4}, AUC {:.4}; simulator {best:.4}; share {:.3}",
+        eval.accuracy,
+        eval.log_loss,
+        eval.auc.unwrap_or(f64::NAN),
+        eval.accuracy / best
+    );
+    assert!(best > 0.55, "the simulated outcomes should depend on skill: {best}");
+    assert!(
+        eval.accuracy >= 0.95 * best,
+        "pre-game accuracy {:.4} is below 95 % of the simulator's {best:.4}",
+        eval.accuracy
+    );
+}

@@ -4,6 +4,9 @@
 //! around it) over rows from the reference shape — `player_id`, `ts`, kills,
 //! deaths, assists, gold — with 4 s out-of-order jitter:
 //! JSON extraction, tumbling (60 s), sliding (5 min / 60 s), session (30 s gap).
+//! The `inference` group scores live-game feature rows with the live
+//! logistic model (trained on the shared 10-minute data) in batches of 1,
+//! 64 and 1,024 rows, in predictions per second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use riftstream::config::{FeatureSetConfig, WindowConfig, WindowKind};
@@ -122,5 +125,23 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(operators, benches);
+fn inference(c: &mut Criterion) {
+    use riftstream::model::{load_ten_minute_csv, train, TrainConfig, LIVE_FEATURE_COUNT};
+    let data = load_ten_minute_csv(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/high_diamond_ranked_10min.train.csv"),
+    )
+    .expect("the shared 10-minute data");
+    let model = train(&data, &TrainConfig::default(), &mut |_| {}).expect("training");
+    let mut group = c.benchmark_group("inference");
+    for batch in [1usize, 64, 1024] {
+        let rows: Vec<f32> = data.x[..batch * LIVE_FEATURE_COUNT].to_vec();
+        group.throughput(Throughput::Elements(batch as u64));
+        group.bench_function(BenchmarkId::new("live_logistic", batch), |b| {
+            b.iter(|| model.predict_batch(&rows).expect("scores").len())
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(operators, benches, inference);
 criterion_main!(operators);

@@ -144,6 +144,39 @@ pub trait ScoreLive<'s> {
     fn score_live(self, scoring: LiveScoring, health: JobHealth) -> StreamVec<'s, u64, Prediction>;
 }
 
+/// Time spent in model inference by one scoring operator, logged (at info)
+/// when the operator ends, so its share of a job's time can be measured.
+#[derive(Default)]
+struct InferenceTally {
+    job: String,
+    rows: u64,
+    batches: u64,
+    seconds: f64,
+}
+
+impl InferenceTally {
+    fn record(&mut self, rows: usize, took: Duration) {
+        self.rows += rows as u64;
+        self.batches += 1;
+        self.seconds += took.as_secs_f64();
+    }
+}
+
+impl Drop for InferenceTally {
+    fn drop(&mut self) {
+        if self.batches > 0 {
+            tracing::info!(
+                job = %self.job,
+                rows = self.rows,
+                batches = self.batches,
+                inference_ms = self.seconds * 1e3,
+                rows_per_batch = self.rows as f64 / self.batches as f64,
+                "live scoring finished"
+            );
+        }
+    }
+}
+
 fn predict(model: &LoadedModel, rows: &[f32], health: &JobHealth) -> Option<Vec<f32>> {
     match model.predict_batch(rows) {
         Ok(p) => Some(p),
@@ -169,6 +202,10 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
             // Rows of matches in the challenger's share.
             let mut challenged: Vec<f32> = Vec::new();
             // Per (match, variant, model version): predictions made and how many favoured blue.
+            let mut inference = InferenceTally {
+                job: job.clone(),
+                ..Default::default()
+            };
             let mut tally: std::collections::HashMap<(String, &'static str, String), (u64, u64)> =
                 std::collections::HashMap::new();
             move |input, output| {
@@ -211,9 +248,11 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
                 if rows.is_empty() {
                     return;
                 }
+                let started = std::time::Instant::now();
                 let Some(probs) = predict(champion.current(), &rows, &health) else {
                     return;
                 };
+                inference.record(rows.len() / LIVE_FEATURE_COUNT, started.elapsed());
                 let challenger_probs = match &challenger {
                     Some((slot, _)) if !challenged.is_empty() => match predict(slot.current(), &challenged, &health) {
                         Some(p) => p,

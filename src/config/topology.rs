@@ -476,6 +476,10 @@ pub enum JobConfig {
         /// Registered name of the pre-game model.
         #[serde(default = "default_pre_game_model")]
         pre_game_model: String,
+        /// Feature sets the pre-game model reads (computed in this job from
+        /// their own sources, kept per player, joined with each request).
+        #[serde(default)]
+        pre_game_feature_sets: Vec<String>,
         /// How often workers look for a newer registered version (hot reload).
         #[serde(default = "default_model_poll", with = "humantime_serde")]
         model_poll_interval: Duration,

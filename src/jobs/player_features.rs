@@ -155,72 +155,93 @@ fn late_row(sets: &[Arc<FeatureSpec>], late: &LateRow) -> LateEventRow {
     }
 }
 
+/// Fired windows, late rows and dead letters of a job's feature sets.
+pub type FeatureStreams<'s> = (
+    timely::dataflow::StreamVec<'s, u64, WindowResult>,
+    timely::dataflow::StreamVec<'s, u64, LateRow>,
+    timely::dataflow::StreamVec<'s, u64, crate::events::DeadLetter>,
+);
+
+/// The windowed results, late rows and dead letters of feature sets `sets`
+/// (indexed as given) over their sources: one source operator per source,
+/// one window operator per set, state spilling to RocksDB under the job.
+pub fn feature_windows<'s>(
+    scope: Scope<'s, u64>,
+    ctx: &JobContext,
+    sets: &[Arc<FeatureSpec>],
+) -> Result<FeatureStreams<'s>> {
+    // Group feature sets by source: one source operator per source.
+    let mut by_source: BTreeMap<String, Vec<(usize, Arc<FeatureSpec>)>> = BTreeMap::new();
+    for (i, s) in sets.iter().enumerate() {
+        by_source.entry(s.source.clone()).or_default().push((i, s.clone()));
+    }
+    let mut results = Vec::new();
+    let mut lates = Vec::new();
+    let mut dead = Vec::new();
+    for (source, sets) in by_source {
+        let schema = ctx
+            .topology
+            .sources
+            .get(&source)
+            .and_then(|s| s.schema())
+            .ok_or_else(|| {
+                RiftError::config(
+                    &ctx.topology.file,
+                    format!("sources.{source}.schema"),
+                    "unknown record schema",
+                )
+            })?;
+        let streams = read_source(
+            scope,
+            ctx.source(&source, false)?,
+            RowDecoder::new(schema, sets.clone(), ctx.format(&source)?),
+            ctx.source_metrics(&source),
+            ctx.health.clone(),
+        );
+        dead.push(streams.dead_letters);
+        // Route each row to its feature set's window operator (moved, not cloned).
+        let index_of: Vec<usize> = sets.iter().map(|(i, _)| *i).collect();
+        let per_set = if sets.len() == 1 {
+            vec![streams.records.map(|(_, row)| row)]
+        } else {
+            let route = index_of.clone();
+            streams.records.partition(sets.len() as u64, move |(s, row)| {
+                (route.iter().position(|i| *i == s).unwrap_or(0) as u64, row)
+            })
+        };
+        for ((i, spec), rows) in sets.into_iter().zip(per_set) {
+            let env = WindowEnv {
+                health: ctx.health.clone(),
+                spill: Some(SpillConfig {
+                    db: crate::sinks::embedded::shared_db(
+                        &PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"),
+                    )?,
+                    prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker).into_bytes(),
+                    max_entries: ctx.topology.runtime.state_memory_entries,
+                }),
+            };
+            let (fired, late) = match spec.window {
+                WindowSpec::Tumbling { .. } => rows.tumbling_windows(spec.clone(), i, env),
+                WindowSpec::Sliding { .. } => rows.sliding_windows(spec.clone(), i, env),
+                WindowSpec::Session { .. } => rows.session_windows(spec.clone(), i, env),
+            };
+            let m = WindowMetrics::new(&ctx.job, &spec.name);
+            let (m1, m2) = (m.results.clone(), m.late_rows.clone());
+            results.push(fired.inspect(move |_| m1.inc()));
+            lates.push(late.inspect(move |_| m2.inc()));
+        }
+    }
+    Ok((
+        scope.concatenate(results),
+        scope.concatenate(lates),
+        scope.concatenate(dead),
+    ))
+}
+
 impl Job for FeaturesJob {
     fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()> {
-        // Group feature sets by source: one source operator per source.
-        let mut by_source: BTreeMap<String, Vec<(usize, Arc<FeatureSpec>)>> = BTreeMap::new();
-        for (i, s) in self.sets.iter().enumerate() {
-            by_source.entry(s.source.clone()).or_default().push((i, s.clone()));
-        }
-        let mut results = Vec::new();
-        let mut lates = Vec::new();
-        let mut dead = Vec::new();
-        for (source, sets) in by_source {
-            let schema = ctx
-                .topology
-                .sources
-                .get(&source)
-                .and_then(|s| s.schema())
-                .ok_or_else(|| {
-                    RiftError::config(
-                        &ctx.topology.file,
-                        format!("sources.{source}.schema"),
-                        "unknown record schema",
-                    )
-                })?;
-            let streams = read_source(
-                scope,
-                ctx.source(&source, false)?,
-                RowDecoder::new(schema, sets.clone(), ctx.format(&source)?),
-                ctx.source_metrics(&source),
-                ctx.health.clone(),
-            );
-            dead.push(streams.dead_letters);
-            // Route each row to its feature set's window operator (moved, not cloned).
-            let index_of: Vec<usize> = sets.iter().map(|(i, _)| *i).collect();
-            let per_set = if sets.len() == 1 {
-                vec![streams.records.map(|(_, row)| row)]
-            } else {
-                let route = index_of.clone();
-                streams.records.partition(sets.len() as u64, move |(s, row)| {
-                    (route.iter().position(|i| *i == s).unwrap_or(0) as u64, row)
-                })
-            };
-            for ((i, spec), rows) in sets.into_iter().zip(per_set) {
-                let env = WindowEnv {
-                    health: ctx.health.clone(),
-                    spill: Some(SpillConfig {
-                        db: crate::sinks::embedded::shared_db(
-                            &PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"),
-                        )?,
-                        prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker).into_bytes(),
-                        max_entries: ctx.topology.runtime.state_memory_entries,
-                    }),
-                };
-                let (fired, late) = match spec.window {
-                    WindowSpec::Tumbling { .. } => rows.tumbling_windows(spec.clone(), i, env),
-                    WindowSpec::Sliding { .. } => rows.sliding_windows(spec.clone(), i, env),
-                    WindowSpec::Session { .. } => rows.session_windows(spec.clone(), i, env),
-                };
-                let m = WindowMetrics::new(&ctx.job, &spec.name);
-                let (m1, m2) = (m.results.clone(), m.late_rows.clone());
-                results.push(fired.inspect(move |_| m1.inc()));
-                lates.push(late.inspect(move |_| m2.inc()));
-            }
-        }
-        let results = scope.concatenate(results);
-        let lates = scope.concatenate(lates);
-        ctx.dead_letters(scope.concatenate(dead), self.dlq.as_deref())?;
+        let (results, lates, dead) = feature_windows(scope, ctx, &self.sets)?;
+        ctx.dead_letters(dead, self.dlq.as_deref())?;
 
         if let Some(online) = &self.online {
             let store: Arc<dyn FeatureStore> = match ctx.topology.sinks.get(online) {

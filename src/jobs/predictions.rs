@@ -11,21 +11,36 @@
 //! `model_poll_interval`, between batches). With `challenger_model` and
 //! `challenger_share`, that share of matches is also scored by the
 //! challenger (see `operators::score`).
-//! Pre-game scoring (requests joined with player features) comes with the
-//! models issue; until then a configured `requests_source` is rejected with
-//! that explanation rather than ignored.
+//!
+//! Pre-game: with `requests_source` and `pre_game_feature_sets`, the job
+//! computes those feature sets from their own sources, keeps each player's
+//! (or champion's, …) latest vectors, joins every prediction request with
+//! its ten players' features as of the request, and scores the requests of
+//! each round in one batch with `pre_game_model` (see `operators::pregame`).
+//!
+//! ```text
+//! matches, player_stats ─► feature windows ─┐
+//! prediction requests ──────────────────────┴─► lookup ─► score pre-game ─► predictions
+//! ```
 
+use super::player_features::feature_windows;
 use super::{Job, JobContext};
 use crate::codec::EventDecoder;
 use crate::config::{JobConfig, SinkConfig, Topology};
 use crate::error::{Result, RiftError};
-use crate::events::{GameEvent, Prediction};
+use crate::events::{GameEvent, Prediction, PredictionRequest};
+use crate::features::FeatureSpec;
+use crate::lake::offline::lineup_entity_id;
+use crate::model::pregame::player_features_of;
 use crate::model::LIVE_FEATURE_NAMES;
 use crate::operators::live_state::LiveMatchState;
+use crate::operators::pregame::{pre_game_predictions, PreGameScoring};
 use crate::operators::score::{LiveScoring, ModelSlot, ScoreLive};
 use crate::operators::source::read_source;
 use crate::sinks::file::JsonLinesWriter;
 use std::path::PathBuf;
+use std::sync::Arc;
+use timely::dataflow::operators::Concatenate;
 use timely::dataflow::Scope;
 
 /// The compiled job.
@@ -37,6 +52,8 @@ pub struct PredictionsJob {
     live_model: String,
     model_poll: std::time::Duration,
     challenger: Option<(String, f64)>,
+    /// Requests source, the pre-game model's name and its compiled feature sets.
+    pre_game: Option<(String, String, Vec<Arc<FeatureSpec>>)>,
 }
 
 impl PredictionsJob {
@@ -52,18 +69,48 @@ impl PredictionsJob {
             model_poll_interval,
             challenger_model,
             challenger_share,
+            pre_game_model,
+            pre_game_feature_sets,
             ..
         } = cfg
         else {
             return Err(RiftError::Internal(format!("job {name} is not a predictions job")));
         };
-        if requests_source.is_some() {
-            return Err(RiftError::config(
-                &topology.file,
-                format!("jobs.{name}.requests_source"),
-                "pre-game predictions are not built yet (tracked in the models issue); remove `requests_source`",
-            ));
-        }
+        let pre_game = match requests_source {
+            None => None,
+            Some(requests) => {
+                if pre_game_feature_sets.is_empty() {
+                    return Err(RiftError::config(
+                        &topology.file,
+                        format!("jobs.{name}.pre_game_feature_sets"),
+                        "a requests_source needs the feature sets its pre-game model reads",
+                    ));
+                }
+                let mut sets = Vec::new();
+                for set in pre_game_feature_sets {
+                    let c = topology.feature_sets.get(set).ok_or_else(|| {
+                        RiftError::config(
+                            &topology.file,
+                            format!("jobs.{name}.pre_game_feature_sets"),
+                            format!("unknown feature set `{set}`"),
+                        )
+                    })?;
+                    let spec = FeatureSpec::compile(set, c).map_err(|(field, message)| {
+                        RiftError::config(&topology.file, format!("feature_sets.{set}.{field}"), message)
+                    })?;
+                    let entity = spec.entity();
+                    if lineup_entity_id(&entity, "", "", "", "").is_none() {
+                        return Err(RiftError::config(
+                            &topology.file,
+                            format!("feature_sets.{set}.key"),
+                            format!("a lineup cannot be joined on `{}`: use player_id, champion, role, team or a `+` of them", spec.key_field),
+                        ));
+                    }
+                    sets.push(Arc::new(spec));
+                }
+                Some((requests.clone(), pre_game_model.clone(), sets))
+            }
+        };
         let registry = match registry {
             Some(r) => PathBuf::from(r),
             None => PathBuf::from(topology.lake_root().unwrap_or("./lake")),
@@ -83,6 +130,7 @@ impl PredictionsJob {
             live_model: live_model.clone(),
             model_poll: *model_poll_interval,
             challenger: challenger_model.clone().map(|m| (m, *challenger_share)),
+            pre_game,
         })
     }
 
@@ -106,22 +154,70 @@ impl PredictionsJob {
 
 impl Job for PredictionsJob {
     fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()> {
-        let Some(source) = &self.live_source else {
-            return Ok(());
-        };
-        let scoring = self.live_scoring(ctx)?;
-        let streams = read_source(
-            scope,
-            ctx.source(source, false)?,
-            EventDecoder::<GameEvent>::new(ctx.format(source)?),
-            ctx.source_metrics(source),
-            ctx.health.clone(),
-        );
-        ctx.dead_letters(streams.dead_letters, self.dlq.as_deref())?;
-        let predictions = streams
-            .records
-            .live_match_state()
-            .score_live(scoring, ctx.health.clone());
+        let mut outputs = Vec::new();
+        let mut dead = Vec::new();
+        if let Some(source) = &self.live_source {
+            let scoring = self.live_scoring(ctx)?;
+            let streams = read_source(
+                scope,
+                ctx.source(source, false)?,
+                EventDecoder::<GameEvent>::new(ctx.format(source)?),
+                ctx.source_metrics(source),
+                ctx.health.clone(),
+            );
+            dead.push(streams.dead_letters);
+            outputs.push(
+                streams
+                    .records
+                    .live_match_state()
+                    .score_live(scoring, ctx.health.clone()),
+            );
+        }
+        if let Some((requests, model, sets)) = &self.pre_game {
+            let slot = ModelSlot::open_any(&self.registry, model, self.model_poll)?;
+            let inputs = slot.current().feature_names().to_vec();
+            let wanted = player_features_of(&inputs).ok_or_else(|| {
+                RiftError::Usage(format!(
+                    "model `{model}` is not a pre-game model (inputs: {})",
+                    inputs.join(", ")
+                ))
+            })?;
+            let available: std::collections::BTreeSet<String> = sets
+                .iter()
+                .flat_map(|s| s.output_names().map(String::from).chain([format!("known_{}", s.name)]))
+                .collect();
+            if let Some(missing) = wanted.iter().find(|f| !available.contains(*f)) {
+                return Err(RiftError::Usage(format!(
+                    "model `{model}` reads player feature `{missing}`, which none of pre_game_feature_sets computes"
+                )));
+            }
+            let (results, lates, feature_dead) = feature_windows(scope, ctx, sets)?;
+            // Late rows are counted (riftstream_late_rows_total); the player_features job stores them.
+            let _ = lates;
+            dead.push(feature_dead);
+            let streams = read_source(
+                scope,
+                ctx.source(requests, false)?,
+                EventDecoder::<PredictionRequest>::new(ctx.format(requests)?),
+                ctx.source_metrics(requests),
+                ctx.health.clone(),
+            );
+            dead.push(streams.dead_letters);
+            let scoring = PreGameScoring {
+                sets: sets.clone(),
+                entities: sets.iter().map(|s| s.entity()).collect(),
+                model: slot,
+                job: ctx.job.clone(),
+            };
+            outputs.push(pre_game_predictions(
+                results,
+                streams.records,
+                scoring,
+                ctx.health.clone(),
+            ));
+        }
+        ctx.dead_letters(scope.concatenate(dead), self.dlq.as_deref())?;
+        let predictions = scope.concatenate(outputs);
         for output in &self.outputs {
             match ctx.topology.sinks.get(output) {
                 Some(SinkConfig::File { path }) => {

@@ -208,23 +208,28 @@ pub fn read_matches(path: &Path) -> Result<Vec<Match>> {
     Ok(out)
 }
 
-/// The id a participant has as entity `entity` (`player`, `champion`,
-/// `role`, `team` or a composite such as `player+champion`), if a lineup names it.
-fn participant_id(entity: &str, p: &crate::events::Participant) -> Option<String> {
+/// The id a lineup slot has as entity `entity` (`player`, `champion`,
+/// `role`, `team` or a composite such as `player+champion`, whose parts are
+/// joined like composite key values), or `None` for another entity type.
+pub fn lineup_entity_id(entity: &str, player_id: &str, champion: &str, role: &str, team: &str) -> Option<String> {
     let mut id = String::new();
     for (i, part) in entity.split('+').enumerate() {
         if i > 0 {
             id.push(crate::features::KEY_SEPARATOR);
         }
         match part {
-            "player" => id.push_str(&p.player_id),
-            "champion" => id.push_str(&p.champion),
-            "role" => id.push_str(p.role.as_str()),
-            "team" => id.push_str(p.team.as_str()),
+            "player" => id.push_str(player_id),
+            "champion" => id.push_str(champion),
+            "role" => id.push_str(role),
+            "team" => id.push_str(team),
             _ => return None,
         }
     }
     Some(id)
+}
+
+fn participant_id(entity: &str, p: &crate::events::Participant) -> Option<String> {
+    lineup_entity_id(entity, &p.player_id, &p.champion, p.role.as_str(), p.team.as_str())
 }
 
 /// The point-in-time training table: one row per match and participant,

@@ -7,12 +7,14 @@
 //! * [`tumbling`], [`sliding`], [`session`] — the three window kinds.
 //! * [`dedup`] — first record per business key, across history (RocksDB).
 //! * [`live_state`] — running per-team state of live matches.
-//! * [`score`] — batched candle inference of live state.
+//! * [`score`] — batched candle inference of live state, hot reload, champion/challenger.
+//! * [`pregame`] — prediction requests joined with players' current features, scored pre-game.
 //! * [`sink`] — drives a sink through write / pre-commit / commit.
 //! * [`snapshot`] — materializes differential gold collections into lake partitions.
 
 pub mod dedup;
 pub mod live_state;
+pub mod pregame;
 pub mod score;
 pub mod session;
 pub mod sink;

@@ -72,6 +72,27 @@ impl ModelSlot {
         })
     }
 
+    /// The latest version of `name`, whose feature names every later version must keep.
+    pub fn open_any(root: &Path, name: &str, poll: Duration) -> Result<ModelSlot> {
+        let registry = ModelRegistry::open(root)?;
+        let Some(latest) = registry.latest(name)? else {
+            return Err(RiftError::Usage(format!(
+                "no `{name}` model is registered under {}; train one with `riftstream train`",
+                root.display()
+            )));
+        };
+        let current = LoadedModel::load(&latest.path)?;
+        Ok(ModelSlot {
+            registry,
+            name: name.to_string(),
+            features: current.feature_names().to_vec(),
+            current,
+            number: latest.number,
+            poll,
+            last_poll: Instant::now(),
+        })
+    }
+
     /// The model scoring now.
     pub fn current(&self) -> &LoadedModel {
         &self.current

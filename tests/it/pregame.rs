@@ -1,6 +1,8 @@
 //! The pre-game model: trained on the offline store's point-in-time
 //! features of generated ranked play, compared with the simulator's own
-//! win probability on later matches it never saw.
+//! win probability on later matches it never saw; then the same model
+//! scores prediction requests inside the predictions job, joined with the
+//! players' features there, exactly as on the offline table.
 
 use super::support::{run_bounded, write_jsonl};
 use riftstream::generator::{simulate, GeneratorConfig};
@@ -10,7 +12,7 @@ use riftstream::model::pregame::load_pregame_table;
 use riftstream::model::{train, TrainConfig};
 
 #[test]
-fn the_pre_game_model_reaches_95_percent_of_the_simulators_accuracy_on_later_matches() {
+fn the_pre_game_model_reaches_95_percent_of_the_best_and_scores_in_the_stream_as_on_the_offline_table() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     let sim = simulate(&GeneratorConfig {
@@ -32,7 +34,7 @@ fn the_pre_game_model_reaches_95_percent_of_the_simulators_accuracy_on_later_mat
             .map(|s| serde_json::to_value(s).unwrap())
             .collect::<Vec<_>>(),
     );
-    let topo = format!(
+    let features_toml = format!(
         r#"
 [runtime]
 state_dir = "{d}/state"
@@ -72,13 +74,18 @@ key = "player_id+champion"
 time = "end_time"
 window = {{ kind = "sliding", size = "30d", slide = "1d" }}
 aggregates = {{ champion_games_30d = "count", champion_wins_30d = "sum(win)" }}
-[jobs.features]
-kind = "player_features"
-feature_sets = ["player_30d", "ladder", "player_champion_30d"]
-offline = "lake"
+# (jobs below)
 "#,
         input = input.display(),
         stats = stats.display()
+    );
+    let topo = format!(
+        "{features_toml}
+[jobs.features]
+kind = \"player_features\"
+feature_sets = [\"player_30d\", \"ladder\", \"player_champion_30d\"]
+offline = \"lake\"
+"
     );
     run_bounded(&topo, 2);
     let history = FeatureHistory::load(&Lake::open(&format!("{d}/lake")).unwrap()).unwrap();
@@ -110,6 +117,81 @@ offline = "lake"
         eval.accuracy / best
     );
     assert!(best > 0.55, "the simulated outcomes should depend on skill: {best}");
+
+    // In the stream: the last 200 matches as prediction requests at their start,
+    // joined with the players' features inside the predictions job, score exactly
+    // as the offline table rows of the same matches.
+    let registry = riftstream::model::ModelRegistry::open(dir.path().join("lake")).unwrap();
+    registry.register("pre_game", &model, "test").unwrap();
+    let requested: Vec<usize> = (n - 200..n).collect();
+    let requests: Vec<serde_json::Value> = requested
+        .iter()
+        .map(|i| {
+            let m = &matches[*i];
+            serde_json::to_value(riftstream::events::PredictionRequest {
+                match_id: m.match_id.clone(),
+                request_time: m.start_time,
+                queue: m.queue.clone(),
+                patch: m.patch.clone(),
+                participants: m
+                    .participants
+                    .iter()
+                    .map(|p| riftstream::events::LineupSlot {
+                        player_id: p.player_id.clone(),
+                        team: p.team,
+                        role: p.role,
+                        champion: p.champion.clone(),
+                    })
+                    .collect(),
+            })
+            .unwrap()
+        })
+        .collect();
+    let requests_path = dir.path().join("requests.jsonl");
+    write_jsonl(&requests_path, &requests);
+    let scoring = format!(
+        "{features_toml}
+[sources.requests]
+kind = \"file\"
+path = \"{requests}\"
+schema = \"prediction_requests\"
+[sinks.out]
+kind = \"file\"
+path = \"{d}/out\"
+[jobs.predictions]
+kind = \"predictions\"
+requests_source = \"requests\"
+pre_game_feature_sets = [\"player_30d\", \"ladder\", \"player_champion_30d\"]
+outputs = [\"out\"]
+registry = \"{d}/lake\"
+",
+        requests = requests_path.display(),
+        d = d
+    );
+    run_bounded(&scoring, 2);
+    let streamed: std::collections::BTreeMap<String, f64> =
+        super::support::read_jsonl(&dir.path().join("out"), "predictions")
+            .iter()
+            .map(|p| {
+                assert_eq!(p["kind"], "pre_game");
+                (
+                    p["match_id"].as_str().unwrap().to_string(),
+                    p["blue_win_probability"].as_f64().unwrap(),
+                )
+            })
+            .collect();
+    assert_eq!(streamed.len(), 200, "one prediction per request");
+    let offline_rows = data.dataset.subset(&requested);
+    let offline = model.predict_batch(&offline_rows.x).unwrap();
+    for (k, i) in requested.iter().enumerate() {
+        let id = &matches[*i].match_id;
+        let got = streamed[id];
+        assert!(
+            (got - offline[k] as f64).abs() < 1e-5,
+            "{id}: streamed {got} vs point-in-time table {}",
+            offline[k]
+        );
+    }
     assert!(
         eval.accuracy >= 0.95 * best,
         "pre-game accuracy {:.4} is below 95 % of the simulator's {best:.4}",

@@ -1,0 +1,319 @@
+//! Pre-game scoring in the dataflow: prediction requests joined with the
+//! current features of their ten players, scored by the pre-game model.
+//!
+//! ```text
+//! feature windows ──────────────► exchange by (set, entity) ─► FeatureLookup ─► answers ─► exchange by request ─► ScorePreGame ─► predictions
+//! requests ─► one lookup per (slot, set) ─► exchange by (set, entity) ─┘                              requests ─┘
+//! ```
+//!
+//! # Time
+//! `FeatureLookup` keeps, per feature set and entity, the vectors of its
+//! latest fired windows. A lookup stamped `t` is answered once the feature
+//! results' frontier has passed `t` (every window the watermark closed by
+//! then has arrived), with the latest vector whose `window_end` is at or
+//! before the request time, at its highest revision: the same rule as the
+//! offline store's point-in-time export, so a model trained on the export
+//! sees in the stream the features it was trained on, never later ones.
+//!
+//! # State
+//! Per (set, entity) the last [`KEPT_WINDOWS`] vectors (a sliding window
+//! fires one per slide); per worker the requests waiting for answers. Both
+//! live in memory: lookups need the vectors of recently active players only.
+//!
+//! # Failure
+//! A scoring failure is reported to the job's health (the job fails, the
+//! requests are not silently dropped). Every request whose ten players were
+//! looked up is scored, with or without history (unknown players count as
+//! such in the model's inputs).
+
+use super::score::ModelSlot;
+use crate::codec::Arrived;
+use crate::events::{Prediction, PredictionKind, PredictionRequest, Team};
+use crate::features::{stable_hash, FeatureSpec, WindowResult};
+use crate::lake::offline::lineup_entity_id;
+use crate::model::pregame::{player_features_of, pregame_features};
+use crate::runtime::JobHealth;
+use crate::sources::now_us;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use timely::container::CapacityContainerBuilder;
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::Capability;
+use timely::dataflow::StreamVec;
+
+/// Vectors kept per (feature set, entity).
+pub const KEPT_WINDOWS: usize = 64;
+
+/// One feature set's vector for one slot of a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Lookup {
+    /// Feature set index.
+    pub set: usize,
+    /// The slot's id as that set's entity.
+    pub entity_id: String,
+    /// The request's match.
+    pub match_id: String,
+    /// The request time, UTC ms.
+    pub request_time: i64,
+    /// Slot in the lineup.
+    pub slot: u8,
+}
+
+/// The answer to a [`Lookup`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
+    /// The request's match.
+    pub match_id: String,
+    /// The request time, UTC ms.
+    pub request_time: i64,
+    /// Slot in the lineup.
+    pub slot: u8,
+    /// Feature set index.
+    pub set: usize,
+    /// The vector (aggregates then features), if the entity had a closed window.
+    pub values: Option<Vec<Option<f64>>>,
+}
+
+/// One entity's fired windows of one set: window end -> (revision, values).
+type Windows = BTreeMap<i64, (u32, Vec<Option<f64>>)>;
+
+fn route(set: usize, key: &str) -> u64 {
+    stable_hash(key.as_bytes()) ^ (set as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+fn request_route(match_id: &str, request_time: i64) -> u64 {
+    stable_hash(match_id.as_bytes()) ^ (request_time as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
+/// How pre-game requests are scored.
+pub struct PreGameScoring {
+    /// The feature sets looked up, indexed like the window results.
+    pub sets: Vec<Arc<FeatureSpec>>,
+    /// The entity type of each set (`player`, `champion`, `player+champion`, …).
+    pub entities: Vec<String>,
+    /// The pre-game model.
+    pub model: ModelSlot,
+    /// Job name (metrics).
+    pub job: String,
+}
+
+/// Pre-game predictions for `requests`, from the feature `results` of `scoring.sets`.
+pub fn pre_game_predictions<'s>(
+    results: StreamVec<'s, u64, WindowResult>,
+    requests: StreamVec<'s, u64, Arrived<PredictionRequest>>,
+    scoring: PreGameScoring,
+    health: JobHealth,
+) -> StreamVec<'s, u64, Prediction> {
+    let entities = scoring.entities.clone();
+    let lookups = requests.clone().flat_map(move |a| {
+        let r = a.event;
+        let mut out = Vec::with_capacity(r.participants.len() * entities.len());
+        for (slot, p) in r.participants.iter().enumerate() {
+            for (set, entity) in entities.iter().enumerate() {
+                if let Some(entity_id) =
+                    lineup_entity_id(entity, &p.player_id, &p.champion, p.role.as_str(), p.team.as_str())
+                {
+                    out.push(Lookup {
+                        set,
+                        entity_id,
+                        match_id: r.match_id.clone(),
+                        request_time: r.request_time,
+                        slot: slot as u8,
+                    });
+                }
+            }
+        }
+        out
+    });
+    let answers = results.binary_frontier::<_, CapacityContainerBuilder<Vec<Answer>>, _, _, _, _>(
+        lookups,
+        Exchange::new(|r: &WindowResult| route(r.set, &r.key)),
+        Exchange::new(|l: &Lookup| route(l.set, &l.entity_id)),
+        "FeatureLookup",
+        |_cap, _info| {
+            // (set, entity) -> window end -> (revision, values)
+            let mut vectors: HashMap<(usize, String), Windows> = HashMap::new();
+            let mut pending: BTreeMap<u64, (Capability<u64>, Vec<Lookup>)> = BTreeMap::new();
+            move |(results, results_frontier), (lookups, _), output| {
+                results.for_each(|_cap, data| {
+                    for r in data.drain(..) {
+                        let windows = vectors.entry((r.set, r.key)).or_default();
+                        let keep = windows.get(&r.end).is_none_or(|(rev, _)| *rev <= r.revision);
+                        if keep {
+                            windows.insert(r.end, (r.revision, r.values));
+                        }
+                        while windows.len() > KEPT_WINDOWS {
+                            windows.pop_first();
+                        }
+                    }
+                });
+                lookups.for_each_stamp(|cap, data| {
+                    let t = cap.least().copied().unwrap_or(0);
+                    let entry = pending
+                        .entry(t)
+                        .or_insert_with(|| (cap.delayed(&t, output.output_index()), Vec::new()));
+                    for batch in data {
+                        entry.1.append(batch);
+                    }
+                });
+                while let Some(entry) = pending.first_entry() {
+                    if results_frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (cap, lookups) = entry.remove();
+                    let mut session = output.session(&cap);
+                    for l in lookups {
+                        let values = vectors
+                            .get(&(l.set, l.entity_id))
+                            .and_then(|w| w.range(..=l.request_time).next_back())
+                            .map(|(_, (_, v))| v.clone());
+                        session.give(Answer {
+                            match_id: l.match_id,
+                            request_time: l.request_time,
+                            slot: l.slot,
+                            set: l.set,
+                            values,
+                        });
+                    }
+                }
+            }
+        },
+    );
+    let PreGameScoring {
+        sets,
+        entities,
+        mut model,
+        job,
+    } = scoring;
+    let expected_per_slot = entities.len();
+    answers.binary_frontier::<_, CapacityContainerBuilder<Vec<Prediction>>, _, _, _, _>(
+        requests,
+        Exchange::new(|a: &Answer| request_route(&a.match_id, a.request_time)),
+        Exchange::new(|a: &Arrived<PredictionRequest>| request_route(&a.event.match_id, a.event.request_time)),
+        "ScorePreGame",
+        move |_cap, _info| {
+            struct Waiting {
+                request: Option<(Capability<u64>, Arrived<PredictionRequest>)>,
+                answers: Vec<Answer>,
+            }
+            let mut waiting: HashMap<(String, i64), Waiting> = HashMap::new();
+            move |(answers, _), (requests, _), output| {
+                answers.for_each(|_cap, data| {
+                    for a in data.drain(..) {
+                        waiting
+                            .entry((a.match_id.clone(), a.request_time))
+                            .or_insert_with(|| Waiting {
+                                request: None,
+                                answers: Vec::new(),
+                            })
+                            .answers
+                            .push(a);
+                    }
+                });
+                requests.for_each_stamp(|cap, data| {
+                    let t = cap.least().copied().unwrap_or(0);
+                    for batch in data {
+                        for r in batch.drain(..) {
+                            let w = waiting
+                                .entry((r.event.match_id.clone(), r.event.request_time))
+                                .or_insert_with(|| Waiting {
+                                    request: None,
+                                    answers: Vec::new(),
+                                });
+                            // A replayed request (same match and time) is scored once.
+                            if w.request.is_none() {
+                                w.request = Some((cap.delayed(&t, output.output_index()), r));
+                            }
+                        }
+                    }
+                });
+                // Requests whose every lookup was answered.
+                let complete: Vec<(String, i64)> = waiting
+                    .iter()
+                    .filter(|(_, w)| {
+                        w.request
+                            .as_ref()
+                            .is_some_and(|(_, r)| w.answers.len() >= r.event.participants.len() * expected_per_slot)
+                    })
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                if complete.is_empty() {
+                    return;
+                }
+                if let Err(e) = model.refresh() {
+                    health.report(
+                        "pre-game model reload",
+                        crate::error::RiftError::external("model_registry", e, true),
+                    );
+                }
+                let inputs = model.current().feature_names().to_vec();
+                let player_features = player_features_of(&inputs).unwrap_or_default();
+                let mut rows: Vec<f32> = Vec::with_capacity(complete.len() * inputs.len());
+                let mut scored: Vec<(Capability<u64>, Arrived<PredictionRequest>)> = Vec::new();
+                for key in complete {
+                    let Some(Waiting {
+                        request: Some((cap, request)),
+                        answers,
+                    }) = waiting.remove(&key)
+                    else {
+                        continue;
+                    };
+                    let slots = request.event.participants.len();
+                    let mut known: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); slots];
+                    for a in answers {
+                        let (Some(values), Some(slot)) = (a.values, known.get_mut(a.slot as usize)) else {
+                            continue;
+                        };
+                        let spec = &sets[a.set];
+                        slot.insert(format!("known_{}", spec.name), 1.0);
+                        for (name, v) in spec.output_names().zip(values) {
+                            if let Some(v) = v {
+                                slot.insert(name.to_string(), v);
+                            }
+                        }
+                    }
+                    let side = |team: Team| -> Vec<Option<&BTreeMap<String, f64>>> {
+                        request
+                            .event
+                            .participants
+                            .iter()
+                            .zip(&known)
+                            .filter(|(p, _)| p.team == team)
+                            .map(|(_, k)| (!k.is_empty()).then_some(k))
+                            .collect()
+                    };
+                    rows.extend(pregame_features(&player_features, &side(Team::Blue), &side(Team::Red)));
+                    scored.push((cap, request));
+                }
+                let probs = match model.current().predict_batch(&rows) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        health.report("score_pre_game", e.into());
+                        return;
+                    }
+                };
+                let current = model.current();
+                for (i, (cap, request)) in scored.into_iter().enumerate() {
+                    let x = &rows[i * inputs.len()..(i + 1) * inputs.len()];
+                    let latency_ms = (now_us() - request.received_at_us).max(0) as f64 / 1000.0;
+                    crate::metrics::observe_prediction(&job, "pre_game", current.version(), latency_ms);
+                    output.session(&cap).give(Prediction {
+                        match_id: request.event.match_id,
+                        kind: PredictionKind::PreGame,
+                        event_time: request.event.request_time,
+                        game_minute: None,
+                        blue_win_probability: (probs[i] as f64).clamp(1e-6, 1.0 - 1e-6),
+                        model_name: current.name().to_string(),
+                        model_version: current.version().to_string(),
+                        variant: "champion".into(),
+                        features: inputs.iter().cloned().zip(x.iter().map(|v| *v as f64)).collect(),
+                        latency_ms,
+                    });
+                }
+            }
+        },
+    )
+}

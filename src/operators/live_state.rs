@@ -16,8 +16,11 @@
 //! model sees in-game the features it was trained on.
 //!
 //! # State
-//! One entry per match in progress; dropped at `game_end`. Events with a
-//! `seq` the match has already applied (replays, duplicates) are ignored.
+//! One entry per match in progress. At `game_end` it shrinks to a
+//! tombstone, so a replay of an ended match's events is ignored instead of
+//! starting the match over; tombstones are purged once the watermark is
+//! [`TOMBSTONE_RETENTION_MS`] past the end. Events with a `seq` the match
+//! has already applied (replays, duplicates) are ignored.
 
 use crate::codec::Arrived;
 use crate::events::{Building, GameEvent, GameEventKind, Monster, Team};
@@ -52,8 +55,13 @@ pub struct LiveUpdate {
     pub winner: Option<Team>,
 }
 
+/// How long (event time) an ended match's tombstone outlives its `game_end`.
+pub const TOMBSTONE_RETENTION_MS: i64 = 6 * 3600 * 1000;
+
 #[derive(Debug, Default, Clone)]
 struct MatchState {
+    /// `game_end` was applied: only a tombstone is left.
+    ended: bool,
     blue: TeamTotals,
     red: TeamTotals,
     barons: (u32, u32),
@@ -122,7 +130,7 @@ pub trait LiveMatchState<'s> {
 fn apply_event(matches: &mut HashMap<String, MatchState>, a: Arrived<GameEvent>) -> Option<LiveUpdate> {
     let e = &a.event;
     let state = matches.entry(e.match_id.clone()).or_default();
-    if !state.applied.insert(e.seq) {
+    if state.ended || !state.applied.insert(e.seq) {
         return None;
     }
     state.apply(e);
@@ -140,10 +148,21 @@ fn apply_event(matches: &mut HashMap<String, MatchState>, a: Arrived<GameEvent>)
         received_at_us: a.received_at_us,
         winner,
     };
-    if e.kind == GameEventKind::GameEnd && state.waiting.is_empty() {
-        matches.remove(&e.match_id);
+    if e.kind == GameEventKind::GameEnd {
+        // Events still waiting can only be replays past the end: dropped with the state.
+        *state = MatchState {
+            ended: true,
+            ..Default::default()
+        };
     }
     Some(update)
+}
+
+/// Records the matches that `updates` ended (their tombstones' times).
+fn note_ended(updates: &[LiveUpdate], ended: &mut BTreeSet<(i64, String)>) {
+    for u in updates.iter().filter(|u| u.winner.is_some()) {
+        ended.insert((u.event_time, u.match_id.clone()));
+    }
 }
 
 /// Applies the waiting events of `match_id` that are now in order.
@@ -171,6 +190,8 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                 let mut waiting: BTreeSet<(u64, String)> = BTreeSet::new();
                 let mut held: Option<timely::dataflow::operators::Capability<u64>> = None;
                 let mut ready: Vec<LiveUpdate> = Vec::new();
+                // (game_end event time, match) of tombstones, for purging.
+                let mut ended: BTreeSet<(i64, String)> = BTreeSet::new();
                 move |(input, frontier), output| {
                     input.for_each_stamp(|cap, data| {
                         let t = cap.least().copied().unwrap_or(0);
@@ -178,6 +199,9 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                             for a in batch.drain(..) {
                                 let id = a.event.match_id.clone();
                                 let state = matches.entry(id.clone()).or_default();
+                                if state.ended {
+                                    continue; // a replay of an ended match
+                                }
                                 if a.event.seq > state.next_seq && !state.applied.contains(&a.event.seq) {
                                     state.waiting.insert(a.event.seq, (t, a));
                                     waiting.insert((t, id));
@@ -191,6 +215,7 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                             }
                         }
                         if !ready.is_empty() {
+                            note_ended(&ready, &mut ended);
                             output.session(&cap).give_iterator(ready.drain(..));
                         }
                     });
@@ -217,7 +242,7 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                             }
                             if matches
                                 .get(&id)
-                                .is_some_and(|s| s.waiting.is_empty() && s.applied.is_empty())
+                                .is_some_and(|s| !s.ended && s.waiting.is_empty() && s.applied.is_empty())
                             {
                                 matches.remove(&id);
                             }
@@ -225,6 +250,7 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                     }
                     if let Some(h) = held.as_mut() {
                         if !ready.is_empty() {
+                            note_ended(&ready, &mut ended);
                             output.session(h).give_iterator(ready.drain(..));
                         }
                         match waiting.first() {
@@ -234,6 +260,19 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                                 }
                             }
                             None => held = None,
+                        }
+                    }
+                    // Purge tombstones the watermark has left far behind.
+                    if let Some(f) = frontier.frontier().first().map(|f| *f as i64) {
+                        while let Some((t, _)) = ended.first() {
+                            if t.saturating_add(TOMBSTONE_RETENTION_MS) >= f {
+                                break;
+                            }
+                            if let Some((_, id)) = ended.pop_first() {
+                                if matches.get(&id).is_some_and(|s| s.ended) {
+                                    matches.remove(&id);
+                                }
+                            }
                         }
                     }
                 }

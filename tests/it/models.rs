@@ -33,14 +33,22 @@ fn a_challenger_scores_its_share_of_matches_beside_the_champion_and_both_are_jud
         seed: 5,
         ..Default::default()
     });
-    let input = dir.path().join("events.jsonl");
-    write_jsonl(
-        &input,
-        &sim.game_events
+    // One ended match is replayed whole after the others: its tombstone must swallow the replay.
+    let replayed = sim.game_events[0].match_id.clone();
+    let replayed_events = sim.game_events.iter().filter(|e| e.match_id == replayed).count();
+    let mut events: Vec<serde_json::Value> = sim
+        .game_events
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    events.extend(
+        sim.game_events
             .iter()
-            .map(|e| serde_json::to_value(e).unwrap())
-            .collect::<Vec<_>>(),
+            .filter(|e| e.match_id == replayed)
+            .map(|e| serde_json::to_value(e).unwrap()),
     );
+    let input = dir.path().join("events.jsonl");
+    write_jsonl(&input, &events);
     run_bounded(
         &format!(
             r#"
@@ -81,6 +89,14 @@ challenger_share = 0.5
             .or_default()
             .insert(variant);
     }
+    let replayed_predictions = got
+        .iter()
+        .filter(|p| p["match_id"] == replayed.as_str() && p["variant"] == "champion")
+        .count();
+    assert_eq!(
+        replayed_predictions, replayed_events,
+        "a replay of an ended match is not scored again"
+    );
     let mut challenged_matches = BTreeSet::new();
     for ((match_id, _, _), variants) in &by_update {
         let expect_challenger = in_challenger_share(match_id, 0.5);

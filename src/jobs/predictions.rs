@@ -166,12 +166,21 @@ impl Job for PredictionsJob {
                 ctx.health.clone(),
             );
             dead.push(streams.dead_letters);
-            outputs.push(
-                streams
-                    .records
-                    .live_match_state()
-                    .score_live(scoring, ctx.health.clone()),
-            );
+            let scored = streams
+                .records
+                .live_match_state()
+                .score_live(scoring, ctx.health.clone());
+            outputs.push(scored.predictions);
+            // Per-model outcomes of ended matches go to the lake outputs' gold/model_outcomes.
+            for output in &self.outputs {
+                if let Some(SinkConfig::Lake { .. }) = ctx.topology.sinks.get(output) {
+                    ctx.write(
+                        scored.outcomes.clone(),
+                        output,
+                        ctx.lake_writer::<crate::operators::score::ModelOutcome>(output, "outcomes")?,
+                    );
+                }
+            }
         }
         if let Some((requests, model, sets)) = &self.pre_game {
             let slot = ModelSlot::open_any(&self.registry, model, self.model_poll)?;

@@ -36,6 +36,7 @@ use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::StreamVec;
 
 /// A registered model that follows its registry to newer versions.
@@ -159,10 +160,59 @@ pub struct LiveScoring {
     pub worker: usize,
 }
 
+/// How one model variant did on one ended match: all its live predictions
+/// for the match judged against the winner (`gold/model_outcomes`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelOutcome {
+    /// The match.
+    pub match_id: String,
+    /// `champion` or `challenger`.
+    pub variant: String,
+    /// Registered model name.
+    pub model_name: String,
+    /// Version that made the predictions.
+    pub model_version: String,
+    /// Event time of the match's end, UTC ms.
+    pub ended_at: i64,
+    /// Predictions made for the match.
+    pub predictions: i64,
+    /// Those on the winner's side (probability ≥ 0.5 for the winner).
+    pub correct: i64,
+    /// `correct / predictions`.
+    pub accuracy: f64,
+    /// Mean log loss of the predictions.
+    pub log_loss: f64,
+}
+
+/// The outputs of live scoring.
+pub struct LiveScored<'s> {
+    /// One prediction per update (two for matches the challenger also scores).
+    pub predictions: StreamVec<'s, u64, Prediction>,
+    /// One outcome per ended match and model variant.
+    pub outcomes: StreamVec<'s, u64, ModelOutcome>,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum Scored {
+    Prediction(Prediction),
+    Outcome(ModelOutcome),
+}
+
+/// Predictions made for one match by one variant and version, until it ends.
+#[derive(Default)]
+struct MatchTally {
+    model_name: String,
+    n: u64,
+    blue: u64,
+    /// Σ ln p and Σ ln(1 − p) of the blue probabilities.
+    ln_blue: f64,
+    ln_red: f64,
+}
+
 /// Scores live updates.
 pub trait ScoreLive<'s> {
-    /// Predictions for every update, scored in batches.
-    fn score_live(self, scoring: LiveScoring, health: JobHealth) -> StreamVec<'s, u64, Prediction>;
+    /// Predictions for every update, scored in batches, and per-model outcomes of ended matches.
+    fn score_live(self, scoring: LiveScoring, health: JobHealth) -> LiveScored<'s>;
 }
 
 /// Time spent in model inference by one scoring operator, logged (at info)
@@ -209,7 +259,7 @@ fn predict(model: &LoadedModel, rows: &[f32], health: &JobHealth) -> Option<Vec<
 }
 
 impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
-    fn score_live(self, scoring: LiveScoring, health: JobHealth) -> StreamVec<'s, u64, Prediction> {
+    fn score_live(self, scoring: LiveScoring, health: JobHealth) -> LiveScored<'s> {
         let LiveScoring {
             mut champion,
             mut challenger,
@@ -217,129 +267,170 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
             worker,
         } = scoring;
         crate::metrics::observe_model_version(&job, &champion.name, worker, champion.number(), false);
-        self.unary::<CapacityContainerBuilder<Vec<Prediction>>, _, _, _>(Pipeline, "ScoreLive", move |_cap, _info| {
-            let mut held = Vec::new();
-            let mut rows: Vec<f32> = Vec::new();
-            // Rows of matches in the challenger's share.
-            let mut challenged: Vec<f32> = Vec::new();
-            // Per (match, variant, model version): predictions made and how many favoured blue.
-            let mut inference = InferenceTally {
-                job: job.clone(),
-                ..Default::default()
-            };
-            let mut tally: std::collections::HashMap<(String, &'static str, String), (u64, u64)> =
-                std::collections::HashMap::new();
-            move |input, output| {
-                held.clear();
-                rows.clear();
-                challenged.clear();
-                // Between batches: pick up newer registered versions.
-                for slot in std::iter::once(&mut champion).chain(challenger.as_mut().map(|(s, _)| s)) {
-                    match slot.refresh() {
-                        Ok(switched) => {
-                            if switched {
-                                crate::metrics::observe_model_version(&job, &slot.name, worker, slot.number(), true);
-                            }
-                        }
-                        Err(e) => health.report("model reload", RiftError::external("model_registry", e, true)),
-                    }
-                }
-                input.for_each_stamp(|cap, data| {
-                    let Some(c) = cap.retain_least(output.output_index()) else {
-                        return;
-                    };
-                    let mut updates = Vec::new();
-                    for batch in data {
-                        updates.append(batch);
-                    }
-                    held.push((c, updates));
-                });
-                for (_, updates) in &held {
-                    for u in updates {
-                        let x = live_features(&u.blue, &u.red);
-                        if challenger
-                            .as_ref()
-                            .is_some_and(|(_, share)| in_challenger_share(&u.match_id, *share))
-                        {
-                            challenged.extend_from_slice(&x);
-                        }
-                        rows.extend_from_slice(&x);
-                    }
-                }
-                if rows.is_empty() {
-                    return;
-                }
-                let started = std::time::Instant::now();
-                let Some(probs) = predict(champion.current(), &rows, &health) else {
-                    return;
+        let scored =
+            self.unary::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(Pipeline, "ScoreLive", move |_cap, _info| {
+                let mut held = Vec::new();
+                let mut rows: Vec<f32> = Vec::new();
+                // Rows of matches in the challenger's share.
+                let mut challenged: Vec<f32> = Vec::new();
+                // Per (match, variant, model version): predictions made and how many favoured blue.
+                let mut inference = InferenceTally {
+                    job: job.clone(),
+                    ..Default::default()
                 };
-                inference.record(rows.len() / LIVE_FEATURE_COUNT, started.elapsed());
-                let challenger_probs = match &challenger {
-                    Some((slot, _)) if !challenged.is_empty() => match predict(slot.current(), &challenged, &health) {
-                        Some(p) => p,
-                        None => return,
-                    },
-                    _ => Vec::new(),
-                };
-                let mut next = 0;
-                let mut next_challenged = 0;
-                for (cap, updates) in held.drain(..) {
-                    let mut session = output.session(&cap);
-                    for u in updates {
-                        let x = &rows[next * LIVE_FEATURE_COUNT..(next + 1) * LIVE_FEATURE_COUNT];
-                        let latency_ms = (now_us() - u.received_at_us).max(0) as f64 / 1000.0;
-                        let features: std::collections::BTreeMap<String, f64> = LIVE_FEATURE_NAMES
-                            .iter()
-                            .map(|n| n.to_string())
-                            .zip(x.iter().map(|v| *v as f64))
-                            .collect();
-                        let prediction = |model: &LoadedModel, p: f32, variant: &str| Prediction {
-                            match_id: u.match_id.clone(),
-                            kind: PredictionKind::Live,
-                            event_time: u.event_time,
-                            game_minute: Some(u.game_minute),
-                            blue_win_probability: (p as f64).clamp(1e-6, 1.0 - 1e-6),
-                            model_name: model.name().to_string(),
-                            model_version: model.version().to_string(),
-                            variant: variant.into(),
-                            features: features.clone(),
-                            latency_ms,
-                        };
-                        let mut scored: Vec<(&LoadedModel, f32, &'static str)> =
-                            vec![(champion.current(), probs[next], "champion")];
-                        if let Some((slot, share)) = &challenger {
-                            if in_challenger_share(&u.match_id, *share) {
-                                scored.push((slot.current(), challenger_probs[next_challenged], "challenger"));
-                                next_challenged += 1;
-                            }
-                        }
-                        for (model, p, variant) in scored {
-                            crate::metrics::observe_prediction(&job, "live", model.version(), latency_ms);
-                            let t = tally
-                                .entry((u.match_id.clone(), variant, model.version().to_string()))
-                                .or_default();
-                            t.0 += 1;
-                            t.1 += u64::from(p >= 0.5);
-                            session.give(prediction(model, p, variant));
-                        }
-                        if let Some(winner) = u.winner {
-                            let ended: Vec<_> = tally.keys().filter(|k| k.0 == u.match_id).cloned().collect();
-                            for key in ended {
-                                if let Some((n, blue)) = tally.remove(&key) {
-                                    let correct = if winner == crate::events::Team::Blue {
-                                        blue
-                                    } else {
-                                        n - blue
-                                    };
-                                    crate::metrics::observe_model_outcomes(&job, key.1, &key.2, correct, n);
+                let mut tally: std::collections::HashMap<(String, &'static str, String), MatchTally> =
+                    std::collections::HashMap::new();
+                move |input, output| {
+                    held.clear();
+                    rows.clear();
+                    challenged.clear();
+                    // Between batches: pick up newer registered versions.
+                    for slot in std::iter::once(&mut champion).chain(challenger.as_mut().map(|(s, _)| s)) {
+                        match slot.refresh() {
+                            Ok(switched) => {
+                                if switched {
+                                    crate::metrics::observe_model_version(
+                                        &job,
+                                        &slot.name,
+                                        worker,
+                                        slot.number(),
+                                        true,
+                                    );
                                 }
                             }
+                            Err(e) => health.report("model reload", RiftError::external("model_registry", e, true)),
                         }
-                        next += 1;
+                    }
+                    input.for_each_stamp(|cap, data| {
+                        let Some(c) = cap.retain_least(output.output_index()) else {
+                            return;
+                        };
+                        let mut updates = Vec::new();
+                        for batch in data {
+                            updates.append(batch);
+                        }
+                        held.push((c, updates));
+                    });
+                    for (_, updates) in &held {
+                        for u in updates {
+                            let x = live_features(&u.blue, &u.red);
+                            if challenger
+                                .as_ref()
+                                .is_some_and(|(_, share)| in_challenger_share(&u.match_id, *share))
+                            {
+                                challenged.extend_from_slice(&x);
+                            }
+                            rows.extend_from_slice(&x);
+                        }
+                    }
+                    if rows.is_empty() {
+                        return;
+                    }
+                    let started = std::time::Instant::now();
+                    let Some(probs) = predict(champion.current(), &rows, &health) else {
+                        return;
+                    };
+                    inference.record(rows.len() / LIVE_FEATURE_COUNT, started.elapsed());
+                    let challenger_probs = match &challenger {
+                        Some((slot, _)) if !challenged.is_empty() => {
+                            match predict(slot.current(), &challenged, &health) {
+                                Some(p) => p,
+                                None => return,
+                            }
+                        }
+                        _ => Vec::new(),
+                    };
+                    let mut next = 0;
+                    let mut next_challenged = 0;
+                    for (cap, updates) in held.drain(..) {
+                        let mut session = output.session(&cap);
+                        for u in updates {
+                            let x = &rows[next * LIVE_FEATURE_COUNT..(next + 1) * LIVE_FEATURE_COUNT];
+                            let latency_ms = (now_us() - u.received_at_us).max(0) as f64 / 1000.0;
+                            let features: std::collections::BTreeMap<String, f64> = LIVE_FEATURE_NAMES
+                                .iter()
+                                .map(|n| n.to_string())
+                                .zip(x.iter().map(|v| *v as f64))
+                                .collect();
+                            let prediction = |model: &LoadedModel, p: f32, variant: &str| Prediction {
+                                match_id: u.match_id.clone(),
+                                kind: PredictionKind::Live,
+                                event_time: u.event_time,
+                                game_minute: Some(u.game_minute),
+                                blue_win_probability: (p as f64).clamp(1e-6, 1.0 - 1e-6),
+                                model_name: model.name().to_string(),
+                                model_version: model.version().to_string(),
+                                variant: variant.into(),
+                                features: features.clone(),
+                                latency_ms,
+                            };
+                            let mut scored: Vec<(&LoadedModel, f32, &'static str)> =
+                                vec![(champion.current(), probs[next], "champion")];
+                            if let Some((slot, share)) = &challenger {
+                                if in_challenger_share(&u.match_id, *share) {
+                                    scored.push((slot.current(), challenger_probs[next_challenged], "challenger"));
+                                    next_challenged += 1;
+                                }
+                            }
+                            for (model, p, variant) in scored {
+                                crate::metrics::observe_prediction(&job, "live", model.version(), latency_ms);
+                                let scored = prediction(model, p, variant);
+                                let t = tally
+                                    .entry((u.match_id.clone(), variant, model.version().to_string()))
+                                    .or_default();
+                                t.model_name = model.name().to_string();
+                                t.n += 1;
+                                t.blue += u64::from(p >= 0.5);
+                                t.ln_blue += scored.blue_win_probability.ln();
+                                t.ln_red += (1.0 - scored.blue_win_probability).ln();
+                                session.give(Scored::Prediction(scored));
+                            }
+                            if let Some(winner) = u.winner {
+                                let ended: Vec<_> = tally.keys().filter(|k| k.0 == u.match_id).cloned().collect();
+                                for key in ended {
+                                    let Some(t) = tally.remove(&key) else { continue };
+                                    let blue_won = winner == crate::events::Team::Blue;
+                                    let correct = if blue_won { t.blue } else { t.n - t.blue };
+                                    crate::metrics::observe_model_outcomes(&job, key.1, &key.2, correct, t.n);
+                                    let n = t.n.max(1) as f64;
+                                    session.give(Scored::Outcome(ModelOutcome {
+                                        match_id: key.0,
+                                        variant: key.1.to_string(),
+                                        model_name: t.model_name,
+                                        model_version: key.2,
+                                        ended_at: u.event_time,
+                                        predictions: t.n as i64,
+                                        correct: correct as i64,
+                                        accuracy: correct as f64 / n,
+                                        log_loss: -(if blue_won { t.ln_blue } else { t.ln_red }) / n,
+                                    }));
+                                }
+                            }
+                            next += 1;
+                        }
                     }
                 }
-            }
-        })
+            });
+        let mut split = scored.partition(2, |s| match s {
+            Scored::Prediction(_) => (0, s),
+            Scored::Outcome(_) => (1, s),
+        });
+        let outcomes = split.pop().map(|s| {
+            s.flat_map(|s| match s {
+                Scored::Outcome(o) => Some(o),
+                Scored::Prediction(_) => None,
+            })
+        });
+        let predictions = split.pop().map(|s| {
+            s.flat_map(|s| match s {
+                Scored::Prediction(p) => Some(p),
+                Scored::Outcome(_) => None,
+            })
+        });
+        match (predictions, outcomes) {
+            (Some(predictions), Some(outcomes)) => LiveScored { predictions, outcomes },
+            _ => unreachable!("partition(2) returns two streams"),
+        }
     }
 }
 

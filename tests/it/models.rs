@@ -61,10 +61,13 @@ schema = "game_events"
 [sinks.out]
 kind = "file"
 path = "{d}/out"
+[sinks.lake]
+kind = "lake"
+root = "{d}/lake"
 [jobs.scoring]
 kind = "predictions"
 live_source = "events"
-outputs = ["out"]
+outputs = ["out", "lake"]
 registry = "{d}/lake"
 challenger_model = "live_mlp"
 challenger_share = 0.5
@@ -97,6 +100,26 @@ challenger_share = 0.5
         replayed_predictions, replayed_events,
         "a replay of an ended match is not scored again"
     );
+    // gold/model_outcomes: every prediction of each variant judged by its match's winner.
+    let winners: BTreeMap<String, bool> = sim
+        .live_outcomes
+        .iter()
+        .map(|(id, winner, _)| (id.clone(), *winner == riftstream::events::Team::Blue))
+        .collect();
+    for variant in ["champion", "challenger"] {
+        let mine: Vec<&serde_json::Value> = got.iter().filter(|p| p["variant"] == variant).collect();
+        let correct = mine
+            .iter()
+            .filter(|p| {
+                (p["blue_win_probability"].as_f64().unwrap() >= 0.5) == winners[p["match_id"].as_str().unwrap()]
+            })
+            .count();
+        let gold = super::support::duckdb(&format!(
+            "select sum(predictions), sum(correct), count(distinct match_id) from read_parquet('{d}/lake/gold/model_outcomes/**/*.parquet', hive_partitioning=1) where metric_type = '{variant}'"
+        ));
+        assert_eq!(gold[0][0].as_i64().unwrap() as usize, mine.len(), "{variant}: {gold:?}");
+        assert_eq!(gold[0][1].as_i64().unwrap() as usize, correct, "{variant}: {gold:?}");
+    }
     let mut challenged_matches = BTreeSet::new();
     for ((match_id, _, _), variants) in &by_update {
         let expect_challenger = in_challenger_share(match_id, 0.5);

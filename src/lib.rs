@@ -15,13 +15,13 @@
 //! | [`events`] | typed records of every topic, with validation |
 //! | [`codec`] | bytes → typed records (JSON; Avro with the Kafka connector) |
 //! | [`generator`] | deterministic simulator of ranked play (players, drafts, timelines, frames) |
-//! | [`sources`] | where records come from: partitions + offsets (`file`, `generator`) |
-//! | [`operators`] | dataflow operators, one per file: source, windows, dedup, live state, scoring, sink |
+//! | [`sources`] | where records come from: partitions + offsets (`file`, `generator`, `kafka`) |
+//! | [`operators`] | dataflow operators, one per file: source, windows, dedup, live state, live and pre-game scoring, snapshots, sink |
 //! | [`features`] | declarative feature sets: aggregates, expressions, rows, accumulators |
 //! | [`jobs`] | one dataflow per job: `lake`, `player_features`, `predictions` |
-//! | [`sinks`] | where results go, with a write / pre-commit / commit lifecycle (`file`, `embedded`) |
-//! | [`lake`] | Parquet tables on object_store: bronze, silver, gold; staged commits |
-//! | [`model`] | candle models: features, training, evaluation, registry |
+//! | [`sinks`] | where results go, with a write / pre-commit / commit lifecycle (`file`, `embedded`, `kafka`, `redis`) |
+//! | [`lake`] | Parquet tables on object_store: bronze, silver, gold; staged commits; compaction; point-in-time export |
+//! | [`model`] | candle models: live and pre-game features, training, evaluation, registry |
 //! | [`runtime`] | timely workers: installing jobs, stepping, health; the I/O runtime |
 //! | [`metrics`] | Prometheus metrics, typed per component |
 //! | [`produce`] | `riftstream produce`: the generator and replays into Kafka |

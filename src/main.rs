@@ -544,14 +544,27 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 ..TrainConfig::for_kind(model_kind)
             };
             eprintln!("training {model} on {} rows from {}", dataset.n(), data.display());
+            // Epochs run up to `max_epochs`; early stopping usually ends sooner.
+            let bar = indicatif::ProgressBar::new(cfg.max_epochs as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "  {bar:30} epoch {pos}/{len} (early stopping may end sooner)  {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
             let trained = train(&dataset, &cfg, &mut |r| {
-                if r.improved {
-                    eprintln!(
-                        "  epoch {:>3}: validation loss {:.4}, accuracy {:.4}",
-                        r.epoch, r.validation_loss, r.validation_accuracy
-                    );
-                }
+                bar.set_position(r.epoch as u64);
+                bar.set_message(format!(
+                    "validation loss {:.4}, accuracy {:.4}, best epoch {}",
+                    r.validation_loss, r.validation_accuracy, r.best_epoch
+                ));
             })?;
+            bar.finish_and_clear();
+            eprintln!(
+                "  stopped after {} epochs; kept epoch {}",
+                trained.epochs_run(),
+                trained.best_epoch()
+            );
             if let Some(best) = simulator_accuracy {
                 eprintln!(
                     "the simulator's own probability scores accuracy {best:.4} on these matches (the best possible)"

@@ -8,9 +8,12 @@
 //! the job has committed the records they cover (see `operators::source`).
 //! Polling never blocks the worker. Pausing stops fetching for back-pressure.
 //!
-//! Bounded runs read each partition to the end the consumer first reaches
-//! (a partition-EOF from the fetch responses), not to a ListOffsets answer,
-//! which some brokers report too low.
+//! Bounded runs read each partition to the high watermark seen at start:
+//! the one carried by the first fetch response that delivers the partition's
+//! records (librdkafka's cached watermark, not a ListOffsets answer, which
+//! some brokers report too low), or to the end the consumer first reaches
+//! (partition EOF), whichever comes first. Records produced after it are
+//! left, uncommitted, for the next run.
 
 use super::{now_us, PollStatus, RawRecord, Source, SourceReader};
 use crate::config::KafkaConfig;
@@ -142,6 +145,7 @@ impl Source for KafkaSource {
             partitions: partitions.to_vec(),
             next: start.iter().copied().collect(),
             finished: BTreeSet::new(),
+            end: std::collections::BTreeMap::new(),
             bounded: self.bounded,
             paused: false,
         }))
@@ -152,6 +156,25 @@ impl Source for KafkaSource {
     }
 }
 
+/// The high watermark librdkafka cached from the latest fetch response for a
+/// partition (no request is made), if it has one.
+fn cached_high_watermark(consumer: &BaseConsumer<Context>, topic: &str, partition: i32) -> Option<u64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle lives as long as `consumer`; the call only
+    // reads librdkafka's cached offsets into the two locals.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            consumer.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high as u64)
+}
+
 struct KafkaReader {
     consumer: BaseConsumer<Context>,
     topic: String,
@@ -160,6 +183,8 @@ struct KafkaReader {
     next: std::collections::BTreeMap<u32, u64>,
     /// Partitions that reached their end (bounded runs).
     finished: BTreeSet<u32>,
+    /// Bounded runs: the high watermark per partition seen with its first records.
+    end: std::collections::BTreeMap<u32, u64>,
     bounded: bool,
     paused: bool,
 }
@@ -183,6 +208,22 @@ impl SourceReader for KafkaReader {
                     if self.finished.contains(&partition) {
                         continue;
                     }
+                    let offset = m.offset().max(0) as u64;
+                    if self.bounded {
+                        if !self.end.contains_key(&partition) {
+                            // The watermark of the fetch response that brought this record.
+                            if let Some(high) = cached_high_watermark(&self.consumer, &self.topic, m.partition()) {
+                                self.end.insert(partition, high);
+                            }
+                        }
+                        if self.end.get(&partition).is_some_and(|end| offset >= *end) {
+                            // Produced after the run started: left for the next run.
+                            if self.finished.insert(partition) {
+                                status.finished.push(partition);
+                            }
+                            continue;
+                        }
+                    }
                     out.push(RawRecord {
                         partition,
                         offset: m.offset() as u64,
@@ -191,8 +232,12 @@ impl SourceReader for KafkaReader {
                         timestamp: m.timestamp().to_millis(),
                         received_at_us,
                     });
-                    self.next.insert(partition, m.offset() as u64 + 1);
+                    self.next.insert(partition, offset + 1);
                     read += 1;
+                    if self.end.get(&partition).is_some_and(|end| offset + 1 >= *end) && self.finished.insert(partition)
+                    {
+                        status.finished.push(partition);
+                    }
                 }
                 Some(Err(KafkaError::PartitionEOF(p))) => {
                     let p = p as u32;

@@ -6,8 +6,13 @@
 //! 2. train the live model on the real 10-minute Diamond games, or reuse the
 //!    registered one;
 //! 3. write a topology of `file` sources and `lake`/`embedded`/`file` sinks
-//!    into the data directory and run all its jobs, bounded, showing progress;
-//! 4. summarize: events and events/s, lake tables with row counts, example
+//!    into the data directory and run its `lake` and `player_features` jobs,
+//!    bounded, showing progress;
+//! 4. export the point-in-time training table from the offline store and
+//!    train the pre-game model on it (or reuse the registered one);
+//! 5. run the `predictions` job: live predictions for every game event and
+//!    pre-game predictions for every request;
+//! 6. summarize: events and events/s, lake tables with row counts, example
 //!    predictions, model accuracy, and how to query the lake with DuckDB.
 
 use crate::config::Topology;
@@ -152,6 +157,7 @@ kind = "file"
 path = "{d}/output"
 
 {features}
+{pre_game_sets}
 [jobs.lake]
 kind = "lake"
 sources = ["matches", "player_stats", "game_events", "prediction_requests"]
@@ -160,18 +166,46 @@ dlq = "out"
 
 [jobs.player_features]
 kind = "player_features"
-feature_sets = ["player_daily", "player_30d", "player_session"]
+feature_sets = ["player_daily", "player_30d", "player_session", "ladder", "player_champion_30d"]
 online = "features"
 offline = "lake"
 
 [jobs.predictions]
 kind = "predictions"
 live_source = "game_events"
+requests_source = "prediction_requests"
+pre_game_feature_sets = ["player_30d", "ladder", "player_champion_30d"]
 outputs = ["out", "lake"]
 "#,
-        features = PLAYER_FEATURE_SETS
+        features = PLAYER_FEATURE_SETS,
+        pre_game_sets = PRE_GAME_FEATURE_SETS
     )
 }
+
+/// The feature sets the demo's pre-game model reads.
+const PRE_GAME_SETS: &[&str] = &["player_30d", "ladder", "player_champion_30d"];
+
+/// The extra feature sets the demo's pre-game model reads: the ranked
+/// ladder as a number, and each player's recent games on a champion.
+pub const PRE_GAME_FEATURE_SETS: &str = r#"# The ranked ladder (latest snapshot) as numbers.
+[feature_sets.ladder]
+source = "player_stats"
+key = "player_id"
+time = "time"
+window = { kind = "sliding", size = "30d", slide = "1d" }
+lookups = { tier = { IRON = 0, BRONZE = 1, SILVER = 2, GOLD = 3, PLATINUM = 4, EMERALD = 5, DIAMOND = 6, MASTER = 7, GRANDMASTER = 8, CHALLENGER = 9 }, rank = { IV = 0, III = 1, II = 2, I = 3 } }
+aggregates = { tier_last = "last(tier)", division_last = "last(rank)", lp_last = "last(league_points)" }
+features = { ladder = "tier_last * 4 + division_last" }
+
+# A player's recent games on each champion (a composite key).
+[feature_sets.player_champion_30d]
+source = "matches"
+explode = "participants"
+key = "player_id+champion"
+time = "end_time"
+window = { kind = "sliding", size = "30d", slide = "1d" }
+aggregates = { champion_games_30d = "count", champion_wins_30d = "sum(win)" }
+"#;
 
 /// SPEC's player feature sets, declared (shared by the demo and the shipped topology).
 pub const PLAYER_FEATURE_SETS: &str = r#"# Tumbling 1 day per player.
@@ -288,42 +322,74 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     let total_input: u64 =
         (sim.matches.len() + sim.player_stats.len() + sim.game_events.len() + sim.requests.len() + 3) as u64;
     println!(
-        "3. running jobs lake, player_features, predictions on {} workers ({})",
+        "3. running jobs lake, player_features on {} workers ({})",
         opts.workers,
         topo_path.display()
     );
-    let done = Arc::new(AtomicBool::new(false));
-    let progress = {
-        let done = done.clone();
-        std::thread::spawn(move || {
-            let bar = indicatif::ProgressBar::new(total_input * 3);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "   [{elapsed_precise}] {bar:40} {pos}/{len} records read {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
-            while !done.load(Ordering::Relaxed) {
-                bar.set_position(crate::metrics::counter_sum("source_records_total", "", ""));
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            bar.set_position(crate::metrics::counter_sum("source_records_total", "", ""));
-            bar.finish();
-        })
-    };
     let before = crate::metrics::counter_sum("source_records_total", "", "");
-    let report = runtime::run(topology, RunOptions::bounded(opts.workers));
-    done.store(true, Ordering::Relaxed);
-    let _ = progress.join();
-    let report = report?;
-    if !report.failures.is_empty() {
-        let why: Vec<String> = report.failures.iter().map(|(j, f)| format!("{j}: {f}")).collect();
-        return Err(RiftError::Internal(format!("demo jobs failed: {}", why.join("; "))));
-    }
-    let processed = crate::metrics::counter_sum("source_records_total", "", "") - before;
-    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    let first = run_with_progress(
+        topology.clone(),
+        opts.workers,
+        &["lake", "player_features"],
+        total_input * 2,
+    )?;
 
-    // 4. Summary.
+    // 4. The pre-game model, trained on the offline store's point-in-time table.
+    let pre_game = match registry.latest("pre_game")? {
+        Some(v) => {
+            println!(
+                "4. reusing the registered pre-game model {} ({})",
+                v.version,
+                v.path.display()
+            );
+            v
+        }
+        None => {
+            let t = Instant::now();
+            let lake = crate::lake::Lake::open(&lake_root.display().to_string())?;
+            let history = crate::lake::offline::FeatureHistory::load(&lake)?;
+            let mut history_matches = sim.matches.clone();
+            history_matches.sort_by_key(|m| m.start_time);
+            let table_path = dir.join("output").join("pre_game_training.parquet");
+            let table = crate::lake::offline::training_table(&history, &history_matches)?;
+            crate::lake::offline::write_parquet(&table_path, &table)?;
+            // The features of the sets the predictions job computes for it.
+            let mut inputs: Vec<String> = Vec::new();
+            for set in PRE_GAME_SETS {
+                let cfg = topology
+                    .feature_sets
+                    .get(*set)
+                    .ok_or_else(|| RiftError::Internal(format!("the demo topology lacks feature set `{set}`")))?;
+                let spec = crate::features::FeatureSpec::compile(set, cfg)
+                    .map_err(|(key, m)| RiftError::Internal(format!("feature set {set}.{key}: {m}")))?;
+                inputs.extend(spec.output_names().map(String::from));
+                inputs.push(format!("known_{set}"));
+            }
+            let data = crate::model::pregame::load_pregame_table(&table_path, Some(&inputs))?;
+            let trained = train(&data.dataset, &TrainConfig::default(), &mut |_| {})?;
+            let path = registry.register("pre_game", &trained, &table_path.display().to_string())?;
+            let v = trained.validation();
+            println!(
+                "4. trained the pre-game model on {} matches' point-in-time features in {:.1?}: validation accuracy {:.3} (simulator's best on all: {:.3}); {}",
+                data.dataset.n(),
+                t.elapsed(),
+                v.accuracy,
+                data.simulator_accuracy().unwrap_or(f64::NAN),
+                path.display()
+            );
+            registry
+                .latest("pre_game")?
+                .ok_or_else(|| RiftError::Internal("model just registered is missing".into()))?
+        }
+    };
+
+    // 5. Predictions, live and pre-game.
+    println!("5. running job predictions (live events and pre-game requests)");
+    let second = run_with_progress(topology, opts.workers, &["predictions"], total_input)?;
+    let processed = crate::metrics::counter_sum("source_records_total", "", "") - before;
+    let secs = (first + second).as_secs_f64().max(1e-9);
+
+    // 6. Summary.
     println!("\n== summary ==");
     println!(
         "events processed: {processed} (input read once per job) in {:.2}s = {:.0} events/s",
@@ -341,7 +407,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
     for (table, (files, rows)) in lake_tables(&lake_root)? {
         println!("  {table:<34} {rows:>9} rows in {files:>3} file(s)");
     }
-    summarize_predictions(&dir, &sim.live_outcomes, &model_info)?;
+    summarize_predictions(&dir, &sim.live_outcomes, &model_info, &pre_game)?;
     let example_player = sim
         .matches
         .last()
@@ -364,6 +430,44 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
 }
 
 /// Appends three bad records (invalid JSON, a negative count, an unknown team).
+/// Runs `jobs` of `topology` bounded, with a progress bar over records read; returns the run's time.
+fn run_with_progress(topology: Arc<Topology>, workers: usize, jobs: &[&str], expected: u64) -> Result<Duration> {
+    let done = Arc::new(AtomicBool::new(false));
+    let start = crate::metrics::counter_sum("source_records_total", "", "");
+    let progress = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let bar = indicatif::ProgressBar::new(expected);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "   [{elapsed_precise}] {bar:40} {pos}/{len} records read {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let read = || crate::metrics::counter_sum("source_records_total", "", "").saturating_sub(start);
+            while !done.load(Ordering::Relaxed) {
+                bar.set_position(read());
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            bar.set_position(read());
+            bar.finish();
+        })
+    };
+    let opts = RunOptions {
+        jobs: jobs.iter().map(|j| j.to_string()).collect(),
+        ..RunOptions::bounded(workers)
+    };
+    let report = runtime::run(topology, opts);
+    done.store(true, Ordering::Relaxed);
+    let _ = progress.join();
+    let report = report?;
+    if !report.failures.is_empty() {
+        let why: Vec<String> = report.failures.iter().map(|(j, f)| format!("{j}: {f}")).collect();
+        return Err(RiftError::Internal(format!("demo jobs failed: {}", why.join("; "))));
+    }
+    Ok(report.elapsed)
+}
+
 fn append_corrupt_records(path: &Path, sim: &crate::generator::Simulation) -> Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -425,6 +529,7 @@ fn summarize_predictions(
     dir: &Path,
     outcomes: &[(String, Team, f64)],
     model: &crate::model::ModelVersionInfo,
+    pre_game_model: &crate::model::ModelVersionInfo,
 ) -> Result<()> {
     let mut preds: Vec<Prediction> = Vec::new();
     for entry in std::fs::read_dir(dir.join("output"))
@@ -441,12 +546,29 @@ fn summarize_predictions(
             }
         }
     }
+    let (pre_game, preds): (Vec<Prediction>, Vec<Prediction>) = preds
+        .into_iter()
+        .partition(|p| p.kind == crate::events::PredictionKind::PreGame);
     println!(
-        "\npredictions: {} live predictions in {}/output/predictions*.jsonl",
+        "\npredictions: {} live and {} pre-game predictions in {}/output/predictions*.jsonl",
         preds.len(),
+        pre_game.len(),
         dir.display()
     );
     let winners: HashMap<&str, (Team, f64)> = outcomes.iter().map(|(m, w, p)| (m.as_str(), (*w, *p))).collect();
+    let (mut pre_correct, mut pre_scored) = (0, 0);
+    for p in &pre_game {
+        if let Some((w, _)) = winners.get(p.match_id.as_str()) {
+            pre_scored += 1;
+            pre_correct += ((p.blue_win_probability > 0.5) == (*w == Team::Blue)) as usize;
+        }
+    }
+    for p in pre_game.iter().take(2) {
+        println!(
+            "  {} before the game: P(blue wins) = {:.3}  ({} {}, {:.1} ms)",
+            p.match_id, p.blue_win_probability, p.model_name, p.model_version, p.latency_ms
+        );
+    }
     // The last prediction at or before minute 10 of each live game, vs its result.
     let mut at10: HashMap<String, &Prediction> = HashMap::new();
     for p in &preds {
@@ -497,6 +619,15 @@ fn summarize_predictions(
             at10.len(),
             correct as f64 / at10.len() as f64,
             sim_correct as f64 / at10.len() as f64
+        );
+    }
+    if pre_scored > 0 {
+        println!(
+            "pre-game model {} {} on the same games: accuracy {:.3} (validation on history: {:.3})",
+            pre_game_model.name,
+            pre_game_model.version,
+            pre_correct as f64 / pre_scored as f64,
+            pre_game_model.metadata.metrics.accuracy
         );
     }
     let _ = Prediction::TOPIC;

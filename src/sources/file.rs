@@ -10,6 +10,11 @@
 //! scans each file once and keeps the lines of its partitions. A partition's
 //! position is the byte offset of its next line, which is all a restart
 //! needs. Blank lines are skipped; the source is always bounded.
+//!
+//! A record's timestamp is its file's modification time, the analog of a
+//! broker's log-append time: bronze partitions a file by when it was
+//! written, not by the event times inside it (a replay of years of history
+//! would otherwise spread over one partition per hour).
 
 use super::{now_us, PollStatus, RawRecord, Source, SourceReader};
 use crate::error::{Result, RiftError};
@@ -99,6 +104,8 @@ struct Scanner {
     line_no: u64,
     done: bool,
     line: Vec<u8>,
+    /// The file's modification time, UTC ms: every record's timestamp.
+    modified_ms: Option<i64>,
 }
 
 impl Scanner {
@@ -128,7 +135,14 @@ impl Scanner {
             }
             file.seek(SeekFrom::Start(pos)).map_err(|e| RiftError::io(path, e))?;
         }
+        let modified_ms = file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64);
         Ok(Scanner {
+            modified_ms,
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(1 << 20, file),
             first,
@@ -177,7 +191,7 @@ impl Scanner {
                 offset,
                 key: None,
                 value: text.to_vec(),
-                timestamp: None,
+                timestamp: self.modified_ms,
                 received_at_us,
             });
             read += 1;

@@ -85,10 +85,10 @@ impl RowExtractor {
 
     fn empty_row(&self) -> Partial {
         Partial {
-            key: vec![None; self.spec.key_parts().count()],
+            key: smallvec::smallvec![None; self.spec.key_parts().count()],
             ts: None,
-            values: vec![None; self.spec.inputs.len()],
-            distinct: vec![None; self.spec.distinct_inputs.len()],
+            values: smallvec::smallvec![None; self.spec.inputs.len()],
+            distinct: smallvec::smallvec![None; self.spec.distinct_inputs.len()],
         }
     }
 
@@ -157,10 +157,12 @@ impl RowExtractor {
             if value.is_empty() {
                 return Err(format!("empty key field `{part}`"));
             }
-            if i > 0 {
+            if i == 0 {
+                key = value; // a single-field key moves, without a copy
+            } else {
                 key.push(crate::features::KEY_SEPARATOR);
+                key.push_str(&value);
             }
-            key.push_str(&value);
         }
         let ts =
             p.ts.ok_or_else(|| format!("missing time field `{}`", spec.time_field))?;
@@ -212,11 +214,12 @@ enum Picked {
     Other,
 }
 
+/// A row being read; inline storage, so reading a row allocates only its key.
 struct Partial {
-    key: Vec<Option<String>>,
+    key: smallvec::SmallVec<[Option<String>; 2]>,
     ts: Option<i64>,
-    values: Vec<Option<f64>>,
-    distinct: Vec<Option<u64>>,
+    values: smallvec::SmallVec<[Option<f64>; 8]>,
+    distinct: smallvec::SmallVec<[Option<u64>; 4]>,
 }
 
 impl Partial {

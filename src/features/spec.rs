@@ -281,7 +281,8 @@ impl FeatureSpec {
 
     /// A fresh accumulator.
     pub fn new_accumulator(&self) -> Accumulator {
-        let mut slots = vec![0.0; self.slots];
+        // Built in place: inline for up to 8 slots, no heap allocation per window and key.
+        let mut slots: Slots = SmallVec::from_elem(0.0, self.slots);
         for a in &self.aggregates {
             match a.func {
                 AggFunc::Min => slots[a.slot] = f64::INFINITY,
@@ -291,7 +292,7 @@ impl FeatureSpec {
             }
         }
         Accumulator {
-            slots: Slots::from_vec(slots),
+            slots,
             distinct: (0..self.distinct_inputs.len()).map(|_| HashSet::new()).collect(),
             rows: 0,
         }
@@ -402,10 +403,10 @@ pub struct FeatureRow {
     pub key: String,
     /// Event time, UTC ms.
     pub ts: i64,
-    /// Numeric inputs, in [`FeatureSpec::inputs`] order.
-    pub values: Vec<f64>,
+    /// Numeric inputs, in [`FeatureSpec::inputs`] order (inline up to 8: no allocation per row).
+    pub values: SmallVec<[f64; 8]>,
     /// Hashes of `count_distinct` inputs, in [`FeatureSpec::distinct_inputs`] order.
-    pub distinct: Vec<u64>,
+    pub distinct: SmallVec<[u64; 4]>,
 }
 
 impl FeatureRow {

@@ -631,6 +631,8 @@ pub fn window_operator<'s, W: WindowCore>(
             }
         },
     );
+    // `Err` routes late rows to their own stream here; it is not an error path.
+    #[allow(clippy::result_large_err)]
     let (ok, err) = both.ok_err(|x| x);
     (ok.container::<Vec<WindowResult>>(), err.container::<Vec<LateRow>>())
 }
@@ -673,8 +675,8 @@ mod tests {
             let row = FeatureRow {
                 key: format!("k{}", step % 13),
                 ts,
-                values: vec![step as f64],
-                distinct: vec![(step % 4) as u64],
+                values: smallvec::smallvec![step as f64],
+                distinct: smallvec::smallvec![(step % 4) as u64],
             };
             let t = ((step * 700 - 3_000).max(0) / 1000 * 1000) as u64;
             state.push(t, [row]);

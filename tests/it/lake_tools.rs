@@ -299,7 +299,12 @@ fn an_interrupted_compaction_is_finished_by_the_next_run() {
 /// Starts moto's S3 server on loopback and creates `bucket`; returns the endpoint.
 fn moto_s3(bucket: &str) -> String {
     let port = free_port();
-    super::support::start_server("moto_server", &["-H", "127.0.0.1", "-p", &port.to_string()], port);
+    // `python3 -m moto.server` rather than the `moto_server` script: no PATH or shim needed.
+    super::support::start_server(
+        "python3",
+        &["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()],
+        port,
+    );
     let endpoint = format!("http://127.0.0.1:{port}");
     let script = "import boto3, sys\n\
                   boto3.client('s3', endpoint_url=sys.argv[1], aws_access_key_id='test', \

@@ -72,7 +72,7 @@ impl JobContext {
             committed: Some(self.probes.committed.clone()),
             progress: Some(self.probes.progress.clone()),
             max_in_flight: self.topology.runtime.max_in_flight,
-            board: Some(self.shared.watermark_board(&format!("{}/{name}", self.job))),
+            board: Some(self.shared.watermark_board(&self.job)),
         })
     }
 

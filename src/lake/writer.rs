@@ -218,7 +218,13 @@ impl<R: LakeRow> SinkWriter<R> for LakeWriter<R> {
             futures::stream::iter(staged)
                 .map(|(from, to)| {
                     let store = store.clone();
-                    async move { store.rename(&from, &to).await }
+                    async move {
+                        match store.rename(&from, &to).await {
+                            // Moved by an earlier attempt of this commit: done.
+                            Err(object_store::Error::NotFound { .. }) => store.head(&to).await.map(|_| ()),
+                            other => other,
+                        }
+                    }
                 })
                 .buffer_unordered(CONCURRENCY)
                 .try_collect::<Vec<()>>()

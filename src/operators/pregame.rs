@@ -8,17 +8,21 @@
 //!
 //! # Time
 //! `FeatureLookup` keeps, per feature set and entity, the vectors of its
-//! latest fired windows. A lookup stamped `t` is answered once the feature
-//! results' frontier has passed `t` (every window the watermark closed by
-//! then has arrived), with the latest vector whose `window_end` is at or
+//! latest fired windows. A lookup is answered once the feature results'
+//! frontier has passed both its stamp and the request time (every window
+//! ending by the request time has fired and arrived), with the latest
+//! vector whose `window_end` is at or
 //! before the request time, at its highest revision: the same rule as the
 //! offline store's point-in-time export, so a model trained on the export
 //! sees in the stream the features it was trained on, never later ones.
 //!
 //! # State
 //! Per (set, entity) the last [`KEPT_WINDOWS`] vectors (a sliding window
-//! fires one per slide); per worker the requests waiting for answers. Both
-//! live in memory: lookups need the vectors of recently active players only.
+//! fires one per slide); per worker the requests waiting for answers, and
+//! the requests scored in the last [`SCORED_RETENTION_MS`] of request time,
+//! so a replayed request is dropped rather than scored twice. All of it
+//! lives in memory; entities are not evicted (one small map entry per
+//! player or player+champion seen).
 //!
 //! # Failure
 //! A scoring failure is reported to the job's health (the job fails, the
@@ -46,6 +50,9 @@ use timely::dataflow::StreamVec;
 
 /// Vectors kept per (feature set, entity).
 pub const KEPT_WINDOWS: usize = 64;
+
+/// How long (request time) a scored request is remembered, so a replay of it is dropped.
+pub const SCORED_RETENTION_MS: i64 = 6 * 3600 * 1000;
 
 /// One feature set's vector for one slot of a request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -152,11 +159,17 @@ pub fn pre_game_predictions<'s>(
                 });
                 lookups.for_each_stamp(|cap, data| {
                     let t = cap.least().copied().unwrap_or(0);
-                    let entry = pending
-                        .entry(t)
-                        .or_insert_with(|| (cap.delayed(&t, output.output_index()), Vec::new()));
                     for batch in data {
-                        entry.1.append(batch);
+                        for l in batch.drain(..) {
+                            // Due once the features' frontier has passed the request time itself
+                            // (not only its stamp), so every window ending by then has fired.
+                            let due = t.max(l.request_time.max(0) as u64);
+                            pending
+                                .entry(due)
+                                .or_insert_with(|| (cap.delayed(&due, output.output_index()), Vec::new()))
+                                .1
+                                .push(l);
+                        }
                     }
                 });
                 while let Some(entry) = pending.first_entry() {
@@ -197,31 +210,41 @@ pub fn pre_game_predictions<'s>(
         move |_cap, _info| {
             struct Waiting {
                 request: Option<(Capability<u64>, Arrived<PredictionRequest>)>,
-                answers: Vec<Answer>,
+                /// By (slot, set): a replayed request's duplicate answers count once.
+                answers: BTreeMap<(u8, usize), Answer>,
             }
             let mut waiting: HashMap<(String, i64), Waiting> = HashMap::new();
-            move |(answers, _), (requests, _), output| {
+            // Requests already scored, by request time: replays are dropped, not scored again.
+            let mut scored_keys: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
+            let mut scored_order: std::collections::BTreeSet<(i64, String)> = std::collections::BTreeSet::new();
+            move |(answers, _), (requests, requests_frontier), output| {
                 answers.for_each(|_cap, data| {
                     for a in data.drain(..) {
+                        if scored_keys.contains(&(a.match_id.clone(), a.request_time)) {
+                            continue;
+                        }
                         waiting
                             .entry((a.match_id.clone(), a.request_time))
                             .or_insert_with(|| Waiting {
                                 request: None,
-                                answers: Vec::new(),
+                                answers: BTreeMap::new(),
                             })
                             .answers
-                            .push(a);
+                            .insert((a.slot, a.set), a);
                     }
                 });
                 requests.for_each_stamp(|cap, data| {
                     let t = cap.least().copied().unwrap_or(0);
                     for batch in data {
                         for r in batch.drain(..) {
+                            if scored_keys.contains(&(r.event.match_id.clone(), r.event.request_time)) {
+                                continue; // a replay of a request already scored
+                            }
                             let w = waiting
                                 .entry((r.event.match_id.clone(), r.event.request_time))
                                 .or_insert_with(|| Waiting {
                                     request: None,
-                                    answers: Vec::new(),
+                                    answers: BTreeMap::new(),
                                 });
                             // A replayed request (same match and time) is scored once.
                             if w.request.is_none() {
@@ -240,6 +263,17 @@ pub fn pre_game_predictions<'s>(
                     })
                     .map(|(k, _)| k.clone())
                     .collect();
+                // Forget scored requests the requests' watermark has left far behind.
+                if let Some(f) = requests_frontier.frontier().first().map(|f| *f as i64) {
+                    while let Some((t, _)) = scored_order.first() {
+                        if t.saturating_add(SCORED_RETENTION_MS) >= f {
+                            break;
+                        }
+                        if let Some((t, id)) = scored_order.pop_first() {
+                            scored_keys.remove(&(id, t));
+                        }
+                    }
+                }
                 if complete.is_empty() {
                     return;
                 }
@@ -263,7 +297,7 @@ pub fn pre_game_predictions<'s>(
                     };
                     let slots = request.event.participants.len();
                     let mut known: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); slots];
-                    for a in answers {
+                    for a in answers.into_values() {
                         let (Some(values), Some(slot)) = (a.values, known.get_mut(a.slot as usize)) else {
                             continue;
                         };
@@ -286,6 +320,8 @@ pub fn pre_game_predictions<'s>(
                             .collect()
                     };
                     rows.extend(pregame_features(&player_features, &side(Team::Blue), &side(Team::Red)));
+                    scored_order.insert((key.1, key.0.clone()));
+                    scored_keys.insert(key);
                     scored.push((cap, request));
                 }
                 let probs = match model.current().predict_batch(&rows) {

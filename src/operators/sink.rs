@@ -72,6 +72,9 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                         dirty = true;
                     }
                     Err(e) => {
+                        // The writer may hold part of the records: nothing counts as committed
+                        // until a commit succeeds.
+                        dirty = true;
                         health.report(&name, e);
                         activator.activate_after(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(10));

@@ -126,36 +126,39 @@ pub struct SourceSettings {
     pub board: Option<Arc<WatermarkBoard>>,
 }
 
-/// The watermarks of one source's readers in this process.
+/// The watermarks of one job's source readers in this process.
 ///
 /// A reader whose partitions have all gone idle must stop holding the job's
 /// watermark back (SPEC: idle partitions are left out of the minimum), yet
 /// timely has no "ignore this input" switch: the reader has to advance its
-/// capability. It advances to the least watermark of the readers that are
-/// still active, so it never passes the job watermark they define, and does
-/// not move at all while every reader is idle. Readers in other processes
-/// of a cluster are not consulted: there an idle reader holds its ground.
+/// capability. It advances to the least watermark of the job's readers that
+/// are still active (other workers of its source, or the job's other
+/// sources), so it never passes the job watermark they define, and does not
+/// move at all while every reader is idle. A source that never receives a
+/// record (an empty requests topic) therefore follows the job's others
+/// instead of pinning its frontier. Readers in other processes of a
+/// cluster are not consulted: there an all-idle reader holds its ground.
 #[derive(Debug, Default)]
 pub struct WatermarkBoard {
-    /// Worker index → its watermark while it has an active partition.
-    active: std::sync::Mutex<BTreeMap<usize, u64>>,
+    /// `source/worker` → its watermark while it has an active partition.
+    active: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl WatermarkBoard {
-    /// Posts worker `worker`'s watermark, or `None` when it has no active partition.
-    pub fn post(&self, worker: usize, watermark: Option<u64>) {
+    /// Posts reader `reader`'s watermark, or `None` when it has no active partition.
+    pub fn post(&self, reader: &str, watermark: Option<u64>) {
         if let Ok(mut m) = self.active.lock() {
             match watermark {
-                Some(w) => m.insert(worker, w),
-                None => m.remove(&worker),
+                Some(w) => m.insert(reader.to_string(), w),
+                None => m.remove(reader),
             };
         }
     }
 
-    /// The least watermark of the active readers other than `worker`.
-    pub fn least_active(&self, worker: usize) -> Option<u64> {
+    /// The least watermark of the active readers other than `reader`.
+    pub fn least_active(&self, reader: &str) -> Option<u64> {
         let m = self.active.lock().ok()?;
-        m.iter().filter(|(w, _)| **w != worker).map(|(_, t)| *t).min()
+        m.iter().filter(|(r, _)| r.as_str() != reader).map(|(_, t)| *t).min()
     }
 }
 
@@ -199,6 +202,7 @@ pub fn read_source<'s, D: Decoder>(
         let mut caps: Option<Vec<timely::dataflow::operators::Capability<u64>>> = Some(caps);
         let ooo = settings.watermark.max_out_of_orderness.as_millis() as i64;
         let idle_timeout = settings.watermark.idle_timeout;
+        let reader_id = format!("{}/{index}", settings.name);
         let g = settings.granularity_ms.max(1);
         let topic = settings.source.topic().to_string();
         let mut reader: Option<Box<dyn crate::sources::SourceReader>> = None;
@@ -309,6 +313,11 @@ pub fn read_source<'s, D: Decoder>(
             }
             buffer.clear();
             let retrying = !retry.is_empty();
+            if retrying {
+                // Records waiting for a retry are not silence: their partitions are not idle.
+                let now = Instant::now();
+                clocks.values_mut().for_each(|c| c.last_record = now);
+            }
             let polled = if retrying {
                 buffer.extend(retry.drain(..));
                 Ok(crate::sources::PollStatus::default())
@@ -459,18 +468,18 @@ pub fn read_source<'s, D: Decoder>(
                     } else {
                         min_wm.unwrap_or(cap_time).max(cap_time)
                     };
-                    board.post(index, Some(mine));
+                    board.post(&reader_id, Some(mine));
                 } else {
-                    board.post(index, None);
+                    board.post(&reader_id, None);
                     if !all_finished {
                         // Every partition is idle: follow the readers that are not.
-                        min_wm = board.least_active(index);
+                        min_wm = board.least_active(&reader_id);
                     }
                 }
             }
             if all_finished && retry.is_empty() {
                 if let Some(board) = &settings.board {
-                    board.post(index, None);
+                    board.post(&reader_id, None);
                 }
                 metrics.watermark.set(i64::MAX);
                 caps = None;

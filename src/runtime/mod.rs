@@ -70,12 +70,12 @@ impl JobHealth {
 pub struct RunShared {
     /// Jobs failed on some worker: every worker drops them.
     failed: Mutex<BTreeMap<String, String>>,
-    /// Watermark boards by `job/source`.
+    /// Watermark boards by job.
     boards: Mutex<BTreeMap<String, Arc<WatermarkBoard>>>,
 }
 
 impl RunShared {
-    /// The watermark board of `key` (`job/source`), shared by this process's readers.
+    /// The watermark board of job `key`, shared by this process's source readers.
     pub fn watermark_board(&self, key: &str) -> Arc<WatermarkBoard> {
         match self.boards.lock() {
             Ok(mut b) => b.entry(key.to_string()).or_default().clone(),

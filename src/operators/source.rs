@@ -133,11 +133,14 @@ pub struct SourceSettings {
 /// timely has no "ignore this input" switch: the reader has to advance its
 /// capability. It advances to the least watermark of the job's readers that
 /// are still active (other workers of its source, or the job's other
-/// sources), so it never passes the job watermark they define, and does not
-/// move at all while every reader is idle. A source that never receives a
-/// record (an empty requests topic) therefore follows the job's others
-/// instead of pinning its frontier. Readers in other processes of a
-/// cluster are not consulted: there an all-idle reader holds its ground.
+/// sources), so it never passes the job watermark they define. A source that
+/// never receives a record (an empty requests topic) therefore follows the
+/// job's others instead of pinning its frontier. When every reader of the
+/// job in this process is idle, the job is quiet and idle readers advance
+/// with the wall clock less the out-of-orderness bound (as a live stream's
+/// event time would): windows close and offsets commit; a record arriving
+/// later for a window that closed meanwhile is late (counted and stored).
+/// Readers in other processes of a cluster are not consulted.
 #[derive(Debug, Default)]
 pub struct WatermarkBoard {
     /// `source/worker` → its watermark while it has an active partition.
@@ -472,8 +475,12 @@ pub fn read_source<'s, D: Decoder>(
                 } else {
                     board.post(&reader_id, None);
                     if !all_finished {
-                        // Every partition is idle: follow the readers that are not.
-                        min_wm = board.least_active(&reader_id);
+                        // Every partition is idle: follow the job's readers that are not. When
+                        // none is, the whole job is quiet: advance with the wall clock (less the
+                        // out-of-orderness bound), so windows close and offsets commit.
+                        min_wm = board
+                            .least_active(&reader_id)
+                            .or_else(|| Some(quantize(now_ms().saturating_sub(ooo), g)));
                     }
                 }
             }

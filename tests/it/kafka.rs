@@ -700,3 +700,103 @@ lake = "out"
         "first {first} + second {second} of {produced}"
     );
 }
+
+#[test]
+fn an_empty_topic_does_not_hold_back_a_quiet_jobs_offset_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let sim = simulate(&GeneratorConfig {
+        players: 200,
+        matches: 300,
+        live_games: 0,
+        days: 5,
+        seed: 23,
+        ..Default::default()
+    });
+    let target = target("http://127.0.0.1:9", "idle.", Encoding::Json);
+    produce(&target, sim.matches.clone()).unwrap();
+    // The ranked-snapshot topic exists but stays empty.
+    produce(&target, Vec::<riftstream::events::PlayerStats>::new()).unwrap();
+    let topo = super::support::topology(&format!(
+        r#"
+[runtime]
+workers = 2
+state_dir = "{d}/state"
+checkpoint_interval = "200ms"
+[kafka]
+brokers = "{brokers}"
+group_id = "idle"
+[sources.matches]
+kind = "kafka"
+topic = "idle.esports.matches"
+schema = "matches"
+encoding = "json"
+watermark = {{ max_out_of_orderness = "5s", idle_timeout = "1s" }}
+[sources.player_stats]
+kind = "kafka"
+topic = "idle.esports.player_stats"
+schema = "player_stats"
+encoding = "json"
+watermark = {{ max_out_of_orderness = "5s", idle_timeout = "1s" }}
+[sinks.lake]
+kind = "lake"
+root = "{d}/lake"
+roll_interval = "200ms"
+[jobs.lake]
+kind = "lake"
+sources = ["matches", "player_stats"]
+lake = "lake"
+"#,
+        brokers = kafka()
+    ));
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opts = riftstream::runtime::RunOptions {
+        bounded: false,
+        shutdown: shutdown.clone(),
+        ..riftstream::runtime::RunOptions::bounded(2)
+    };
+    let worker = std::thread::spawn(move || riftstream::runtime::run(topo, opts));
+    // The matches' offsets are committed only once every sink of the job has
+    // committed past them; the empty source's bronze output is one of those
+    // sinks, so with the empty source pinned at zero they never would be.
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let group: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka())
+        .set("group.id", "idle.lake")
+        .create()
+        .unwrap();
+    let committed = || -> i64 {
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in 0..3 {
+            tpl.add_partition("idle.esports.matches", p);
+        }
+        group
+            .committed_offsets(tpl, Duration::from_secs(5))
+            .map(|t| {
+                t.elements()
+                    .iter()
+                    .filter_map(|e| match e.offset() {
+                        rdkafka::Offset::Offset(n) => Some(n),
+                        _ => None,
+                    })
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut done = 0;
+    while std::time::Instant::now() < deadline {
+        done = committed();
+        if done >= 300 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = worker.join().unwrap().unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(
+        done, 300,
+        "offsets of the matches committed while the other source was empty"
+    );
+}

@@ -195,7 +195,7 @@ time = "time"
 window = { kind = "sliding", size = "30d", slide = "1d" }
 lookups = { tier = { IRON = 0, BRONZE = 1, SILVER = 2, GOLD = 3, PLATINUM = 4, EMERALD = 5, DIAMOND = 6, MASTER = 7, GRANDMASTER = 8, CHALLENGER = 9 }, rank = { IV = 0, III = 1, II = 2, I = 3 } }
 aggregates = { tier_last = "last(tier)", division_last = "last(rank)", lp_last = "last(league_points)" }
-features = { ladder = "tier_last * 4 + division_last" }
+features = { ladder = "tier_last * 400 + division_last * 100 + lp_last" }
 
 # A player's recent games on each champion (a composite key).
 [feature_sets.player_champion_30d]

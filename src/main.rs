@@ -332,6 +332,24 @@ fn lake_root_of(topology: &Path) -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var("RIFT_LAKE").unwrap_or_else(|_| "./lake".into())))
 }
 
+/// A model's data file: the 10-minute CSV (`pre_game: None`), or a `features
+/// export` table with the given player features (all when `Some(None)`);
+/// with the simulator's accuracy where the table has it.
+fn model_data(
+    data: &Path,
+    pre_game: Option<Option<&[String]>>,
+) -> anyhow::Result<(riftstream::model::Dataset, Option<f64>)> {
+    let reading = || format!("reading {}", data.display());
+    Ok(match pre_game {
+        None => (load_ten_minute_csv(data).with_context(reading)?, None),
+        Some(features) => {
+            let table = riftstream::model::pregame::load_pregame_table(data, features).with_context(reading)?;
+            let best = table.simulator_accuracy();
+            (table.dataset, best)
+        }
+    })
+}
+
 /// Announces a registered version on `esports.model_updates` when the
 /// topology has Kafka (workers also notice it in the registry by themselves).
 fn announce_model(topology: &Path, model_name: &str, model_kind: &str, dir: &Path) {
@@ -527,16 +545,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         } => {
             let model_kind: ModelKind = model.parse().map_err(|e| anyhow::anyhow!("--model: {e}"))?;
             let (dataset, simulator_accuracy) = match kind.as_str() {
-                "live" => (
-                    load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?,
-                    None,
-                ),
-                "pre_game" => {
-                    let table = riftstream::model::pregame::load_pregame_table(&data, None)
-                        .with_context(|| format!("reading {}", data.display()))?;
-                    let best = table.simulator_accuracy();
-                    (table.dataset, best)
-                }
+                "live" => model_data(&data, None)?,
+                "pre_game" => model_data(&data, Some(None))?,
                 other => bail!("unknown model kind `{other}`; expected `live` or `pre_game`"),
             };
             let cfg = TrainConfig {
@@ -581,18 +591,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Evaluate { model, data } => {
             let loaded = riftstream::model::LoadedModel::load(&model)?;
             let pre_game = riftstream::model::pregame::player_features_of(loaded.feature_names());
-            let (dataset, simulator_accuracy) = match &pre_game {
-                Some(features) => {
-                    let table = riftstream::model::pregame::load_pregame_table(&data, Some(features))
-                        .with_context(|| format!("reading {}", data.display()))?;
-                    let best = table.simulator_accuracy();
-                    (table.dataset, best)
-                }
-                None => (
-                    load_ten_minute_csv(&data).with_context(|| format!("reading {}", data.display()))?,
-                    None,
-                ),
-            };
+            let (dataset, simulator_accuracy) = model_data(&data, pre_game.as_deref().map(Some))?;
             let probs = loaded.predict_batch(&dataset.x)?;
             let eval = evaluate(&probs, &dataset.y)?;
             let mut json = serde_json::to_value(&eval)?;

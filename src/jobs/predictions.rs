@@ -30,7 +30,7 @@ use crate::config::{JobConfig, SinkConfig, Topology};
 use crate::error::{Result, RiftError};
 use crate::events::{GameEvent, Prediction, PredictionRequest};
 use crate::features::FeatureSpec;
-use crate::lake::offline::lineup_entity_id;
+use crate::lake::offline::joins_lineups;
 use crate::model::pregame::player_features_of;
 use crate::model::LIVE_FEATURE_NAMES;
 use crate::operators::live_state::LiveMatchState;
@@ -99,7 +99,7 @@ impl PredictionsJob {
                         RiftError::config(&topology.file, format!("feature_sets.{set}.{field}"), message)
                     })?;
                     let entity = spec.entity();
-                    if lineup_entity_id(&entity, "", "", "", "").is_none() {
+                    if !joins_lineups(&entity) {
                         return Err(RiftError::config(
                             &topology.file,
                             format!("feature_sets.{set}.key"),

@@ -92,16 +92,10 @@ fn table_of(relative: &str) -> String {
     relative.splitn(3, '/').take(2).collect::<Vec<_>>().join("/")
 }
 
-/// A stable id for a set of inputs (FNV-1a over their sorted names).
+/// A stable id for a set of inputs (a hash of their sorted, NUL-separated names).
 fn merge_id(inputs: &[String]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for name in inputs {
-        for b in name.bytes().chain(std::iter::once(0u8)) {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-    format!("{h:016x}")
+    let joined = inputs.join("\0");
+    format!("{:016x}", crate::features::stable_hash(joined.as_bytes()))
 }
 
 /// Compacts every closed partition of `lake`.

@@ -228,6 +228,13 @@ pub fn lineup_entity_id(entity: &str, player_id: &str, champion: &str, role: &st
     Some(id)
 }
 
+/// Whether sets of entity type `entity` can be joined with a lineup (see [`lineup_entity_id`]).
+pub fn joins_lineups(entity: &str) -> bool {
+    entity
+        .split('+')
+        .all(|p| matches!(p, "player" | "champion" | "role" | "team"))
+}
+
 fn participant_id(entity: &str, p: &crate::events::Participant) -> Option<String> {
     lineup_entity_id(entity, &p.player_id, &p.champion, p.role.as_str(), p.team.as_str())
 }
@@ -239,12 +246,7 @@ pub fn training_table(history: &FeatureHistory, matches: &[Match]) -> Result<Rec
     let joinable: BTreeMap<&String, &BTreeSet<String>> = history
         .feature_names()
         .iter()
-        .filter(|(set, _)| {
-            history.entity(set).is_some_and(|e| {
-                e.split('+')
-                    .all(|p| matches!(p, "player" | "champion" | "role" | "team"))
-            })
-        })
+        .filter(|(set, _)| history.entity(set).is_some_and(joins_lineups))
         .collect();
     // Feature columns: plain names unless two sets share one.
     let mut seen: HashMap<&str, usize> = HashMap::new();

@@ -53,24 +53,10 @@ pub struct ModelSlot {
 impl ModelSlot {
     /// The latest version of `name` in the registry at `root`, which must take `features`.
     pub fn open(root: &Path, name: &str, features: &[&str], poll: Duration) -> Result<ModelSlot> {
-        let registry = ModelRegistry::open(root)?;
-        let Some(latest) = registry.latest(name)? else {
-            return Err(RiftError::Usage(format!(
-                "no `{name}` model is registered under {}; train one with `riftstream train`",
-                root.display()
-            )));
-        };
-        let current = LoadedModel::load(&latest.path)?;
-        current.check_features(features)?;
-        Ok(ModelSlot {
-            registry,
-            name: name.to_string(),
-            features: features.iter().map(|f| f.to_string()).collect(),
-            current,
-            number: latest.number,
-            poll,
-            last_poll: Instant::now(),
-        })
+        let mut slot = ModelSlot::open_any(root, name, poll)?;
+        slot.current.check_features(features)?;
+        slot.features = features.iter().map(|f| f.to_string()).collect();
+        Ok(slot)
     }
 
     /// The latest version of `name`, whose feature names every later version must keep.
@@ -133,19 +119,7 @@ impl ModelSlot {
 
 /// Whether `match_id` falls in the challenger's share (a stable hash, so per match).
 pub fn in_challenger_share(match_id: &str, share: f64) -> bool {
-    if share <= 0.0 {
-        return false;
-    }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in match_id.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    // FNV's high bits barely move between similar ids: finish with splitmix64's mixer.
-    h = (h ^ (h >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h = (h ^ (h >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
-    ((h >> 11) as f64 / (1u64 << 53) as f64) < share
+    share > 0.0 && ((crate::features::stable_hash(match_id.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64) < share
 }
 
 /// How live updates are scored.

@@ -298,11 +298,6 @@ pub fn read_source<'s, D: Decoder>(
                 let cap_time = *cap_vec[0].time();
                 let pending: usize = in_flight.iter().filter(|(t, _)| *t < cap_time).map(|(_, n)| *n).sum();
                 let should_pause = pending > settings.max_in_flight;
-                if should_pause || paused {
-                    // Silence we asked for is not idleness: restart the idle clocks.
-                    let now = Instant::now();
-                    clocks.values_mut().for_each(|c| c.last_record = now);
-                }
                 if should_pause != paused {
                     if let Err(e) = r.set_paused(should_pause) {
                         health.report(&settings.name, e);
@@ -316,8 +311,9 @@ pub fn read_source<'s, D: Decoder>(
             }
             buffer.clear();
             let retrying = !retry.is_empty();
-            if retrying {
-                // Records waiting for a retry are not silence: their partitions are not idle.
+            if paused || retrying {
+                // Silence we asked for (back-pressure) or records waiting for a retry
+                // are not idleness: restart the idle clocks.
                 let now = Instant::now();
                 clocks.values_mut().for_each(|c| c.last_record = now);
             }

@@ -49,15 +49,6 @@ schema = "player_stats"
 [sinks.lake]
 kind = "lake"
 root = "{d}/lake"
-# The ranked ladder as one number: tier, division and LP of the latest snapshot.
-[feature_sets.ladder]
-source = "player_stats"
-key = "player_id"
-time = "time"
-window = {{ kind = "sliding", size = "30d", slide = "1d" }}
-lookups = {{ tier = {{ IRON = 0, BRONZE = 1, SILVER = 2, GOLD = 3, PLATINUM = 4, EMERALD = 5, DIAMOND = 6, MASTER = 7, GRANDMASTER = 8, CHALLENGER = 9 }}, rank = {{ IV = 0, III = 1, II = 2, I = 3 }} }}
-aggregates = {{ tier_last = "last(tier)", division_last = "last(rank)", lp_last = "last(league_points)" }}
-features = {{ ladder = "tier_last * 400 + division_last * 100 + lp_last" }}
 [feature_sets.player_30d]
 source = "matches"
 explode = "participants"
@@ -66,18 +57,13 @@ time = "end_time"
 window = {{ kind = "sliding", size = "30d", slide = "1d" }}
 aggregates = {{ games_30d = "count", wins_30d = "sum(win)", kills_30d = "sum(kills)", deaths_30d = "sum(deaths)", assists_30d = "sum(assists)" }}
 features = {{ winrate_30d = "wins_30d / games_30d", kda_30d = "(kills_30d + assists_30d) / max(1, deaths_30d)" }}
-# The player's recent games on the champion of each game (a composite key).
-[feature_sets.player_champion_30d]
-source = "matches"
-explode = "participants"
-key = "player_id+champion"
-time = "end_time"
-window = {{ kind = "sliding", size = "30d", slide = "1d" }}
-aggregates = {{ champion_games_30d = "count", champion_wins_30d = "sum(win)" }}
+{pre_game_sets}
 # (jobs below)
 "#,
         input = input.display(),
-        stats = stats.display()
+        stats = stats.display(),
+        // The ladder and player+champion sets, exactly as the demo declares them.
+        pre_game_sets = riftstream::demo::PRE_GAME_FEATURE_SETS
     );
     let topo = format!(
         "{features_toml}

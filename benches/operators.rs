@@ -85,7 +85,7 @@ fn run<W: WindowCore>(mut core: W, batches: &[(u64, Vec<FeatureRow>)]) -> usize 
     let mut late: Vec<LateRow> = Vec::new();
     let mut n = 0;
     for (t, rows) in batches {
-        core.push(*t, rows.iter().cloned());
+        core.push(*t, rows.clone());
         core.advance(Some(*t), &mut results, &mut late);
         n += results.len();
         results.clear();

@@ -15,6 +15,22 @@ use std::sync::Arc;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `mi_option_purge_delay` (position 15 of `mi_option_e` in mimalloc 3's
+/// `mimalloc.h`; the Rust bindings do not name it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Freed memory goes back to the OS after a second instead of 10 ms. Window
+/// state is allocated and freed in waves (one window's keys at a time); with
+/// the default, every wave returns its pages and faults fresh zeroed ones
+/// back in, which cost about 10% of a windowed job's CPU. An environment
+/// variable (`MIMALLOC_PURGE_DELAY`) still overrides this.
+fn tune_allocator() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain integer option; mimalloc reads it on each purge.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 1000) };
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "riftstream",
@@ -282,6 +298,7 @@ enum LakeCmd {
 }
 
 fn main() {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RIFT_LOG")

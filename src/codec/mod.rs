@@ -104,16 +104,25 @@ pub struct RowDecoder {
     schema: RecordSchema,
     format: ValueFormat,
     extractors: Vec<(usize, RowExtractor)>,
+    /// Per extractor: an earlier one reading exactly the same fields, whose row it copies.
+    same_as: Vec<Option<usize>>,
     rows: Vec<FeatureRow>,
 }
 
 impl RowDecoder {
     /// A decoder for records of `schema` feeding `sets` (index in the job, spec).
     pub fn new(schema: RecordSchema, sets: Vec<(usize, Arc<FeatureSpec>)>, format: ValueFormat) -> RowDecoder {
+        let extractors: Vec<(usize, RowExtractor)> = sets.into_iter().map(|(i, s)| (i, RowExtractor::new(s))).collect();
+        let same_as = extractors
+            .iter()
+            .enumerate()
+            .map(|(k, (_, ex))| extractors[..k].iter().position(|(_, earlier)| earlier.same_fields(ex)))
+            .collect();
         RowDecoder {
             schema,
             format,
-            extractors: sets.into_iter().map(|(i, s)| (i, RowExtractor::new(s))).collect(),
+            extractors,
+            same_as,
             rows: Vec::new(),
         }
     }
@@ -144,16 +153,20 @@ impl Decoder for RowDecoder {
         let flat =
             self.schema == RecordSchema::Records && self.extractors.iter().all(|(_, e)| e.spec().explode.is_none());
         if flat {
-            // Feature sets reading the same fields share one extraction.
-            let mut previous: Option<(usize, FeatureRow)> = None;
+            // Feature sets reading the same fields share one extraction. Each
+            // set adds exactly one row here, so set k's row is at `first + k`.
+            let first = out.len();
             for (k, (set, ex)) in self.extractors.iter().enumerate() {
-                let row = match &previous {
-                    Some((p, row)) if self.extractors[*p].1.same_fields(ex) => row.clone(),
-                    _ => ex.extract_bytes(&raw.value).map_err(Rejection::decode)?,
+                let row = match self.same_as[k] {
+                    Some(earlier) => out[first + earlier].1 .1.clone(),
+                    None => match ex.extract_bytes(&raw.value) {
+                        Ok(row) => row,
+                        Err(reason) => {
+                            out.truncate(first);
+                            return Err(Rejection::decode(reason));
+                        }
+                    },
                 };
-                if k + 1 < self.extractors.len() {
-                    previous = Some((k, row.clone()));
-                }
                 out.push((row.ts, (*set, row)));
             }
             return Ok(());

@@ -66,6 +66,9 @@ impl RowExtractor {
 
     /// Maps a string through the field's lookup, if it has one.
     fn lookup(&self, name: &str, picked: Picked) -> Result<Picked, String> {
+        if self.spec.lookups.is_empty() {
+            return Ok(picked);
+        }
         match (self.spec.lookups.get(name), picked) {
             (Some(map), Picked::Str(s)) => match map.get(&s) {
                 Some(v) => Ok(Picked::Num(*v)),
@@ -94,8 +97,20 @@ impl RowExtractor {
 
     /// Extracts one row from a flat JSON object's bytes.
     pub fn extract_bytes(&self, bytes: &[u8]) -> Result<FeatureRow, String> {
+        // One UTF-8 check of the whole line is cheaper than serde_json's check of each string.
+        let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid JSON: not UTF-8: {e}"))?;
         let mut partial = self.empty_row();
-        let mut de = serde_json::Deserializer::from_slice(bytes);
+        if self.scan_flat(text, &mut partial).is_some() {
+            return self.complete(partial);
+        }
+        // Anything the scanner does not take, serde_json reads or explains.
+        self.extract_with_serde(text)
+    }
+
+    /// The general path of [`extract_bytes`](Self::extract_bytes).
+    fn extract_with_serde(&self, text: &str) -> Result<FeatureRow, String> {
+        let mut partial = self.empty_row();
+        let mut de = serde_json::Deserializer::from_str(text);
         RowSeed {
             ex: self,
             out: &mut partial,
@@ -104,6 +119,58 @@ impl RowExtractor {
         .map_err(|e| format!("invalid JSON: {e}"))?;
         de.end().map_err(|e| format!("invalid JSON: {e}"))?;
         self.complete(partial)
+    }
+
+    /// The fast path of [`extract_bytes`](Self::extract_bytes): one pass over
+    /// a flat JSON object whose strings have no escapes and whose values are
+    /// scalars, reading only the needed fields. `None` for any other input,
+    /// valid or not, and for a value a field cannot use: the serde_json path
+    /// then reads it, or rejects it with its reason. Where both read a record
+    /// they give the same row: integers up to 18 digits convert exactly, and
+    /// other numbers are correctly rounded by both.
+    fn scan_flat(&self, text: &str, partial: &mut Partial) -> Option<()> {
+        let b = text.as_bytes();
+        let mut i = skip_ws(b, 0);
+        if b.get(i) != Some(&b'{') {
+            return None;
+        }
+        i = skip_ws(b, i + 1);
+        if b.get(i) == Some(&b'}') {
+            return (skip_ws(b, i + 1) == b.len()).then_some(());
+        }
+        loop {
+            let (key_start, key_end) = scan_plain_string(b, i)?;
+            i = skip_ws(b, key_end + 1);
+            if b.get(i) != Some(&b':') {
+                return None;
+            }
+            i = skip_ws(b, i + 1);
+            let (scalar, end) = scan_scalar(b, i)?;
+            let key = &b[key_start..key_end];
+            let needed = self.fields.iter().find(|(n, _)| {
+                let n = n.as_bytes();
+                n.len() == key.len() && n.first() == key.first() && n == key
+            });
+            if let Some((name, uses)) = needed {
+                let picked = match scalar {
+                    Scalar::Null => None,
+                    Scalar::Bool(v) => Some(Picked::Num(v as i64 as f64)),
+                    Scalar::Int(n) => Some(Picked::Num(n as f64)),
+                    Scalar::Number => Some(Picked::Num(text[i..end].parse::<f64>().ok()?)),
+                    Scalar::Str => Some(Picked::Str(text[i + 1..end - 1].to_string())),
+                };
+                if let Some(p) = picked {
+                    let p = self.lookup(name, p).ok()?;
+                    partial.set(name, uses, p).ok()?;
+                }
+            }
+            i = skip_ws(b, end);
+            match b.get(i) {
+                Some(b',') => i = skip_ws(b, i + 1),
+                Some(b'}') => return (skip_ws(b, i + 1) == b.len()).then_some(()),
+                _ => return None,
+            }
+        }
     }
 
     /// Extracts the rows of a decoded value, exploding the configured list field.
@@ -223,9 +290,11 @@ struct Partial {
 }
 
 impl Partial {
-    fn set(&mut self, name: &str, uses: &[Use], v: Picked) -> Result<(), String> {
-        for u in uses {
-            match (u, &v) {
+    fn set(&mut self, name: &str, uses: &[Use], mut v: Picked) -> Result<(), String> {
+        for (n, u) in uses.iter().enumerate() {
+            match (u, &mut v) {
+                // The last use takes the string; only a field used twice is copied.
+                (Use::Key(i), Picked::Str(s)) if n + 1 == uses.len() => self.key[*i] = Some(std::mem::take(s)),
                 (Use::Key(i), Picked::Str(s)) => self.key[*i] = Some(s.clone()),
                 (Use::Key(i), Picked::Num(n)) => self.key[*i] = Some(format_number(*n)),
                 (Use::Time, Picked::Num(n)) if n.is_finite() && n.fract() == 0.0 => self.ts = Some(*n as i64),
@@ -256,6 +325,98 @@ fn format_number(n: f64) -> String {
     }
 }
 
+/// A JSON scalar found by [`scan_scalar`].
+enum Scalar {
+    Null,
+    Bool(bool),
+    /// An integer of at most 18 digits (exact in `i64`).
+    Int(i64),
+    /// Any other number: parse the text.
+    Number,
+    /// A string without escapes: the text between the quotes.
+    Str,
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// The content range of the string opening at `i`; `None` if there is none
+/// or it has escapes or control characters.
+fn scan_plain_string(b: &[u8], i: usize) -> Option<(usize, usize)> {
+    if b.get(i) != Some(&b'"') {
+        return None;
+    }
+    let mut j = i + 1;
+    loop {
+        match *b.get(j)? {
+            b'"' => return Some((i + 1, j)),
+            b'\\' | 0..=0x1f => return None,
+            _ => j += 1,
+        }
+    }
+}
+
+/// The scalar at `i` and the index just past it; `None` for objects, arrays,
+/// strings with escapes and anything that is not JSON.
+fn scan_scalar(b: &[u8], i: usize) -> Option<(Scalar, usize)> {
+    match *b.get(i)? {
+        b'"' => scan_plain_string(b, i).map(|(_, end)| (Scalar::Str, end + 1)),
+        b't' if b[i..].starts_with(b"true") => Some((Scalar::Bool(true), i + 4)),
+        b'f' if b[i..].starts_with(b"false") => Some((Scalar::Bool(false), i + 5)),
+        b'n' if b[i..].starts_with(b"null") => Some((Scalar::Null, i + 4)),
+        b'-' | b'0'..=b'9' => scan_number(b, i),
+        _ => None,
+    }
+}
+
+/// A number by JSON's grammar: `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`.
+fn scan_number(b: &[u8], i: usize) -> Option<(Scalar, usize)> {
+    let digits = |mut j: usize| {
+        while matches!(b.get(j), Some(b'0'..=b'9')) {
+            j += 1;
+        }
+        j
+    };
+    let negative = b[i] == b'-';
+    let int_start = i + negative as usize;
+    let int_end = match b.get(int_start)? {
+        b'0' => int_start + 1,
+        b'1'..=b'9' => digits(int_start + 1),
+        _ => return None,
+    };
+    let mut j = int_end;
+    let mut integer = true;
+    if b.get(j) == Some(&b'.') {
+        let end = digits(j + 1);
+        if end == j + 1 {
+            return None;
+        }
+        (j, integer) = (end, false);
+    }
+    if matches!(b.get(j), Some(b'e' | b'E')) {
+        j += 1;
+        if matches!(b.get(j), Some(b'+' | b'-')) {
+            j += 1;
+        }
+        let end = digits(j);
+        if end == j {
+            return None;
+        }
+        (j, integer) = (end, false);
+    }
+    if integer && int_end - int_start <= 18 {
+        let magnitude = b[int_start..int_end]
+            .iter()
+            .fold(0i64, |n, d| n * 10 + (d - b'0') as i64);
+        return Some((Scalar::Int(if negative { -magnitude } else { magnitude }), j));
+    }
+    Some((Scalar::Number, j))
+}
+
 struct RowSeed<'a> {
     ex: &'a RowExtractor,
     out: &'a mut Partial,
@@ -274,8 +435,8 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            match self.ex.fields.iter().find(|(n, _)| *n == key) {
+        while let Some(field) = map.next_key_seed(FieldSeed(&self.ex.fields))? {
+            match field.map(|i| &self.ex.fields[i]) {
                 Some((name, uses)) => {
                     let v: PickedValue = map.next_value()?;
                     if let Some(p) = v.0 {
@@ -289,6 +450,27 @@ impl<'de> Visitor<'de> for RowSeed<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Reads an object key as the index of the needed field it names, if any,
+/// without allocating.
+struct FieldSeed<'a>(&'a [(String, Vec<Use>)]);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<usize>, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(name, _)| name == key))
     }
 }
 
@@ -380,6 +562,124 @@ mod tests {
         assert_eq!(a.key, "p1");
         assert_eq!(a.ts, 1_767_225_600_123);
         assert_eq!(a.values.as_slice(), &[3.0]);
+    }
+
+    /// A JSON text for a value, in one of several spellings.
+    fn spell(value: &serde_json::Value, variant: u8) -> String {
+        match (value, variant % 4) {
+            (serde_json::Value::Number(n), 1) if n.is_i64() => format!("{}.0", n),
+            (serde_json::Value::Number(n), 2) if n.is_i64() => format!("{}e0", n),
+            (serde_json::Value::Number(n), 3) if n.is_i64() => format!("{}E+00", n),
+            (serde_json::Value::String(s), 1) => {
+                // Escaped, which the scanner leaves to serde_json.
+                s.chars()
+                    .map(|c| format!("\\u{:04x}", c as u32))
+                    .collect::<String>()
+                    .pipe_quote()
+            }
+            _ => value.to_string(),
+        }
+    }
+
+    trait PipeQuote {
+        fn pipe_quote(self) -> String;
+    }
+    impl PipeQuote for String {
+        fn pipe_quote(self) -> String {
+            format!("\"{self}\"")
+        }
+    }
+
+    proptest::proptest! {
+        /// The scanner and serde_json agree on every record: the same row, or
+        /// the same rejection (the scanner hands over anything unusual).
+        #[test]
+        fn the_fast_scanner_agrees_with_serde_json(
+            required in (0i64..1 << 40, proptest::num::i64::ANY, proptest::num::f64::NORMAL, 0u8..8, 0u8..16),
+            extras in proptest::collection::vec((0usize..6, proptest::num::i64::ANY, proptest::num::f64::NORMAL, 0u8..8, 0u8..4), 0..6),
+            order in proptest::num::u64::ANY,
+            broken in proptest::option::of(0usize..300),
+        ) {
+            let ex = RowExtractor::new(spec(None));
+            let (ts, int, float, kind, spelling) = required;
+            let kills = match kind {
+                0 => serde_json::json!(int),
+                1 | 2 => serde_json::json!(int % 1_000),
+                3 => serde_json::json!(float),
+                4 => serde_json::json!(-float.abs()),
+                5 => serde_json::json!(int % 2 == 0),
+                6 => serde_json::json!(null),
+                _ => serde_json::json!(format!("{}", int % 10)),
+            };
+            let mut fields = vec![
+                ("player_id".to_string(), spell(&serde_json::json!(format!("p{}", int.rem_euclid(97))), spelling / 4), spelling % 4),
+                ("ts".to_string(), spell(&serde_json::json!(1_700_000_000_000i64 + ts), spelling / 8), spelling % 3),
+                ("kills".to_string(), spell(&kills, spelling), spelling % 2),
+                ("champion".to_string(), spell(&serde_json::json!(format!("c{}", int.rem_euclid(7))), spelling / 2), 0),
+            ];
+            let names = ["match_id", "extra", "win", "kills ", "k\\u0069lls", "gold"];
+            for (name, int, float, kind, space) in extras {
+                let value = match kind {
+                    0 => serde_json::json!(int),
+                    1 => serde_json::json!(float),
+                    2 => serde_json::json!(format!("m{int}")),
+                    3 => serde_json::json!(null),
+                    4 => serde_json::json!(int % 2 == 0),
+                    5 => serde_json::json!({"nested": [int, {"deep": float}]}),
+                    6 => serde_json::json!([1, "two", null]),
+                    _ => serde_json::json!(int % 1_000),
+                };
+                fields.push((names[name].to_string(), spell(&value, space + kind), space));
+            }
+            // A fixed shuffle from `order`.
+            let n = fields.len();
+            for k in (1..n).rev() {
+                fields.swap(k, (order.rotate_left(k as u32 * 7) % (k as u64 + 1)) as usize);
+            }
+            let body: Vec<String> = fields
+                .iter()
+                .map(|(name, value, space)| {
+                    let pad = " ".repeat(*space as usize);
+                    format!("{pad}\"{name}\"{pad}:{pad}{value}")
+                })
+                .collect();
+            let mut text = format!("{{{}}}", body.join(","));
+            if let Some(at) = broken {
+                // Cut the record short somewhere.
+                if at < text.len() && text.is_char_boundary(at) {
+                    text.truncate(at);
+                }
+            }
+            let fast = ex.extract_bytes(text.as_bytes());
+            let general = ex.extract_with_serde(&text);
+            proptest::prop_assert_eq!(fast, general, "{}", text);
+        }
+    }
+
+    #[test]
+    fn the_fast_scanner_reads_plain_records_and_hands_over_the_rest() {
+        let ex = RowExtractor::new(spec(None));
+        let mut partial = ex.empty_row();
+        let plain = r#" {"player_id" : "p1", "champion":"Ahri","ts":1767225600123,"kills":-3.5e1,"x":[1]} "#;
+        assert!(
+            ex.scan_flat(plain, &mut partial).is_none(),
+            "nested values go to serde_json"
+        );
+        let plain =
+            r#" {"player_id" : "p1", "champion":"Ahri","ts":1767225600123,"kills":-3.5e1,"win":true,"n":null} "#;
+        let mut partial = ex.empty_row();
+        assert!(ex.scan_flat(plain, &mut partial).is_some());
+        let row = ex.complete(partial).unwrap();
+        assert_eq!(row, ex.extract_with_serde(plain).unwrap());
+        assert_eq!(row.values.as_slice(), &[-35.0]);
+        for other in [
+            r#"{"player_id":"p\u0031","champion":"Ahri","ts":1,"kills":1}"#,
+            r#"{"kills":01}"#,
+            r#"{"kills":1.}"#,
+            r#"{"a":1}x"#,
+        ] {
+            assert!(ex.scan_flat(other, &mut ex.empty_row()).is_none(), "{other}");
+        }
     }
 
     #[test]

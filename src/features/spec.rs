@@ -356,23 +356,23 @@ impl FeatureSpec {
 
     /// Final values: aggregates then features (`None` = no value).
     pub fn finish(&self, acc: &Accumulator) -> Vec<Option<f64>> {
-        let mut out: Vec<Option<f64>> = self
-            .aggregates
-            .iter()
-            .map(|a| {
-                let s = &acc.slots[a.slot..];
-                let v = match a.func {
-                    AggFunc::Count | AggFunc::Sum => s[0],
-                    AggFunc::Avg => s[0] / s[1],
-                    AggFunc::Min | AggFunc::Max => s[0],
-                    AggFunc::Last => s[1],
-                    AggFunc::CountDistinct => acc.distinct[a.input].len() as f64,
-                };
-                v.is_finite().then_some(v)
-            })
-            .collect();
-        let aggs = out.clone();
-        out.extend(self.features.iter().map(|(_, e)| e.eval(&aggs)));
+        let mut out: Vec<Option<f64>> = Vec::with_capacity(self.aggregates.len() + self.features.len());
+        out.extend(self.aggregates.iter().map(|a| {
+            let s = &acc.slots[a.slot..];
+            let v = match a.func {
+                AggFunc::Count | AggFunc::Sum => s[0],
+                AggFunc::Avg => s[0] / s[1],
+                AggFunc::Min | AggFunc::Max => s[0],
+                AggFunc::Last => s[1],
+                AggFunc::CountDistinct => acc.distinct[a.input].len() as f64,
+            };
+            v.is_finite().then_some(v)
+        }));
+        // Features read the aggregates, which come first in `out`.
+        for (_, e) in &self.features {
+            let v = e.eval(&out[..self.aggregates.len()]);
+            out.push(v);
+        }
         out
     }
 }

@@ -18,6 +18,7 @@ use crate::error::{Result, RiftError};
 use crate::features::{FeatureSpec, WindowResult, WindowSpec};
 use crate::lake::tables::{FeatureVectorRow, LateEventRow};
 use crate::metrics::WindowMetrics;
+use crate::operators::route::RouteByIndex;
 use crate::operators::session::SessionWindows;
 use crate::operators::sliding::SlidingWindows;
 use crate::operators::source::read_source;
@@ -29,7 +30,7 @@ use crate::sinks::SinkWriter;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concatenate, Inspect};
 use timely::dataflow::Scope;
 
@@ -84,29 +85,55 @@ impl FeaturesJob {
     }
 }
 
-/// Formats a window result as the JSON line of its feature set.
-pub fn window_json(spec: &FeatureSpec, r: &WindowResult, buf: &mut Vec<u8>) {
-    use std::io::Write;
-    let _ = write!(buf, "{{\"window_start\":{},\"window_end\":{},", r.start, r.end);
-    let _ = serde_json::to_writer(&mut *buf, &spec.key_field);
-    buf.push(b':');
-    let _ = serde_json::to_writer(&mut *buf, &r.key);
-    let _ = write!(buf, ",\"revision\":{}", r.revision);
-    for (name, value) in spec.output_names().zip(&r.values) {
-        buf.push(b',');
-        let _ = serde_json::to_writer(&mut *buf, name);
-        buf.push(b':');
-        match value {
-            Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
-                let _ = serde_json::to_writer(&mut *buf, &(*v as i64));
-            }
-            Some(v) => {
-                let _ = serde_json::to_writer(&mut *buf, v);
-            }
-            None => buf.extend_from_slice(b"null"),
+/// Formats window results as the JSON lines of one feature set; the field
+/// names are escaped once, not once per line.
+pub struct WindowJson {
+    /// `,"<key field>":`
+    key_prefix: Vec<u8>,
+    /// `,"<output name>":` per aggregate then feature.
+    value_prefixes: Vec<Vec<u8>>,
+}
+
+impl WindowJson {
+    /// The format of `spec`'s lines.
+    pub fn new(spec: &FeatureSpec) -> WindowJson {
+        let prefix = |name: &str| {
+            let mut p = b",".to_vec();
+            let _ = serde_json::to_writer(&mut p, name);
+            p.push(b':');
+            p
+        };
+        WindowJson {
+            key_prefix: prefix(&spec.key_field),
+            value_prefixes: spec.output_names().map(prefix).collect(),
         }
     }
-    buf.push(b'}');
+
+    /// Appends `r` as one JSON object to `buf`.
+    pub fn write(&self, r: &WindowResult, buf: &mut Vec<u8>) {
+        let mut int = itoa::Buffer::new();
+        buf.extend_from_slice(b"{\"window_start\":");
+        buf.extend_from_slice(int.format(r.start).as_bytes());
+        buf.extend_from_slice(b",\"window_end\":");
+        buf.extend_from_slice(int.format(r.end).as_bytes());
+        buf.extend_from_slice(&self.key_prefix);
+        let _ = serde_json::to_writer(&mut *buf, &r.key);
+        buf.extend_from_slice(b",\"revision\":");
+        buf.extend_from_slice(int.format(r.revision).as_bytes());
+        for (prefix, value) in self.value_prefixes.iter().zip(&r.values) {
+            buf.extend_from_slice(prefix);
+            match value {
+                Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+                    buf.extend_from_slice(int.format(*v as i64).as_bytes());
+                }
+                Some(v) => {
+                    let _ = serde_json::to_writer(&mut *buf, v);
+                }
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
+        buf.push(b'}');
+    }
 }
 
 /// Writes each feature set's results to its own JSON-lines file.
@@ -194,21 +221,21 @@ pub fn feature_windows<'s>(
         let streams = read_source(
             scope,
             ctx.source(&source, false)?,
-            RowDecoder::new(schema, sets.clone(), ctx.format(&source)?),
+            // Rows are tagged with the set's position among this source's sets.
+            RowDecoder::new(
+                schema,
+                sets.iter()
+                    .enumerate()
+                    .map(|(k, (_, spec))| (k, spec.clone()))
+                    .collect(),
+                ctx.format(&source)?,
+            ),
             ctx.source_metrics(&source),
             ctx.health.clone(),
         );
         dead.push(streams.dead_letters);
         // Route each row to its feature set's window operator (moved, not cloned).
-        let index_of: Vec<usize> = sets.iter().map(|(i, _)| *i).collect();
-        let per_set = if sets.len() == 1 {
-            vec![streams.records.map(|(_, row)| row)]
-        } else {
-            let route = index_of.clone();
-            streams.records.partition(sets.len() as u64, move |(s, row)| {
-                (route.iter().position(|i| *i == s).unwrap_or(0) as u64, row)
-            })
-        };
+        let per_set = streams.records.route_by_index(sets.len(), ctx.health.clone());
         for ((i, spec), rows) in sets.into_iter().zip(per_set) {
             let env = WindowEnv {
                 health: ctx.health.clone(),
@@ -292,14 +319,14 @@ impl Job for FeaturesJob {
             let dir = ctx.file_dir(output)?;
             let mut files = Vec::new();
             for spec in &self.sets {
-                let s = spec.clone();
+                let format = WindowJson::new(spec);
                 files.push(JsonLinesWriter::create(
                     &dir,
                     &spec.name,
                     ctx.worker,
                     ctx.peers,
                     Box::new(move |r: &WindowResult, buf: &mut Vec<u8>| {
-                        window_json(&s, r, buf);
+                        format.write(r, buf);
                         Ok(())
                     }),
                 )?);

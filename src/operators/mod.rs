@@ -9,12 +9,14 @@
 //! * [`live_state`] — running per-team state of live matches.
 //! * [`score`] — batched candle inference of live state, hot reload, champion/challenger.
 //! * [`pregame`] — prediction requests joined with players' current features, scored pre-game.
+//! * [`route`] — splits `(index, record)` pairs into one stream per index.
 //! * [`sink`] — drives a sink through write / pre-commit / commit.
 //! * [`snapshot`] — materializes differential gold collections into lake partitions.
 
 pub mod dedup;
 pub mod live_state;
 pub mod pregame;
+pub mod route;
 pub mod score;
 pub mod session;
 pub mod sink;
@@ -26,6 +28,7 @@ pub mod window_state;
 
 pub use dedup::DedupByKey;
 pub use live_state::LiveMatchState;
+pub use route::RouteByIndex;
 pub use score::ScoreLive;
 pub use session::SessionWindows;
 pub use sliding::SlidingWindows;

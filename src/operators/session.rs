@@ -216,8 +216,13 @@ impl SessionState {
 }
 
 impl WindowCore for SessionState {
-    fn push(&mut self, time: u64, rows: impl IntoIterator<Item = FeatureRow>) {
-        self.pending.entry(time).or_default().extend(rows);
+    fn push(&mut self, time: u64, mut rows: Vec<FeatureRow>) {
+        let pending = self.pending.entry(time).or_default();
+        if pending.is_empty() {
+            std::mem::swap(pending, &mut rows);
+        } else {
+            pending.append(&mut rows);
+        }
     }
 
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {

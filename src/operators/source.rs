@@ -212,6 +212,10 @@ pub fn read_source<'s, D: Decoder>(
         let mut clocks: BTreeMap<u32, PartitionClock> = BTreeMap::new();
         let mut buffer: Vec<RawRecord> = Vec::with_capacity(settings.batch);
         let mut decoded: Vec<(i64, D::Output)> = Vec::new();
+        // Emptied per-stamp batches, kept for their capacity: a batch is
+        // about as large as the last, and growing a fresh one each poll
+        // copied it several times and faulted in new pages.
+        let mut spare_batches: Vec<Vec<D::Output>> = Vec::new();
         let mut backoff = Duration::from_millis(50);
         // Records to decode again after a transient failure (not yet counted or emitted).
         let mut retry: VecDeque<RawRecord> = VecDeque::new();
@@ -391,7 +395,9 @@ pub fn read_source<'s, D: Decoder>(
                 match result {
                     Ok(()) => {
                         metrics.records_decoded.inc();
-                        let slot = by_time.entry(stamp).or_default();
+                        let slot = by_time
+                            .entry(stamp)
+                            .or_insert_with(|| spare_batches.pop().unwrap_or_default());
                         slot.extend(decoded.drain(..).map(|(_, o)| o));
                     }
                     Err(rejection) => {
@@ -419,8 +425,11 @@ pub fn read_source<'s, D: Decoder>(
             }
             {
                 let mut out = records_out.activate();
-                for (t, recs) in by_time {
-                    out.session(&cap_vec[0].delayed(&t)).give_iterator(recs.into_iter());
+                for (t, mut recs) in by_time {
+                    out.session(&cap_vec[0].delayed(&t)).give_iterator(recs.drain(..));
+                    if spare_batches.len() < 32 {
+                        spare_batches.push(recs);
+                    }
                 }
             }
             if !dead.is_empty() {

@@ -20,22 +20,32 @@
 //! row's stamp with revision 0.
 //!
 //! # State
-//! One accumulator per (window start, key), keys interned with reference
-//! counts. A window's state is purged once `F ≥ e + allowed_lateness`; a row
-//! for it after that is late by its stamp alone, so purging changes nothing.
+//! Panes, not windows: time is tiled by panes of `gcd(size, slide)` ms, and
+//! each key keeps one accumulator per pane it has rows in, so a row updates
+//! exactly one accumulator however many sliding windows hold it. A window's
+//! result merges its `size / pane` panes when it fires. Keys are interned
+//! (reference-counted per pane) and each window firing looks only at the
+//! keys listed under its panes. A pane is purged once the last window
+//! holding it is final (`F ≥ e + allowed_lateness`); a row for a purged
+//! window is late by its stamp alone, so purging changes nothing. A row that
+//! is too late for some of its windows but not all still updates its pane:
+//! the windows it is too late for are final and never read the pane again.
+//! With allowed lateness, each key also keeps how many times each of its
+//! windows has fired (the next revision).
 //!
 //! Memory is a write-back cache over RocksDB: when more than
-//! `state_memory_entries` accumulators are held, all of them are merged into
-//! RocksDB (accumulators are mergeable), keyed by (operator, window start,
-//! key), and memory starts over. A window's spilled entries are folded back
-//! when it fires, a spilled entry when a late row re-fires it, and purging a
-//! window deletes its key range. So memory stays bounded however many keys
+//! `state_memory_entries` pane accumulators are held, all of them (and the
+//! firing counts) are merged into RocksDB, keyed by (operator, pane start,
+//! key), and memory starts over. A window's spilled panes are folded back
+//! when it fires, a key's when a late row re-fires it, and purging deletes
+//! the key ranges of final panes. So memory stays bounded however many keys
 //! are active, and results are identical with or without spilling.
 
 use crate::error::{Result, RiftError};
 use crate::features::{Accumulator, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
 use hashbrown::HashMap;
-use std::collections::{BTreeMap, BTreeSet};
+use smallvec::SmallVec;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// What a window operator needs from its job besides the feature set.
@@ -59,49 +69,62 @@ pub struct SpillConfig {
 }
 
 /// The RocksDB side of a window operator's state.
+///
+/// Two kinds of entries, each keyed by (operator, kind, start, key): a pane's
+/// accumulator, merged on write, and how many times a window has fired for a
+/// key (with `allowed_lateness` only), the larger count kept on write.
 struct Spill {
     cfg: SpillConfig,
-    /// Window starts with entries in RocksDB.
-    starts: BTreeSet<i64>,
+    /// Pane starts with accumulators in RocksDB.
+    panes: BTreeSet<i64>,
+    /// Window starts with firing counts in RocksDB.
+    fired: BTreeSet<i64>,
     /// Number of spills so far.
     spills: u64,
 }
 
+/// Entry kinds in RocksDB.
+const PANE_ENTRY: u8 = 0;
+const FIRED_ENTRY: u8 = 1;
+
 impl std::fmt::Debug for Spill {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Spill")
-            .field("windows", &self.starts.len())
+            .field("panes", &self.panes.len())
             .field("spills", &self.spills)
             .finish()
     }
+}
+
+fn state_error(e: impl std::fmt::Display) -> RiftError {
+    RiftError::Internal(format!("window state: {e}"))
 }
 
 impl Spill {
     fn new(cfg: SpillConfig) -> Result<Spill> {
         let spill = Spill {
             cfg,
-            starts: BTreeSet::new(),
+            panes: BTreeSet::new(),
+            fired: BTreeSet::new(),
             spills: 0,
         };
         // Without checkpoints to restore from, state left by an earlier run is stale.
-        spill.delete_between(&spill.cfg.prefix, &spill.upper(&spill.cfg.prefix))?;
+        let mut end = spill.cfg.prefix.clone();
+        end.push(0xFF);
+        spill.delete_between(&spill.cfg.prefix, &end)?;
         Ok(spill)
     }
 
-    fn upper(&self, prefix: &[u8]) -> Vec<u8> {
-        let mut end = prefix.to_vec();
-        end.push(0xFF);
-        end
-    }
-
-    fn window_prefix(&self, start: i64) -> Vec<u8> {
+    /// The first key of entries of `kind` starting at `start`.
+    fn section(&self, kind: u8, start: i64) -> Vec<u8> {
         let mut k = self.cfg.prefix.clone();
+        k.push(kind);
         k.extend_from_slice(&((start as u64) ^ (1 << 63)).to_be_bytes());
         k
     }
 
-    fn entry_key(&self, start: i64, key: &str) -> Vec<u8> {
-        let mut k = self.window_prefix(start);
+    fn entry_key(&self, kind: u8, start: i64, key: &str) -> Vec<u8> {
+        let mut k = self.section(kind, start);
         k.extend_from_slice(key.as_bytes());
         k
     }
@@ -112,81 +135,122 @@ impl Spill {
         Ok(self.cfg.db.write(batch)?)
     }
 
-    fn decode(bytes: &[u8]) -> Result<(Accumulator, u32)> {
-        bincode::deserialize(bytes).map_err(|e| RiftError::Internal(format!("window state: {e}")))
-    }
-
-    /// Merges entries into RocksDB.
-    fn put(&mut self, spec: &FeatureSpec, entries: Vec<(i64, String, Accumulator, u32)>) -> Result<()> {
+    /// Merges pane accumulators and firing counts into RocksDB.
+    fn put(
+        &mut self,
+        spec: &FeatureSpec,
+        panes: Vec<(i64, String, Accumulator)>,
+        fired: Vec<(i64, String, u32)>,
+    ) -> Result<()> {
         let mut batch = rocksdb::WriteBatch::default();
-        for (start, key, mut acc, mut fired) in entries {
-            let k = self.entry_key(start, &key);
+        for (pane, key, mut acc) in panes {
+            let k = self.entry_key(PANE_ENTRY, pane, &key);
             if let Some(old) = self.cfg.db.get_pinned(&k)? {
-                let (old_acc, old_fired) = Self::decode(&old)?;
-                spec.merge(&mut acc, &old_acc);
-                fired = fired.max(old_fired);
+                let old: Accumulator = bincode::deserialize(&old).map_err(state_error)?;
+                spec.merge(&mut acc, &old);
             }
-            let v = bincode::serialize(&(acc, fired)).map_err(|e| RiftError::Internal(format!("window state: {e}")))?;
-            batch.put(k, v);
-            self.starts.insert(start);
+            batch.put(k, bincode::serialize(&acc).map_err(state_error)?);
+            self.panes.insert(pane);
+        }
+        for (start, key, mut count) in fired {
+            let k = self.entry_key(FIRED_ENTRY, start, &key);
+            if let Some(old) = self.cfg.db.get_pinned(&k)? {
+                count = count.max(decode_count(&old)?);
+            }
+            batch.put(k, count.to_be_bytes());
+            self.fired.insert(start);
         }
         self.spills += 1;
         Ok(self.cfg.db.write(batch)?)
     }
 
-    /// Removes and returns every spilled entry of a window.
-    fn take_window(&mut self, start: i64) -> Result<Vec<(String, Accumulator, u32)>> {
-        if !self.starts.remove(&start) {
+    /// Removes and returns every spilled accumulator of a pane.
+    fn take_pane(&mut self, pane: i64) -> Result<Vec<(String, Accumulator)>> {
+        if !self.panes.remove(&pane) {
             return Ok(Vec::new());
         }
-        let prefix = self.window_prefix(start);
+        let from = self.section(PANE_ENTRY, pane);
+        let to = self.section(PANE_ENTRY, pane.saturating_add(1));
         let mut out = Vec::new();
-        for item in self.cfg.db.prefix_iterator(&prefix) {
+        for item in self.cfg.db.prefix_iterator(&from) {
             let (k, v) = item?;
-            if !k.starts_with(&prefix) {
+            if !k.starts_with(&from) {
                 break;
             }
-            let key = String::from_utf8_lossy(&k[prefix.len()..]).into_owned();
-            let (acc, fired) = Self::decode(&v)?;
-            out.push((key, acc, fired));
+            let key = String::from_utf8_lossy(&k[from.len()..]).into_owned();
+            out.push((key, bincode::deserialize(&v).map_err(state_error)?));
         }
-        self.delete_between(&prefix, &self.upper(&prefix))?;
+        self.delete_between(&from, &to)?;
         Ok(out)
     }
 
-    /// Removes and returns one spilled entry.
-    fn take(&mut self, start: i64, key: &str) -> Result<Option<(Accumulator, u32)>> {
-        if !self.starts.contains(&start) {
+    /// Removes and returns one spilled value.
+    fn take(&mut self, kind: u8, start: i64, key: &str) -> Result<Option<Vec<u8>>> {
+        let known = match kind {
+            PANE_ENTRY => &self.panes,
+            _ => &self.fired,
+        };
+        if !known.contains(&start) {
             return Ok(None);
         }
-        let k = self.entry_key(start, key);
-        let Some(v) = self.cfg.db.get_pinned(&k)? else {
+        let k = self.entry_key(kind, start, key);
+        let Some(v) = self.cfg.db.get(&k)? else {
             return Ok(None);
         };
-        let entry = Self::decode(&v)?;
         self.cfg.db.delete(&k)?;
-        Ok(Some(entry))
+        Ok(Some(v))
     }
 
-    /// Deletes every window with start at or before `bound`.
-    fn purge(&mut self, bound: i64) -> Result<()> {
-        let gone: Vec<i64> = self.starts.range(..=bound).copied().collect();
-        if let (Some(first), Some(last)) = (gone.first(), gone.last()) {
-            let from = self.window_prefix(*first);
-            let to = self.window_prefix(last.saturating_add(1));
-            self.delete_between(&from, &to)?;
-            for s in gone {
-                self.starts.remove(&s);
+    /// Removes and returns one key's spilled accumulator of a pane.
+    fn take_pane_entry(&mut self, pane: i64, key: &str) -> Result<Option<Accumulator>> {
+        match self.take(PANE_ENTRY, pane, key)? {
+            Some(v) => Ok(Some(bincode::deserialize(&v).map_err(state_error)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes and returns one key's spilled firing count of a window.
+    fn take_fired(&mut self, start: i64, key: &str) -> Result<Option<u32>> {
+        match self.take(FIRED_ENTRY, start, key)? {
+            Some(v) => Ok(Some(decode_count(&v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes the panes starting before `pane_limit` and the firing counts
+    /// of windows starting at or before `window_bound`.
+    fn purge(&mut self, pane_limit: i64, window_bound: i64) -> Result<()> {
+        for (kind, limit) in [(PANE_ENTRY, pane_limit), (FIRED_ENTRY, window_bound.saturating_add(1))] {
+            let set = match kind {
+                PANE_ENTRY => &mut self.panes,
+                _ => &mut self.fired,
+            };
+            let gone: Vec<i64> = set.range(..limit).copied().collect();
+            let (Some(first), Some(last)) = (gone.first().copied(), gone.last().copied()) else {
+                continue;
+            };
+            for s in &gone {
+                set.remove(s);
             }
+            let from = self.section(kind, first);
+            let to = self.section(kind, last.saturating_add(1));
+            self.delete_between(&from, &to)?;
         }
         Ok(())
     }
 }
 
+fn decode_count(bytes: &[u8]) -> Result<u32> {
+    let arr: [u8; 4] = bytes
+        .try_into()
+        .map_err(|_| state_error("a firing count is not 4 bytes"))?;
+    Ok(u32::from_be_bytes(arr))
+}
+
 /// The per-worker state machine of a window operator (see the module docs).
 pub trait WindowCore: 'static {
-    /// Buffers rows stamped `time`.
-    fn push(&mut self, time: u64, rows: impl IntoIterator<Item = FeatureRow>);
+    /// Buffers a batch of rows stamped `time` (taken whole: no copy).
+    fn push(&mut self, time: u64, rows: Vec<FeatureRow>);
 
     /// Processes every buffered stamp before `frontier` (`None`: input complete)
     /// and fires what became due; late rows go to `late`.
@@ -247,14 +311,17 @@ impl KeyInterner {
         self.refs[id as usize] += 1;
     }
 
-    pub(crate) fn release(&mut self, id: u32) {
+    /// Drops one reference; true when that was the last and the key is gone.
+    pub(crate) fn release(&mut self, id: u32) -> bool {
         let r = &mut self.refs[id as usize];
         *r -= 1;
         if *r == 0 {
             let name = std::mem::take(&mut self.names[id as usize]);
             self.ids.remove(&name);
             self.free.push(id);
+            return true;
         }
+        false
     }
 
     #[inline]
@@ -267,13 +334,76 @@ impl KeyInterner {
     }
 }
 
+/// Where an aligned window's panes lie: panes of `pane` ms tile time from the
+/// epoch, and a window `[s, s + size)` (`s` a multiple of `slide`) is the
+/// union of `size / pane` of them, `pane` being the greatest common divisor
+/// of `size` and `slide` (a tumbling window is one pane).
+#[derive(Debug, Clone, Copy)]
+struct Panes {
+    size: i64,
+    slide: i64,
+    pane: i64,
+}
+
+impl Panes {
+    fn new(size: i64, slide: i64) -> Panes {
+        let (mut a, mut b) = (size, slide);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        Panes { size, slide, pane: a }
+    }
+
+    /// The pane holding time `ts`.
+    fn pane_of(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.pane) * self.pane
+    }
+
+    /// Start of the last window holding time `ts`.
+    fn last_start(&self, ts: i64) -> i64 {
+        ts.div_euclid(self.slide) * self.slide
+    }
+
+    /// The first window start at or after `x`.
+    fn start_at_or_after(&self, x: i64) -> i64 {
+        let s = self.last_start(x);
+        if s < x {
+            s.saturating_add(self.slide)
+        } else {
+            s
+        }
+    }
+
+    /// Starts of the windows holding time `ts`, earliest first.
+    fn starts_holding(&self, ts: i64) -> impl Iterator<Item = i64> {
+        let (first, last, slide) = (
+            self.start_at_or_after(ts - self.size + 1),
+            self.last_start(ts),
+            self.slide,
+        );
+        (0..).map(move |i| first + i * slide).take_while(move |s| *s <= last)
+    }
+}
+
+/// One key's state on a worker: its panes' accumulators in start order and,
+/// with allowed lateness, how many times each of its windows has fired.
 #[derive(Debug)]
-struct Entry {
-    acc: Accumulator,
-    /// Number of times the window has fired for this key.
-    fired: u32,
-    /// Updated at the current stamp after its first firing was due.
-    dirty: bool,
+struct KeyPanes {
+    panes: VecDeque<(i64, Accumulator)>,
+    fired: SmallVec<[(i64, u32); 2]>,
+    /// The window most recently given its first firing for this key: a key
+    /// listed in several of a window's panes fires once.
+    first_fired: i64,
+}
+
+impl Default for KeyPanes {
+    fn default() -> KeyPanes {
+        KeyPanes {
+            panes: VecDeque::new(),
+            fired: SmallVec::new(),
+            first_fired: i64::MIN,
+        }
+    }
 }
 
 /// State of one tumbling or sliding feature set on one worker.
@@ -281,19 +411,20 @@ struct Entry {
 pub struct AlignedWindowState {
     spec: Arc<FeatureSpec>,
     set: usize,
-    size: i64,
+    geometry: Panes,
     lateness: i64,
     keys: KeyInterner,
-    /// Window start -> key -> entry.
-    windows: BTreeMap<i64, HashMap<u32, Entry>>,
-    /// Rows by stamp, waiting for the frontier to pass it.
-    pending: BTreeMap<u64, Vec<FeatureRow>>,
-    /// Every window with start < this has had its first firing considered.
+    /// Per interned key id.
+    states: Vec<KeyPanes>,
+    /// Pane start -> keys with an accumulator for it in memory.
+    pane_keys: BTreeMap<i64, Vec<u32>>,
+    /// Batches of rows by stamp, waiting for the frontier to pass it.
+    pending: BTreeMap<u64, Vec<Vec<FeatureRow>>>,
+    /// Every window with start < this has had its first firing.
     fire_cursor: i64,
+    /// (window start, key) updated at the current stamp after its first firing was due.
     dirty: Vec<(i64, u32)>,
-    /// Keys in the most recently opened window: the capacity a new window's map starts with.
-    last_window_keys: usize,
-    /// Accumulators held in memory.
+    /// Pane accumulators held in memory.
     in_memory: usize,
     /// Overflow to RocksDB, if configured.
     spill: Option<Spill>,
@@ -304,8 +435,9 @@ pub struct AlignedWindowState {
 impl AlignedWindowState {
     /// State for feature set `set` (a tumbling or sliding `spec`).
     pub fn new(spec: Arc<FeatureSpec>, set: usize) -> AlignedWindowState {
-        let size = match spec.window {
-            WindowSpec::Tumbling { size } | WindowSpec::Sliding { size, .. } => size,
+        let geometry = match spec.window {
+            WindowSpec::Tumbling { size } => Panes::new(size, size),
+            WindowSpec::Sliding { size, slide } => Panes::new(size, slide),
             WindowSpec::Session { .. } => {
                 panic!("AlignedWindowState is for tumbling and sliding windows")
             }
@@ -314,13 +446,13 @@ impl AlignedWindowState {
             lateness: spec.allowed_lateness,
             spec,
             set,
-            size,
+            geometry,
             keys: KeyInterner::default(),
-            windows: BTreeMap::new(),
+            states: Vec::new(),
+            pane_keys: BTreeMap::new(),
             pending: BTreeMap::new(),
             fire_cursor: i64::MIN,
             dirty: Vec::new(),
-            last_window_keys: 0,
             in_memory: 0,
             spill: None,
             error: None,
@@ -338,10 +470,49 @@ impl AlignedWindowState {
         self.spill.as_ref().map_or(0, |s| s.spills)
     }
 
+    /// Number of distinct live keys.
+    pub fn live_keys(&self) -> usize {
+        self.keys.live()
+    }
+
     fn record(&mut self, r: Result<()>) {
         if let Err(e) = r {
             self.error.get_or_insert(e);
         }
+    }
+
+    /// The index of `key`'s accumulator for `pane` in its state, created empty if absent.
+    #[inline]
+    fn pane_slot(&mut self, key: u32, pane: i64) -> usize {
+        let state = &mut self.states[key as usize];
+        let after = state.panes.iter().rposition(|(p, _)| *p <= pane);
+        if let Some(i) = after {
+            if state.panes[i].0 == pane {
+                return i;
+            }
+        }
+        let at = after.map_or(0, |i| i + 1);
+        state.panes.insert(at, (pane, self.spec.new_accumulator()));
+        self.keys.retain(key);
+        self.pane_keys.entry(pane).or_default().push(key);
+        self.in_memory += 1;
+        at
+    }
+
+    /// Interns `name` and makes room for its state.
+    fn intern(&mut self, name: &str) -> u32 {
+        let key = self.keys.id(name);
+        if key as usize >= self.states.len() {
+            self.states.resize_with(key as usize + 1, KeyPanes::default);
+        }
+        key
+    }
+
+    /// Merges a spilled accumulator back into memory.
+    fn restore_pane(&mut self, key: u32, pane: i64, acc: &Accumulator) {
+        let i = self.pane_slot(key, pane);
+        let spec = &self.spec;
+        spec.merge(&mut self.states[key as usize].panes[i].1, acc);
     }
 
     /// Moves every in-memory accumulator to RocksDB if over budget.
@@ -352,203 +523,238 @@ impl AlignedWindowState {
         if self.in_memory <= spill.cfg.max_entries {
             return Ok(());
         }
-        let mut entries = Vec::with_capacity(self.in_memory);
-        for (start, map) in std::mem::take(&mut self.windows) {
-            for (key, e) in map {
-                entries.push((start, self.keys.name(key).to_string(), e.acc, e.fired));
-                self.keys.release(key);
+        let mut panes = Vec::with_capacity(self.in_memory);
+        let mut fired = Vec::new();
+        for (key, state) in self.states.iter_mut().enumerate() {
+            if state.panes.is_empty() {
+                continue;
             }
+            let name = self.keys.name(key as u32).to_string();
+            fired.extend(state.fired.drain(..).map(|(s, n)| (s, name.clone(), n)));
+            for (pane, acc) in std::mem::take(&mut state.panes) {
+                panes.push((pane, name.clone(), acc));
+                self.keys.release(key as u32);
+            }
+            *state = KeyPanes::default();
         }
+        self.pane_keys.clear();
         self.in_memory = 0;
-        spill.put(&self.spec, entries)
-    }
-
-    /// Folds a window's spilled entries back into memory before it fires.
-    fn unspill_window(&mut self, start: i64) -> Result<()> {
-        let Some(spill) = self.spill.as_mut() else {
-            return Ok(());
-        };
-        for (name, acc, fired) in spill.take_window(start)? {
-            let id = self.keys.id(&name);
-            let map = self.windows.entry(start).or_default();
-            match map.get_mut(&id) {
-                Some(e) => {
-                    self.spec.merge(&mut e.acc, &acc);
-                    e.fired = e.fired.max(fired);
-                }
-                None => {
-                    self.keys.retain(id);
-                    self.in_memory += 1;
-                    map.insert(
-                        id,
-                        Entry {
-                            acc,
-                            fired,
-                            dirty: false,
-                        },
-                    );
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Number of distinct live keys.
-    pub fn live_keys(&self) -> usize {
-        self.keys.live()
+        spill.put(&self.spec, panes, fired)
     }
 
     #[inline]
     fn apply(&mut self, row: FeatureRow, t: i64, late: &mut Vec<LateRow>) {
-        let mut accepted = false;
-        let key = self.keys.id(&row.key);
-        let (spec, lateness) = (&self.spec, self.lateness);
-        let windows = &mut self.windows;
-        let keys = &mut self.keys;
-        let dirty = &mut self.dirty;
-        let capacity = &mut self.last_window_keys;
-        let in_memory = &mut self.in_memory;
-        spec.window.for_each_window(row.ts, |start, end| {
-            if end.saturating_add(lateness) <= t {
-                return;
-            }
-            accepted = true;
-            let window = windows
-                .entry(start)
-                .or_insert_with(|| HashMap::with_capacity(*capacity));
-            if window.len() > *capacity {
-                *capacity = window.len();
-            }
-            let entry = window.entry(key).or_insert_with(|| {
-                keys.retain(key);
-                *in_memory += 1;
-                Entry {
-                    acc: spec.new_accumulator(),
-                    fired: 0,
-                    dirty: false,
-                }
-            });
-            spec.update(&mut entry.acc, &row);
-            if end <= t && !entry.dirty {
-                entry.dirty = true;
-                dirty.push((start, key));
-            }
-        });
-        if !accepted {
-            if self.keys.refs[key as usize] == 0 {
-                // Interned only for this lookup: release it again.
-                self.keys.retain(key);
-                self.keys.release(key);
-            }
+        let geometry = self.geometry;
+        let last_end = geometry.last_start(row.ts).saturating_add(geometry.size);
+        if last_end <= row.ts || last_end.saturating_add(self.lateness) <= t {
+            // In no window, or too late for every window it is in.
             late.push(LateRow {
                 set: self.set,
                 row,
                 watermark: t,
             });
+            return;
+        }
+        let key = self.intern(&row.key);
+        let i = self.pane_slot(key, geometry.pane_of(row.ts));
+        self.spec.update(&mut self.states[key as usize].panes[i].1, &row);
+        if row.ts < t {
+            // Windows already given their first firing and still within lateness fire again.
+            for start in geometry.starts_holding(row.ts) {
+                let end = start + geometry.size;
+                if end <= t && end.saturating_add(self.lateness) > t {
+                    self.dirty.push((start, key));
+                }
+            }
         }
     }
 
-    fn result(&self, start: i64, key: u32, entry: &Entry, revision: u32) -> WindowResult {
+    /// The result of window `start` for `key`, from its panes in memory.
+    fn result(&self, start: i64, key: u32, revision: u32) -> WindowResult {
+        let end = start + self.geometry.size;
+        let mut inside = self.states[key as usize]
+            .panes
+            .iter()
+            .filter(|(p, _)| *p >= start && *p < end);
+        let values = match (inside.next(), inside.next()) {
+            (Some((_, only)), None) => self.spec.finish(only),
+            (first, second) => {
+                let mut acc = self.spec.new_accumulator();
+                for (_, a) in first.into_iter().chain(second).chain(inside) {
+                    self.spec.merge(&mut acc, a);
+                }
+                self.spec.finish(&acc)
+            }
+        };
         WindowResult {
             set: self.set,
             key: self.keys.name(key).to_string(),
             start,
-            end: start + self.size,
+            end,
             revision,
-            values: self.spec.finish(&entry.acc),
+            values,
+        }
+    }
+
+    /// The lowest pane at or after `from`, in memory or spilled.
+    fn next_pane(&self, from: i64) -> Option<i64> {
+        let in_memory = self.pane_keys.range(from..).next().map(|(p, _)| *p);
+        let spilled = self.spill.as_ref().and_then(|s| s.panes.range(from..).next().copied());
+        match (in_memory, spilled) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 
     /// First firings of windows whose end is at or before `x`.
     fn fire_until(&mut self, x: i64, out: &mut Vec<WindowResult>) {
-        let last_start = x.saturating_sub(self.size);
-        if last_start < self.fire_cursor {
-            return;
-        }
-        let mut starts: Vec<i64> = self
-            .windows
-            .range(self.fire_cursor..=last_start)
-            .map(|(s, _)| *s)
-            .collect();
-        if let Some(spill) = &self.spill {
-            starts.extend(spill.starts.range(self.fire_cursor..=last_start));
-            starts.sort_unstable();
-            starts.dedup();
-        }
-        for start in starts {
-            let r = self.unspill_window(start);
-            self.record(r);
-            let mut fired = Vec::new();
-            if let Some(map) = self.windows.get_mut(&start) {
-                for (key, entry) in map.iter_mut() {
-                    if entry.fired == 0 && !entry.dirty {
-                        entry.fired = 1;
-                        fired.push(*key);
-                    }
-                }
+        let size = self.geometry.size;
+        let last_start = x.saturating_sub(size);
+        let mut start = self.fire_cursor;
+        while start <= last_start {
+            // The next window holding a pane.
+            let Some(pane) = self.next_pane(start) else {
+                break;
+            };
+            start = start.max(self.geometry.start_at_or_after(pane - size + 1));
+            if start > last_start {
+                break;
             }
-            for key in fired {
-                let entry = &self.windows[&start][&key];
-                out.push(self.result(start, key, entry, 0));
-            }
+            self.fire_window(start, out);
+            start = start.saturating_add(self.geometry.slide);
         }
-        self.fire_cursor = last_start.saturating_add(1);
+        self.fire_cursor = self
+            .fire_cursor
+            .max(self.geometry.last_start(last_start).saturating_add(self.geometry.slide));
     }
 
+    /// The first firing of window `start`: every key with data in its panes.
+    fn fire_window(&mut self, start: i64, out: &mut Vec<WindowResult>) {
+        let end = start + self.geometry.size;
+        if let Some(spill) = self.spill.as_mut() {
+            let spilled: Vec<i64> = spill.panes.range(start..end).copied().collect();
+            for pane in spilled {
+                let restored = self.spill.as_mut().map(|s| s.take_pane(pane));
+                match restored {
+                    Some(Ok(entries)) => {
+                        for (name, acc) in entries {
+                            let key = self.intern(&name);
+                            self.restore_pane(key, pane, &acc);
+                        }
+                    }
+                    Some(Err(e)) => self.record(Err(e)),
+                    None => {}
+                }
+            }
+        }
+        let mut firing = Vec::new();
+        for (_, keys) in self.pane_keys.range(start..end) {
+            for &key in keys {
+                let state = &mut self.states[key as usize];
+                if state.first_fired != start {
+                    state.first_fired = start;
+                    firing.push(key);
+                }
+            }
+        }
+        for key in firing {
+            out.push(self.result(start, key, 0));
+            if self.lateness > 0 {
+                self.states[key as usize].fired.push((start, 1));
+            }
+        }
+    }
+
+    /// Re-fires the windows late rows of the current stamp updated.
     fn emit_dirty(&mut self, out: &mut Vec<WindowResult>) {
-        let dirty = std::mem::take(&mut self.dirty);
-        for (start, key) in &dirty {
-            let spilled = match self.spill.as_mut() {
-                Some(spill) => spill.take(*start, self.keys.name(*key)),
-                None => Ok(None),
-            };
-            let spilled = match spilled {
-                Ok(s) => s,
-                Err(e) => {
-                    self.error.get_or_insert(e);
-                    None
+        if self.dirty.is_empty() {
+            return;
+        }
+        let mut dirty = std::mem::take(&mut self.dirty);
+        dirty.sort_unstable();
+        dirty.dedup();
+        for &(start, key) in &dirty {
+            if let Err(e) = self.restore_spilled(start, key) {
+                self.error.get_or_insert(e);
+            }
+            let state = &mut self.states[key as usize];
+            let revision = match state.fired.iter_mut().find(|(s, _)| *s == start) {
+                Some((_, n)) => {
+                    *n += 1;
+                    *n - 1
+                }
+                None => {
+                    state.fired.push((start, 1));
+                    0
                 }
             };
-            let Some(entry) = self.windows.get_mut(start).and_then(|m| m.get_mut(key)) else {
-                continue;
-            };
-            if let Some((acc, fired)) = spilled {
-                self.spec.merge(&mut entry.acc, &acc);
-                entry.fired = entry.fired.max(fired);
-            }
-            entry.dirty = false;
-            let revision = entry.fired;
-            entry.fired += 1;
-            let entry = &self.windows[start][key];
-            out.push(self.result(*start, *key, entry, revision));
+            out.push(self.result(start, key, revision));
         }
+        dirty.clear();
         self.dirty = dirty;
-        self.dirty.clear();
+    }
+
+    /// Brings `key`'s spilled panes of window `start` and its firing count back to memory.
+    fn restore_spilled(&mut self, start: i64, key: u32) -> Result<()> {
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        let name = self.keys.name(key).to_string();
+        let end = start + self.geometry.size;
+        let panes: Vec<i64> = spill.panes.range(start..end).copied().collect();
+        let mut restored = Vec::new();
+        for pane in panes {
+            if let Some(acc) = spill.take_pane_entry(pane, &name)? {
+                restored.push((pane, acc));
+            }
+        }
+        let fired = spill.take_fired(start, &name)?;
+        for (pane, acc) in restored {
+            self.restore_pane(key, pane, &acc);
+        }
+        if let Some(n) = fired {
+            let state = &mut self.states[key as usize];
+            match state.fired.iter_mut().find(|(s, _)| *s == start) {
+                Some((_, m)) => *m = (*m).max(n),
+                None => state.fired.push((start, n)),
+            }
+        }
+        Ok(())
     }
 
     fn purge(&mut self, limit: i64) {
+        let geometry = self.geometry;
         // A window [s, s+size) is final once limit >= s + size + lateness.
-        let bound = limit.saturating_sub(self.size).saturating_sub(self.lateness);
-        while let Some(entry) = self.windows.first_entry() {
-            if *entry.key() > bound {
+        let bound = limit.saturating_sub(geometry.size).saturating_sub(self.lateness);
+        // A pane is final once the last window holding it is.
+        let pane_limit = geometry.last_start(bound).saturating_add(geometry.slide);
+        while let Some(entry) = self.pane_keys.first_entry() {
+            let pane = *entry.key();
+            if pane >= pane_limit {
                 break;
             }
-            let map = entry.remove();
-            self.in_memory -= map.len();
-            for (key, _) in map {
-                self.keys.release(key);
+            for key in entry.remove() {
+                let state = &mut self.states[key as usize];
+                if let Some(i) = state.panes.iter().position(|(p, _)| *p == pane) {
+                    state.panes.remove(i);
+                    self.in_memory -= 1;
+                }
+                state.fired.retain(|(s, _)| *s > bound);
+                if self.keys.release(key) {
+                    self.states[key as usize] = KeyPanes::default();
+                }
             }
         }
         if let Some(spill) = self.spill.as_mut() {
-            let r = spill.purge(bound);
+            let r = spill.purge(pane_limit, bound);
             self.record(r);
         }
     }
 }
 
 impl WindowCore for AlignedWindowState {
-    fn push(&mut self, time: u64, rows: impl IntoIterator<Item = FeatureRow>) {
-        self.pending.entry(time).or_default().extend(rows);
+    fn push(&mut self, time: u64, rows: Vec<FeatureRow>) {
+        self.pending.entry(time).or_default().push(rows);
     }
 
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {
@@ -558,9 +764,9 @@ impl WindowCore for AlignedWindowState {
             if t >= limit {
                 break;
             }
-            let rows = entry.remove();
+            let batches = entry.remove();
             self.fire_until(t, out);
-            for row in rows {
+            for row in batches.into_iter().flatten() {
                 self.apply(row, t, late);
             }
             self.emit_dirty(out);
@@ -594,47 +800,55 @@ pub fn window_operator<'s, W: WindowCore>(
 ) {
     use timely::container::CapacityContainerBuilder;
     use timely::dataflow::channels::pact::Exchange;
-    use timely::dataflow::operators::generic::Operator;
-    use timely::dataflow::operators::OkErr;
+    use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+    use timely::dataflow::operators::generic::OutputBuilder;
 
-    let both = rows.unary_frontier::<CapacityContainerBuilder<Vec<Result<WindowResult, LateRow>>>, _, _, _>(
-        Exchange::new(|r: &FeatureRow| r.key_hash()),
-        name,
-        |cap, _info| {
-            let mut cap = Some(cap);
-            let mut results = Vec::new();
-            let mut late = Vec::new();
-            move |(input, frontier), output| {
-                input.for_each_stamp(|stamp, data| {
-                    let t = stamp.least().copied().unwrap_or(0);
-                    for batch in data {
-                        core.push(t, batch.drain(..));
-                    }
-                });
-                let f = frontier.frontier().as_option().copied();
-                core.advance(f, &mut results, &mut late);
-                if let Some(e) = core.take_error() {
-                    health.report("window state", e);
+    let mut builder = OperatorBuilder::new(name.to_string(), rows.scope());
+    let mut input = builder.new_input(rows, Exchange::new(|r: &FeatureRow| r.key_hash()));
+    let (results_out, results) = builder.new_output::<Vec<WindowResult>>();
+    let (late_out, late_rows) = builder.new_output::<Vec<LateRow>>();
+    let mut results_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult>>>::from(results_out);
+    let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
+    builder.build(move |capabilities| {
+        // One capability per output, both following the input frontier.
+        let mut capabilities = Some(capabilities);
+        let mut fired = Vec::new();
+        let mut late = Vec::new();
+        move |frontiers| {
+            input.for_each_stamp(|stamp, data| {
+                let t = stamp.least().copied().unwrap_or(0);
+                for batch in data {
+                    core.push(t, std::mem::take(batch));
                 }
-                if let Some(c) = cap.as_mut() {
-                    if !results.is_empty() || !late.is_empty() {
-                        let mut session = output.session(c);
-                        session.give_iterator(results.drain(..).map(Ok));
-                        session.give_iterator(late.drain(..).map(Err));
-                    }
-                    match f {
-                        Some(t) if t > *c.time() => c.downgrade(&t),
-                        Some(_) => {}
-                        None => cap = None,
-                    }
-                }
+            });
+            let f = frontiers[0].frontier().iter().min().copied();
+            core.advance(f, &mut fired, &mut late);
+            if let Some(e) = core.take_error() {
+                health.report("window state", e);
             }
-        },
-    );
-    // `Err` routes late rows to their own stream here; it is not an error path.
-    #[allow(clippy::result_large_err)]
-    let (ok, err) = both.ok_err(|x| x);
-    (ok.container::<Vec<WindowResult>>(), err.container::<Vec<LateRow>>())
+            let Some(caps) = capabilities.as_mut() else {
+                return;
+            };
+            // Whole vectors are handed on, not copied record by record.
+            if !fired.is_empty() {
+                results_out.activate().session(&caps[0]).give_container(&mut fired);
+            }
+            if !late.is_empty() {
+                late_out.activate().session(&caps[1]).give_container(&mut late);
+            }
+            match f {
+                Some(t) => {
+                    for cap in caps.iter_mut() {
+                        if t > *cap.time() {
+                            cap.downgrade(&t);
+                        }
+                    }
+                }
+                None => capabilities = None,
+            }
+        }
+    });
+    (results, late_rows)
 }
 
 #[cfg(test)]
@@ -679,7 +893,7 @@ mod tests {
                 distinct: smallvec::smallvec![(step % 4) as u64],
             };
             let t = ((step * 700 - 3_000).max(0) / 1000 * 1000) as u64;
-            state.push(t, [row]);
+            state.push(t, vec![row]);
             state.advance(Some(t), &mut out, &mut late);
         }
         state.advance(None, &mut out, &mut late);

@@ -52,6 +52,8 @@ fn case_strategy() -> impl Strategy<Value = Case> {
     let window = prop_oneof![
         (1i64..4).prop_map(|k| Win::Tumbling(k * 10_000)),
         (1i64..3).prop_map(|k| Win::Sliding(k * 30_000, 10_000)),
+        // A slide that does not divide the size: panes of gcd(size, slide).
+        (1i64..3).prop_map(|k| Win::Sliding(k * 25_000, 10_000)),
         (1i64..4).prop_map(|k| Win::Session(k * 7_000)),
     ];
     (

@@ -53,7 +53,8 @@ pub struct RuntimeConfig {
     /// Address of the admin HTTP endpoint (Prometheus `/metrics`), if any.
     #[serde(default)]
     pub admin_addr: Option<String>,
-    /// Window accumulators a window operator keeps in memory (per worker)
+    /// Window accumulators (one per key and pane for tumbling and sliding
+    /// windows) a window operator keeps in memory (per worker)
     /// before spilling its state to RocksDB.
     #[serde(default = "default_state_memory_entries")]
     pub state_memory_entries: usize,

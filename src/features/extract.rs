@@ -156,7 +156,7 @@ impl RowExtractor {
                     Scalar::Null => None,
                     Scalar::Bool(v) => Some(Picked::Num(v as i64 as f64)),
                     Scalar::Int(n) => Some(Picked::Num(n as f64)),
-                    Scalar::Number => Some(Picked::Num(text[i..end].parse::<f64>().ok()?)),
+                    Scalar::Float(v) => Some(Picked::Num(v)),
                     Scalar::Str => Some(Picked::Str(text[i + 1..end - 1].to_string())),
                 };
                 if let Some(p) = picked {
@@ -331,8 +331,9 @@ enum Scalar {
     Bool(bool),
     /// An integer of at most 18 digits (exact in `i64`).
     Int(i64),
-    /// Any other number: parse the text.
-    Number,
+    /// Any other number, finite (serde_json rejects a record with a number
+    /// out of `f64`'s range, needed or not, so the scanner hands those over).
+    Float(f64),
     /// A string without escapes: the text between the quotes.
     Str,
 }
@@ -408,13 +409,19 @@ fn scan_number(b: &[u8], i: usize) -> Option<(Scalar, usize)> {
         }
         (j, integer) = (end, false);
     }
-    if integer && int_end - int_start <= 18 {
+    // serde_json reads `-0` as the float -0.0, whose bits (and so its
+    // `count_distinct` hash) differ from 0's: leave it to the float path.
+    let negative_zero = negative && int_end - int_start == 1 && b[int_start] == b'0';
+    if integer && int_end - int_start <= 18 && !negative_zero {
         let magnitude = b[int_start..int_end]
             .iter()
             .fold(0i64, |n, d| n * 10 + (d - b'0') as i64);
         return Some((Scalar::Int(if negative { -magnitude } else { magnitude }), j));
     }
-    Some((Scalar::Number, j))
+    // Valid JSON number text is valid Rust float text; both round correctly.
+    let text = std::str::from_utf8(&b[i..j]).ok()?;
+    let v: f64 = text.parse().ok()?;
+    v.is_finite().then_some((Scalar::Float(v), j))
 }
 
 struct RowSeed<'a> {
@@ -566,10 +573,14 @@ mod tests {
 
     /// A JSON text for a value, in one of several spellings.
     fn spell(value: &serde_json::Value, variant: u8) -> String {
-        match (value, variant % 4) {
+        match (value, variant % 6) {
             (serde_json::Value::Number(n), 1) if n.is_i64() => format!("{}.0", n),
             (serde_json::Value::Number(n), 2) if n.is_i64() => format!("{}e0", n),
             (serde_json::Value::Number(n), 3) if n.is_i64() => format!("{}E+00", n),
+            // Out of f64's range unless zero: serde_json rejects the record.
+            (serde_json::Value::Number(n), 4) => format!("{}e400", n),
+            // Longer than any integer type.
+            (serde_json::Value::Number(n), 5) if n.is_i64() => format!("{}000000000000000000000", n),
             (serde_json::Value::String(s), 1) => {
                 // Escaped, which the scanner leaves to serde_json.
                 s.chars()
@@ -672,6 +683,21 @@ mod tests {
         let row = ex.complete(partial).unwrap();
         assert_eq!(row, ex.extract_with_serde(plain).unwrap());
         assert_eq!(row.values.as_slice(), &[-35.0]);
+        // Out of f64's range: serde_json skips it in an unneeded field and
+        // rejects it in a needed one, key included; the scanner agrees.
+        let skipped = r#"{"player_id":"p1","champion":"Ahri","ts":1767225600123,"kills":1,"gold":5e400}"#;
+        let rejected = r#"{"player_id":5e400,"champion":"Ahri","ts":1767225600123,"kills":1}"#;
+        assert!(ex.extract_with_serde(skipped).is_ok());
+        assert!(ex.extract_with_serde(rejected).is_err());
+        for huge in [skipped, rejected] {
+            assert_eq!(ex.extract_bytes(huge.as_bytes()), ex.extract_with_serde(huge), "{huge}");
+        }
+        // `-0` is the float -0.0 to serde_json: a distinct value apart from 0.
+        for zero in ["0", "-0", "-0.0", "0.0"] {
+            let line = format!(r#"{{"player_id":"p1","champion":{zero},"ts":1767225600123,"kills":{zero}}}"#);
+            let (fast, general) = (ex.extract_bytes(line.as_bytes()), ex.extract_with_serde(&line));
+            assert_eq!(fast, general, "{line}");
+        }
         for other in [
             r#"{"player_id":"p\u0031","champion":"Ahri","ts":1,"kills":1}"#,
             r#"{"kills":01}"#,

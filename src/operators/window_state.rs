@@ -6,8 +6,10 @@
 //! own event time unless the row broke its partition's out-of-orderness bound.
 //! The input frontier `F` is the job's watermark (the minimum over
 //! partitions). Rows are buffered by `t` and applied in `t` order once `F`
-//! passes `t`, interleaved with firings, so every output depends only on the
-//! rows and their stamps — never on scheduling, arrival order or worker count.
+//! passes `t`, interleaved with firings, so which windows fire, when, with
+//! which rows and revisions depends only on the rows and their stamps —
+//! never on scheduling, arrival order or worker count (for the rounding of
+//! fractional sums, see State).
 //!
 //! # Firing and lateness
 //! A window `[s, e)` fires (revision 0) once `F ≥ e`, i.e. after every row
@@ -40,6 +42,12 @@
 //! when it fires, a key's when a late row re-fires it, and purging deletes
 //! the key ranges of final panes. So memory stays bounded however many keys
 //! are active, and results are identical with or without spilling.
+//!
+//! "Identical" is exact for counts, minimums, maximums, `last` and distinct
+//! counts, and for sums and averages of integer-valued fields (exact in
+//! `f64` below 2^53). Sums of fractional values are added in an order that
+//! depends on arrival within a stamp, on panes and on spills, so they can
+//! differ in the last bits from one run or worker count to another.
 
 use crate::error::{Result, RiftError};
 use crate::features::{Accumulator, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
@@ -830,11 +838,14 @@ pub fn window_operator<'s, W: WindowCore>(
                 return;
             };
             // Whole vectors are handed on, not copied record by record.
+            // A given container may come back with contents: clear it before reuse.
             if !fired.is_empty() {
                 results_out.activate().session(&caps[0]).give_container(&mut fired);
+                fired.clear();
             }
             if !late.is_empty() {
                 late_out.activate().session(&caps[1]).give_container(&mut late);
+                late.clear();
             }
             match f {
                 Some(t) => {

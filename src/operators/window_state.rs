@@ -336,10 +336,6 @@ impl KeyInterner {
     pub(crate) fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
-
-    pub(crate) fn live(&self) -> usize {
-        self.ids.len()
-    }
 }
 
 /// Where an aligned window's panes lie: panes of `pane` ms tile time from the
@@ -476,11 +472,6 @@ impl AlignedWindowState {
     /// Number of times state was spilled to RocksDB.
     pub fn spills(&self) -> u64 {
         self.spill.as_ref().map_or(0, |s| s.spills)
-    }
-
-    /// Number of distinct live keys.
-    pub fn live_keys(&self) -> usize {
-        self.keys.live()
     }
 
     fn record(&mut self, r: Result<()>) {
@@ -639,22 +630,8 @@ impl AlignedWindowState {
     /// The first firing of window `start`: every key with data in its panes.
     fn fire_window(&mut self, start: i64, out: &mut Vec<WindowResult>) {
         let end = start + self.geometry.size;
-        if let Some(spill) = self.spill.as_mut() {
-            let spilled: Vec<i64> = spill.panes.range(start..end).copied().collect();
-            for pane in spilled {
-                let restored = self.spill.as_mut().map(|s| s.take_pane(pane));
-                match restored {
-                    Some(Ok(entries)) => {
-                        for (name, acc) in entries {
-                            let key = self.intern(&name);
-                            self.restore_pane(key, pane, &acc);
-                        }
-                    }
-                    Some(Err(e)) => self.record(Err(e)),
-                    None => {}
-                }
-            }
-        }
+        let r = self.restore_spilled_window(start, end);
+        self.record(r);
         let mut firing = Vec::new();
         for (_, keys) in self.pane_keys.range(start..end) {
             for &key in keys {
@@ -711,23 +688,45 @@ impl AlignedWindowState {
         let end = start + self.geometry.size;
         let panes: Vec<i64> = spill.panes.range(start..end).copied().collect();
         let mut restored = Vec::new();
-        for pane in panes {
-            if let Some(acc) = spill.take_pane_entry(pane, &name)? {
-                restored.push((pane, acc));
-            }
-        }
-        let fired = spill.take_fired(start, &name)?;
+        // What was taken out of RocksDB is merged back even if a later read fails.
+        let taken = panes.into_iter().try_for_each(|pane| {
+            restored.extend(spill.take_pane_entry(pane, &name)?.map(|acc| (pane, acc)));
+            Ok(())
+        });
+        let fired = match taken {
+            Ok(()) => spill.take_fired(start, &name),
+            Err(e) => Err(e),
+        };
         for (pane, acc) in restored {
             self.restore_pane(key, pane, &acc);
         }
-        if let Some(n) = fired {
+        if let Ok(Some(n)) = fired {
             let state = &mut self.states[key as usize];
             match state.fired.iter_mut().find(|(s, _)| *s == start) {
                 Some((_, m)) => *m = (*m).max(n),
                 None => state.fired.push((start, n)),
             }
         }
-        Ok(())
+        fired.map(|_| ())
+    }
+
+    /// Folds every spilled accumulator of the panes in `[start, end)` back
+    /// into memory (what was taken is merged even if a later read fails).
+    fn restore_spilled_window(&mut self, start: i64, end: i64) -> Result<()> {
+        let Some(spill) = self.spill.as_mut() else {
+            return Ok(());
+        };
+        let panes: Vec<i64> = spill.panes.range(start..end).copied().collect();
+        let mut restored = Vec::new();
+        let taken = panes.into_iter().try_for_each(|pane| {
+            restored.extend(spill.take_pane(pane)?.into_iter().map(|(name, acc)| (pane, name, acc)));
+            Ok(())
+        });
+        for (pane, name, acc) in restored {
+            let key = self.intern(&name);
+            self.restore_pane(key, pane, &acc);
+        }
+        taken
     }
 
     fn purge(&mut self, limit: i64) {

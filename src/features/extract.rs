@@ -30,6 +30,10 @@ pub struct RowExtractor {
     spec: Arc<FeatureSpec>,
     /// Every needed field with its uses (a field may feed several).
     fields: Vec<(String, Vec<Use>)>,
+    /// Number of parts of the key.
+    key_parts: usize,
+    /// Bit `n` set if a needed field's name is `n` bytes long (names under 64 bytes).
+    name_lengths: u64,
 }
 
 impl RowExtractor {
@@ -50,7 +54,17 @@ impl RowExtractor {
         for (i, f) in spec.distinct_inputs.iter().enumerate() {
             add(f, Use::Distinct(i));
         }
-        RowExtractor { spec, fields }
+        let key_parts = spec.key_parts().count();
+        let name_lengths = fields
+            .iter()
+            .map(|(n, _)| if n.len() < 64 { 1u64 << n.len() } else { 0 })
+            .fold(0, |a, b| a | b);
+        RowExtractor {
+            spec,
+            fields,
+            key_parts,
+            name_lengths,
+        }
     }
 
     /// Whether `other` extracts exactly the same row from a record.
@@ -99,9 +113,8 @@ impl RowExtractor {
     pub fn extract_bytes(&self, bytes: &[u8]) -> Result<FeatureRow, String> {
         // One UTF-8 check of the whole line is cheaper than serde_json's check of each string.
         let text = std::str::from_utf8(bytes).map_err(|e| format!("invalid JSON: not UTF-8: {e}"))?;
-        let mut partial = self.empty_row();
-        if self.scan_flat(text, &mut partial).is_some() {
-            return self.complete(partial);
+        if let Some(row) = self.scan_flat(text) {
+            return Ok(row);
         }
         // Anything the scanner does not take, serde_json reads or explains.
         self.extract_with_serde(text)
@@ -123,54 +136,128 @@ impl RowExtractor {
 
     /// The fast path of [`extract_bytes`](Self::extract_bytes): one pass over
     /// a flat JSON object whose strings have no escapes and whose values are
-    /// scalars, reading only the needed fields. `None` for any other input,
-    /// valid or not, and for a value a field cannot use: the serde_json path
-    /// then reads it, or rejects it with its reason. Where both read a record
-    /// they give the same row: integers up to 18 digits convert exactly, and
-    /// other numbers are correctly rounded by both.
-    fn scan_flat(&self, text: &str, partial: &mut Partial) -> Option<()> {
+    /// scalars, reading only the needed fields straight into the row. `None`
+    /// for any other input, valid or not, for a value a field cannot use and
+    /// for a row that would be rejected (a missing field, an empty key, a time
+    /// out of range): the serde_json path then reads it, or rejects it with
+    /// its reason. Where both read a record they give the same row: integers
+    /// up to 18 digits convert exactly, and other numbers are correctly
+    /// rounded by both.
+    fn scan_flat(&self, text: &str) -> Option<FeatureRow> {
+        let spec = &*self.spec;
+        if spec.inputs.len() > 64 || spec.distinct_inputs.len() > 64 {
+            return None;
+        }
         let b = text.as_bytes();
+        let mut key: smallvec::SmallVec<[KeyPart; 2]> = smallvec::smallvec![KeyPart::Missing; self.key_parts];
+        let mut ts: Option<i64> = None;
+        let mut values: smallvec::SmallVec<[f64; 8]> = smallvec::smallvec![0.0; spec.inputs.len()];
+        let mut distinct: smallvec::SmallVec<[u64; 4]> = smallvec::smallvec![0; spec.distinct_inputs.len()];
+        // One bit per input (and per distinct input) that has a value.
+        let (mut have_values, mut have_distinct) = (0u64, 0u64);
         let mut i = skip_ws(b, 0);
         if b.get(i) != Some(&b'{') {
             return None;
         }
         i = skip_ws(b, i + 1);
         if b.get(i) == Some(&b'}') {
-            return (skip_ws(b, i + 1) == b.len()).then_some(());
-        }
-        loop {
-            let (key_start, key_end) = scan_plain_string(b, i)?;
-            i = skip_ws(b, key_end + 1);
-            if b.get(i) != Some(&b':') {
-                return None;
-            }
             i = skip_ws(b, i + 1);
-            let (scalar, end) = scan_scalar(b, i)?;
-            let key = &b[key_start..key_end];
-            let needed = self.fields.iter().find(|(n, _)| {
-                let n = n.as_bytes();
-                n.len() == key.len() && n.first() == key.first() && n == key
-            });
-            if let Some((name, uses)) = needed {
-                let picked = match scalar {
-                    Scalar::Null => None,
-                    Scalar::Bool(v) => Some(Picked::Num(v as i64 as f64)),
-                    Scalar::Int(n) => Some(Picked::Num(n as f64)),
-                    Scalar::Float(v) => Some(Picked::Num(v)),
-                    Scalar::Str => Some(Picked::Str(text[i + 1..end - 1].to_string())),
+        } else {
+            loop {
+                let (key_start, key_end) = scan_plain_string(b, i)?;
+                i = skip_ws(b, key_end + 1);
+                if b.get(i) != Some(&b':') {
+                    return None;
+                }
+                i = skip_ws(b, i + 1);
+                let (scalar, end) = scan_scalar(b, i)?;
+                let name = &b[key_start..key_end];
+                let needed = if name.len() < 64 && self.name_lengths & (1 << name.len()) == 0 {
+                    None
+                } else {
+                    self.fields
+                        .iter()
+                        .find(|(n, _)| n.len() == name.len() && n.as_bytes() == name)
                 };
-                if let Some(p) = picked {
-                    let p = self.lookup(name, p).ok()?;
-                    partial.set(name, uses, p).ok()?;
+                if let Some((field, uses)) = needed {
+                    let mut value = match scalar {
+                        Scalar::Null => None,
+                        Scalar::Bool(v) => Some(Scanned::Int(v as i64)),
+                        Scalar::Int(n) => Some(Scanned::Int(n)),
+                        Scalar::Float(v) => Some(Scanned::Num(v)),
+                        Scalar::Str => Some(Scanned::Str(i + 1, end - 1)),
+                    };
+                    if let (Some(Scanned::Str(s, e)), Some(map)) = (value, spec.lookups.get(field)) {
+                        value = Some(Scanned::Num(*map.get(&text[s..e])?));
+                    }
+                    if let Some(value) = value {
+                        for u in uses {
+                            match (*u, value) {
+                                (Use::Value(k), Scanned::Int(n)) => {
+                                    values[k] = n as f64;
+                                    have_values |= 1 << k;
+                                }
+                                (Use::Value(k), Scanned::Num(n)) if n.is_finite() => {
+                                    values[k] = n;
+                                    have_values |= 1 << k;
+                                }
+                                (Use::Time, Scanned::Int(n)) => ts = Some(n),
+                                (Use::Time, Scanned::Num(n)) => ts = Some(integral_time(n)?),
+                                (Use::Time, Scanned::Str(s, e)) => ts = Some(rfc3339_time(&text[s..e])?),
+                                (Use::Key(k), Scanned::Str(s, e)) => key[k] = KeyPart::Text(s, e),
+                                (Use::Key(k), Scanned::Int(n)) => key[k] = KeyPart::Num(n as f64),
+                                (Use::Key(k), Scanned::Num(n)) => key[k] = KeyPart::Num(n),
+                                (Use::Distinct(k), Scanned::Str(s, e)) => {
+                                    distinct[k] = stable_hash(&b[s..e]);
+                                    have_distinct |= 1 << k;
+                                }
+                                (Use::Distinct(k), Scanned::Int(n)) => {
+                                    distinct[k] = number_hash(n as f64);
+                                    have_distinct |= 1 << k;
+                                }
+                                (Use::Distinct(k), Scanned::Num(n)) => {
+                                    distinct[k] = number_hash(n);
+                                    have_distinct |= 1 << k;
+                                }
+                                _ => return None,
+                            }
+                        }
+                    }
+                }
+                i = skip_ws(b, end);
+                match b.get(i) {
+                    Some(b',') => i = skip_ws(b, i + 1),
+                    Some(b'}') => {
+                        i = skip_ws(b, i + 1);
+                        break;
+                    }
+                    _ => return None,
                 }
             }
-            i = skip_ws(b, end);
-            match b.get(i) {
-                Some(b',') => i = skip_ws(b, i + 1),
-                Some(b'}') => return (skip_ws(b, i + 1) == b.len()).then_some(()),
-                _ => return None,
+        }
+        let all = |n: usize| if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        if i != b.len() || have_values != all(values.len()) || have_distinct != all(distinct.len()) {
+            return None;
+        }
+        let ts = ts.filter(|t| (0..=LATEST_TIME_MS).contains(t))?;
+        let mut row_key = String::new();
+        for (k, part) in key.iter().enumerate() {
+            if k > 0 {
+                row_key.push(crate::features::KEY_SEPARATOR);
+            }
+            match *part {
+                KeyPart::Missing => return None,
+                KeyPart::Text(s, e) if s == e => return None,
+                KeyPart::Text(s, e) => row_key.push_str(&text[s..e]),
+                KeyPart::Num(n) => row_key.push_str(&format_number(n)),
             }
         }
+        Some(FeatureRow {
+            key: row_key,
+            ts,
+            values,
+            distinct,
+        })
     }
 
     /// Extracts the rows of a decoded value, exploding the configured list field.
@@ -325,6 +412,42 @@ fn format_number(n: f64) -> String {
     }
 }
 
+/// A needed value as the scanner read it: an integer (exact), another
+/// number, or a string's byte range.
+#[derive(Clone, Copy)]
+enum Scanned {
+    Int(i64),
+    Num(f64),
+    Str(usize, usize),
+}
+
+// Out of line, so the optimizer does not compute them for every value
+// ahead of the uses loop (they are rarely needed).
+#[inline(never)]
+fn number_hash(n: f64) -> u64 {
+    stable_hash(&n.to_bits().to_le_bytes())
+}
+
+#[inline(never)]
+fn integral_time(n: f64) -> Option<i64> {
+    (n.is_finite() && n.fract() == 0.0).then_some(n as i64)
+}
+
+#[inline(never)]
+fn rfc3339_time(text: &str) -> Option<i64> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
+/// A key part as the scanner read it.
+#[derive(Clone, Copy)]
+enum KeyPart {
+    Missing,
+    Text(usize, usize),
+    Num(f64),
+}
+
 /// A JSON scalar found by [`scan_scalar`].
 enum Scalar {
     Null,
@@ -351,14 +474,33 @@ fn scan_plain_string(b: &[u8], i: usize) -> Option<(usize, usize)> {
     if b.get(i) != Some(&b'"') {
         return None;
     }
-    let mut j = i + 1;
-    loop {
-        match *b.get(j)? {
-            b'"' => return Some((i + 1, j)),
-            b'\\' | 0..=0x1f => return None,
-            _ => j += 1,
+    let end = string_stop(b, i + 1)?;
+    (b[end] == b'"').then_some((i + 1, end))
+}
+
+/// The index of the first `"`, `\` or control character at or after
+/// `from`, eight bytes at a time.
+fn string_stop(b: &[u8], from: usize) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // High bit of each byte below `n` (n <= 128). A borrow can only set
+    // bits above a byte that truly matches, so the lowest set bit is exact.
+    let below = |w: u64, n: u8| w.wrapping_sub(ONES * n as u64) & !w & HIGHS;
+    let mut i = from;
+    while let Some(chunk) = b.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let hits = below(w ^ (ONES * b'"' as u64), 1) | below(w ^ (ONES * b'\\' as u64), 1) | below(w, 0x20);
+        if hits != 0 {
+            return Some(i + (hits.trailing_zeros() / 8) as usize);
         }
+        i += 8;
     }
+    b.get(i..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+        .map(|p| i + p)
 }
 
 /// The scalar at `i` and the index just past it; `None` for objects, arrays,
@@ -384,11 +526,20 @@ fn scan_number(b: &[u8], i: usize) -> Option<(Scalar, usize)> {
     };
     let negative = b[i] == b'-';
     let int_start = i + negative as usize;
-    let int_end = match b.get(int_start)? {
-        b'0' => int_start + 1,
-        b'1'..=b'9' => digits(int_start + 1),
+    // The integer part, read and accumulated in one pass (the value is
+    // used only for at most 18 digits, where it cannot overflow).
+    let mut int_end = int_start;
+    let mut magnitude = 0i64;
+    match b.get(int_start)? {
+        b'0' => int_end += 1,
+        b'1'..=b'9' => {
+            while let Some(&d @ b'0'..=b'9') = b.get(int_end) {
+                magnitude = magnitude.wrapping_mul(10).wrapping_add((d - b'0') as i64);
+                int_end += 1;
+            }
+        }
         _ => return None,
-    };
+    }
     let mut j = int_end;
     let mut integer = true;
     if b.get(j) == Some(&b'.') {
@@ -413,9 +564,6 @@ fn scan_number(b: &[u8], i: usize) -> Option<(Scalar, usize)> {
     // `count_distinct` hash) differ from 0's: leave it to the float path.
     let negative_zero = negative && int_end - int_start == 1 && b[int_start] == b'0';
     if integer && int_end - int_start <= 18 && !negative_zero {
-        let magnitude = b[int_start..int_end]
-            .iter()
-            .fold(0i64, |n, d| n * 10 + (d - b'0') as i64);
         return Some((Scalar::Int(if negative { -magnitude } else { magnitude }), j));
     }
     // Valid JSON number text is valid Rust float text; both round correctly.
@@ -667,20 +815,36 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// The word-at-a-time search stops where a byte-by-byte one does,
+        /// whatever the bytes around the stop and wherever it falls in a word.
+        #[test]
+        fn string_stop_finds_what_a_byte_loop_finds(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x22 ^ 0x80, 0x5c ^ 0x80, 0x7f, 0x80, 0x9f, 0xa0, 0xff]),
+                    b'#'..=b'~',
+                ],
+                0..40,
+            ),
+            from in 0usize..42,
+        ) {
+            let byte_loop = bytes
+                .get(from..)
+                .and_then(|rest| rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20))
+                .map(|p| from + p);
+            proptest::prop_assert_eq!(string_stop(&bytes, from), byte_loop);
+        }
+    }
+
     #[test]
     fn the_fast_scanner_reads_plain_records_and_hands_over_the_rest() {
         let ex = RowExtractor::new(spec(None));
-        let mut partial = ex.empty_row();
         let plain = r#" {"player_id" : "p1", "champion":"Ahri","ts":1767225600123,"kills":-3.5e1,"x":[1]} "#;
-        assert!(
-            ex.scan_flat(plain, &mut partial).is_none(),
-            "nested values go to serde_json"
-        );
+        assert!(ex.scan_flat(plain).is_none(), "nested values go to serde_json");
         let plain =
             r#" {"player_id" : "p1", "champion":"Ahri","ts":1767225600123,"kills":-3.5e1,"win":true,"n":null} "#;
-        let mut partial = ex.empty_row();
-        assert!(ex.scan_flat(plain, &mut partial).is_some());
-        let row = ex.complete(partial).unwrap();
+        let row = ex.scan_flat(plain).expect("a plain record takes the fast path");
         assert_eq!(row, ex.extract_with_serde(plain).unwrap());
         assert_eq!(row.values.as_slice(), &[-35.0]);
         // Out of f64's range: serde_json skips it in an unneeded field and
@@ -704,7 +868,7 @@ mod tests {
             r#"{"kills":1.}"#,
             r#"{"a":1}x"#,
         ] {
-            assert!(ex.scan_flat(other, &mut ex.empty_row()).is_none(), "{other}");
+            assert!(ex.scan_flat(other).is_none(), "{other}");
         }
     }
 

@@ -9,7 +9,10 @@
 //! passes `t`, interleaved with firings, so which windows fire, when, with
 //! which rows and revisions depends only on the rows and their stamps —
 //! never on scheduling, arrival order or worker count (for the rounding of
-//! fractional sums, see State).
+//! fractional sums, see State). A batch whose rows are all stamped before
+//! the end of every window holding them (the usual case: within the
+//! out-of-orderness bound) is applied on arrival instead: none of those
+//! windows can fire before `F` passes `t`, so the outcome is the same.
 //!
 //! # Firing and lateness
 //! A window `[s, e)` fires (revision 0) once `F ≥ e`, i.e. after every row
@@ -554,9 +557,7 @@ impl AlignedWindowState {
             });
             return;
         }
-        let key = self.intern(&row.key);
-        let i = self.pane_slot(key, geometry.pane_of(row.ts));
-        self.spec.update(&mut self.states[key as usize].panes[i].1, &row);
+        let key = self.add(&row);
         if row.ts < t {
             // Windows already given their first firing and still within lateness fire again.
             for start in geometry.starts_holding(row.ts) {
@@ -566,6 +567,29 @@ impl AlignedWindowState {
                 }
             }
         }
+    }
+
+    /// Adds `row` to its key's pane; returns the key.
+    #[inline]
+    fn add(&mut self, row: &FeatureRow) -> u32 {
+        let key = self.intern(&row.key);
+        let i = self.pane_slot(key, self.geometry.pane_of(row.ts));
+        self.spec.update(&mut self.states[key as usize].panes[i].1, row);
+        key
+    }
+
+    /// Whether a row stamped `t` is in some window and before the end of
+    /// every window holding it: none of them can have fired by `t`, so the row goes into all of
+    /// them whenever it is applied, and needs neither a re-fire nor a
+    /// lateness check.
+    #[inline]
+    fn on_time(&self, row: &FeatureRow, t: i64) -> bool {
+        let g = self.geometry;
+        let in_a_window = g.last_start(row.ts).saturating_add(g.size) > row.ts;
+        in_a_window
+            && t < g
+                .start_at_or_after(row.ts.saturating_sub(g.size - 1))
+                .saturating_add(g.size)
     }
 
     /// The result of window `start` for `key`, from its panes in memory.
@@ -761,7 +785,19 @@ impl AlignedWindowState {
 
 impl WindowCore for AlignedWindowState {
     fn push(&mut self, time: u64, rows: Vec<FeatureRow>) {
-        self.pending.entry(time).or_default().push(rows);
+        // A batch of on-time rows is applied on arrival, while it is still
+        // in cache: the result is the same as applying it at its stamp (see
+        // `on_time`). Any other batch waits for the frontier to pass its stamp.
+        let t = time as i64;
+        if rows.iter().all(|row| self.on_time(row, t)) {
+            for row in &rows {
+                self.add(row);
+            }
+            let r = self.maybe_spill();
+            self.record(r);
+        } else {
+            self.pending.entry(time).or_default().push(rows);
+        }
     }
 
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {
@@ -909,6 +945,39 @@ mod tests {
         state.advance(None, &mut out, &mut late);
         out.sort_by(|a, b| (a.start, &a.key, a.revision).cmp(&(b.start, &b.key, b.revision)));
         (out, late.len())
+    }
+
+    #[test]
+    fn a_row_stamped_at_a_windows_end_misses_its_first_firing() {
+        // Windows of 30 s every 10 s; the row at 5 s is in [-20 s, 10 s),
+        // [-10 s, 20 s) and [0, 30 s). Stamped 10 s, it arrives as the first
+        // of them fires: that firing must not include it (it is not on time),
+        // and the row re-fires the window within the allowed lateness.
+        let row = |ts: i64| FeatureRow {
+            key: "a".into(),
+            ts,
+            values: smallvec::smallvec![1.0],
+            distinct: smallvec::smallvec![0],
+        };
+        let count = spec().output_names().position(|n| n == "n").expect("a count");
+        let mut state = AlignedWindowState::new(spec(), 0);
+        let (mut out, mut late) = (Vec::new(), Vec::new());
+        state.push(0, vec![row(1_000)]);
+        state.push(10_000, vec![row(5_000)]);
+        state.advance(None, &mut out, &mut late);
+        let first: Vec<(u32, Option<f64>)> = out
+            .iter()
+            .filter(|r| r.start == -20_000)
+            .map(|r| (r.revision, r.values[count]))
+            .collect();
+        assert_eq!(first, vec![(0, Some(1.0)), (1, Some(2.0))]);
+        let later: Vec<(i64, u32, Option<f64>)> = out
+            .iter()
+            .filter(|r| r.start > -20_000)
+            .map(|r| (r.start, r.revision, r.values[count]))
+            .collect();
+        assert_eq!(later, vec![(-10_000, 0, Some(2.0)), (0, 0, Some(2.0))]);
+        assert!(late.is_empty());
     }
 
     #[test]

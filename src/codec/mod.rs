@@ -98,33 +98,46 @@ impl<E: Event + timely::ExchangeData> Decoder for EventDecoder<E> {
     }
 }
 
-/// Decodes rows for the feature sets that read one source: each output is
-/// `(feature set index, row)`.
+/// Decodes rows for the feature sets that read one source. Sets that read
+/// exactly the same fields share one extraction: each output is
+/// `(group, row)`, and [`RowDecoder::groups`] lists the sets of each group.
 pub struct RowDecoder {
     schema: RecordSchema,
     format: ValueFormat,
-    extractors: Vec<(usize, RowExtractor)>,
-    /// Per extractor: an earlier one reading exactly the same fields, whose row it copies.
-    same_as: Vec<Option<usize>>,
+    /// One extractor per group of sets reading the same fields.
+    extractors: Vec<RowExtractor>,
+    /// Per group: the tags of its sets, as given to [`RowDecoder::new`].
+    groups: Vec<Vec<usize>>,
     rows: Vec<FeatureRow>,
 }
 
 impl RowDecoder {
-    /// A decoder for records of `schema` feeding `sets` (index in the job, spec).
+    /// A decoder for records of `schema` feeding `sets` (tag, spec).
     pub fn new(schema: RecordSchema, sets: Vec<(usize, Arc<FeatureSpec>)>, format: ValueFormat) -> RowDecoder {
-        let extractors: Vec<(usize, RowExtractor)> = sets.into_iter().map(|(i, s)| (i, RowExtractor::new(s))).collect();
-        let same_as = extractors
-            .iter()
-            .enumerate()
-            .map(|(k, (_, ex))| extractors[..k].iter().position(|(_, earlier)| earlier.same_fields(ex)))
-            .collect();
+        let mut extractors: Vec<RowExtractor> = Vec::new();
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        for (tag, spec) in sets {
+            let ex = RowExtractor::new(spec);
+            match extractors.iter().position(|e| e.same_fields(&ex)) {
+                Some(g) => groups[g].push(tag),
+                None => {
+                    extractors.push(ex);
+                    groups.push(vec![tag]);
+                }
+            }
+        }
         RowDecoder {
             schema,
             format,
             extractors,
-            same_as,
+            groups,
             rows: Vec::new(),
         }
+    }
+
+    /// Per group (the index in each output): the tags of the sets it feeds.
+    pub fn groups(&self) -> Vec<Vec<usize>> {
+        self.groups.clone()
     }
 
     fn typed_value(&self, bytes: &[u8]) -> Result<serde_json::Value, Rejection> {
@@ -149,33 +162,29 @@ impl Decoder for RowDecoder {
     type Output = (usize, FeatureRow);
 
     fn decode(&mut self, raw: &RawRecord, out: &mut Vec<(i64, (usize, FeatureRow))>) -> Result<(), Rejection> {
+        let first = out.len();
         // Generic flat records take the fast path when no feature set explodes a list.
-        let flat =
-            self.schema == RecordSchema::Records && self.extractors.iter().all(|(_, e)| e.spec().explode.is_none());
+        let flat = self.schema == RecordSchema::Records && self.extractors.iter().all(|e| e.spec().explode.is_none());
         if flat {
-            // Feature sets reading the same fields share one extraction. Each
-            // set adds exactly one row here, so set k's row is at `first + k`.
-            let first = out.len();
-            for (k, (set, ex)) in self.extractors.iter().enumerate() {
-                let row = match self.same_as[k] {
-                    Some(earlier) => out[first + earlier].1 .1.clone(),
-                    None => match ex.extract_bytes(&raw.value) {
-                        Ok(row) => row,
-                        Err(reason) => {
-                            out.truncate(first);
-                            return Err(Rejection::decode(reason));
-                        }
-                    },
-                };
-                out.push((row.ts, (*set, row)));
+            for (group, ex) in self.extractors.iter().enumerate() {
+                match ex.extract_bytes(&raw.value) {
+                    Ok(row) => out.push((row.ts, (group, row))),
+                    Err(reason) => {
+                        out.truncate(first);
+                        return Err(Rejection::decode(reason));
+                    }
+                }
             }
             return Ok(());
         }
         let value = self.typed_value(&raw.value)?;
-        for (set, ex) in &self.extractors {
+        for (group, ex) in self.extractors.iter().enumerate() {
             self.rows.clear();
-            ex.extract_value(&value, &mut self.rows).map_err(Rejection::decode)?;
-            out.extend(self.rows.drain(..).map(|r| (r.ts, (*set, r))));
+            if let Err(reason) = ex.extract_value(&value, &mut self.rows) {
+                out.truncate(first);
+                return Err(Rejection::decode(reason));
+            }
+            out.extend(self.rows.drain(..).map(|r| (r.ts, (group, r))));
         }
         Ok(())
     }

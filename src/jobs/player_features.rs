@@ -15,10 +15,10 @@ use super::{Job, JobContext};
 use crate::codec::RowDecoder;
 use crate::config::{JobConfig, SinkConfig, Topology};
 use crate::error::{Result, RiftError};
-use crate::features::{FeatureSpec, WindowResult, WindowSpec};
+use crate::features::{FeatureRow, FeatureSpec, WindowResult, WindowSpec};
 use crate::lake::tables::{FeatureVectorRow, LateEventRow};
 use crate::metrics::WindowMetrics;
-use crate::operators::route::RouteByIndex;
+use crate::operators::route::RouteGroups;
 use crate::operators::session::SessionWindows;
 use crate::operators::sliding::SlidingWindows;
 use crate::operators::source::read_source;
@@ -218,24 +218,29 @@ pub fn feature_windows<'s>(
                     "unknown record schema",
                 )
             })?;
+        // Rows are tagged with the set's position among this source's sets;
+        // sets reading the same fields share one row up to the exchange.
+        let decoder = RowDecoder::new(
+            schema,
+            sets.iter()
+                .enumerate()
+                .map(|(k, (_, spec))| (k, spec.clone()))
+                .collect(),
+            ctx.format(&source)?,
+        );
+        let groups = decoder.groups();
         let streams = read_source(
             scope,
             ctx.source(&source, false)?,
-            // Rows are tagged with the set's position among this source's sets.
-            RowDecoder::new(
-                schema,
-                sets.iter()
-                    .enumerate()
-                    .map(|(k, (_, spec))| (k, spec.clone()))
-                    .collect(),
-                ctx.format(&source)?,
-            ),
+            decoder,
             ctx.source_metrics(&source),
             ctx.health.clone(),
         );
         dead.push(streams.dead_letters);
-        // Route each row to its feature set's window operator (moved, not cloned).
-        let per_set = streams.records.route_by_index(sets.len(), ctx.health.clone());
+        // Exchange by key, then hand each row to its sets' window operators (moved, copied only for extra sets).
+        let per_set = streams
+            .records
+            .route_groups(groups, sets.len(), FeatureRow::key_hash, ctx.health.clone());
         for ((i, spec), rows) in sets.into_iter().zip(per_set) {
             let env = WindowEnv {
                 health: ctx.health.clone(),

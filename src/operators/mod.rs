@@ -9,7 +9,7 @@
 //! * [`live_state`] — running per-team state of live matches.
 //! * [`score`] — batched candle inference of live state, hot reload, champion/challenger.
 //! * [`pregame`] — prediction requests joined with players' current features, scored pre-game.
-//! * [`route`] — splits `(index, record)` pairs into one stream per index.
+//! * [`route`] — exchanges decoded rows by key and hands each to the feature sets of its group.
 //! * [`sink`] — drives a sink through write / pre-commit / commit.
 //! * [`snapshot`] — materializes differential gold collections into lake partitions.
 
@@ -28,7 +28,7 @@ pub mod window_state;
 
 pub use dedup::DedupByKey;
 pub use live_state::LiveMatchState;
-pub use route::RouteByIndex;
+pub use route::RouteGroups;
 pub use score::ScoreLive;
 pub use session::SessionWindows;
 pub use sliding::SlidingWindows;

@@ -426,8 +426,11 @@ pub fn read_source<'s, D: Decoder>(
             {
                 let mut out = records_out.activate();
                 for (t, mut recs) in by_time {
-                    out.session(&cap_vec[0].delayed(&t)).give_iterator(recs.drain(..));
-                    if spare_batches.len() < 32 {
+                    // Handed on whole, not copied record by record; what comes
+                    // back (an empty or recycled vector) is kept for its capacity.
+                    out.session(&cap_vec[0].delayed(&t)).give_container(&mut recs);
+                    recs.clear();
+                    if spare_batches.len() < 32 && recs.capacity() > 0 {
                         spare_batches.push(recs);
                     }
                 }

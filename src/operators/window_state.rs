@@ -829,9 +829,11 @@ impl WindowCore for AlignedWindowState {
     }
 }
 
-/// Runs a window state machine as a timely operator: rows are exchanged by
-/// key, buffered by stamp, and results (`Ok`) and late rows (`Err`) are
-/// emitted at the operator's capability, which follows the input frontier.
+/// Runs a window state machine as a timely operator over rows already
+/// partitioned by [`FeatureRow::key_hash`] (as [`route`](super::route)
+/// leaves them); rows are applied or buffered by stamp, and results and late
+/// rows are emitted at the operator's capability, which follows the input
+/// frontier.
 pub fn window_operator<'s, W: WindowCore>(
     rows: timely::dataflow::StreamVec<'s, u64, FeatureRow>,
     name: &str,
@@ -842,12 +844,13 @@ pub fn window_operator<'s, W: WindowCore>(
     timely::dataflow::StreamVec<'s, u64, LateRow>,
 ) {
     use timely::container::CapacityContainerBuilder;
-    use timely::dataflow::channels::pact::Exchange;
+    use timely::dataflow::channels::pact::Pipeline;
     use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
     use timely::dataflow::operators::generic::OutputBuilder;
 
     let mut builder = OperatorBuilder::new(name.to_string(), rows.scope());
-    let mut input = builder.new_input(rows, Exchange::new(|r: &FeatureRow| r.key_hash()));
+    // Rows arrive partitioned by key (see `route`): the windows of a key are on one worker.
+    let mut input = builder.new_input(rows, Pipeline);
     let (results_out, results) = builder.new_output::<Vec<WindowResult>>();
     let (late_out, late_rows) = builder.new_output::<Vec<LateRow>>();
     let mut results_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult>>>::from(results_out);

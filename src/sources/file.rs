@@ -94,15 +94,9 @@ impl Source for FileSource {
 struct Scanner {
     path: PathBuf,
     reader: BufReader<File>,
-    /// Partition id of residue 0 of this file.
-    first: u32,
-    splits: u32,
-    /// Owned partitions, with the byte offset of their next line.
-    owned: Vec<(u32, u64)>,
-    /// Byte offset and line number of the next line to read.
-    pos: u64,
-    line_no: u64,
+    cursor: Cursor,
     done: bool,
+    /// A line that runs past the read buffer, gathered.
     line: Vec<u8>,
     /// The file's modification time, UTC ms: every record's timestamp.
     modified_ms: Option<i64>,
@@ -145,11 +139,13 @@ impl Scanner {
             modified_ms,
             path: path.to_path_buf(),
             reader: BufReader::with_capacity(1 << 20, file),
-            first,
-            splits,
-            owned,
-            pos,
-            line_no,
+            cursor: Cursor {
+                first,
+                splits,
+                owned,
+                pos,
+                line_no,
+            },
             done: false,
             line: Vec::with_capacity(256),
         })
@@ -159,44 +155,96 @@ impl Scanner {
     fn poll(&mut self, max: usize, received_at_us: i64, out: &mut Vec<RawRecord>) -> Result<bool> {
         let mut read = 0;
         while read < max {
-            self.line.clear();
-            let len = self
-                .reader
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| RiftError::io(&self.path, e))?;
-            if len == 0 {
+            let buf = self.reader.fill_buf().map_err(|e| RiftError::io(&self.path, e))?;
+            if buf.is_empty() {
+                // End of file: a last line without a newline is still a line.
+                if !self.line.is_empty() {
+                    let line = std::mem::take(&mut self.line);
+                    read += self.deal(&line, received_at_us, out) as usize;
+                    self.line = line;
+                    self.line.clear();
+                    continue;
+                }
                 self.done = true;
-                for (_, o) in self.owned.iter_mut() {
-                    *o = self.pos;
+                let end = self.cursor.pos;
+                for (_, o) in self.cursor.owned.iter_mut() {
+                    *o = end;
                 }
                 return Ok(true);
             }
-            let offset = self.pos;
-            let partition = self.first + (self.line_no % self.splits as u64) as u32;
-            self.pos += len as u64;
-            self.line_no += 1;
-            let Some(slot) = self.owned.iter_mut().find(|(p, _)| *p == partition) else {
-                continue;
-            };
-            if offset < slot.1 {
-                continue; // consumed before the restart
+            match memchr::memchr(b'\n', buf) {
+                Some(end) if self.line.is_empty() => {
+                    // The common case: the whole line is in the buffer; it is
+                    // copied only if this reader keeps it.
+                    let taken = self.cursor.deal(&buf[..=end], self.modified_ms, received_at_us, out);
+                    read += taken as usize;
+                    self.reader.consume(end + 1);
+                }
+                Some(end) => {
+                    self.line.extend_from_slice(&buf[..=end]);
+                    self.reader.consume(end + 1);
+                    let line = std::mem::take(&mut self.line);
+                    read += self.deal(&line, received_at_us, out) as usize;
+                    self.line = line;
+                    self.line.clear();
+                }
+                None => {
+                    // A line running past the buffer: gather it.
+                    let n = buf.len();
+                    self.line.extend_from_slice(buf);
+                    self.reader.consume(n);
+                }
             }
-            slot.1 = self.pos;
-            let text = trim_line(&self.line);
-            if text.is_empty() {
-                continue;
-            }
-            out.push(RawRecord {
-                partition,
-                offset,
-                key: None,
-                value: text.to_vec(),
-                timestamp: self.modified_ms,
-                received_at_us,
-            });
-            read += 1;
         }
         Ok(false)
+    }
+
+    fn deal(&mut self, line: &[u8], received_at_us: i64, out: &mut Vec<RawRecord>) -> bool {
+        self.cursor.deal(line, self.modified_ms, received_at_us, out)
+    }
+}
+
+/// Where a scanner is in its file and which partitions it keeps.
+struct Cursor {
+    /// Partition id of residue 0 of this file.
+    first: u32,
+    splits: u32,
+    /// Owned partitions, with the byte offset of their next line.
+    owned: Vec<(u32, u64)>,
+    /// Byte offset and line number of the next line to read.
+    pos: u64,
+    line_no: u64,
+}
+
+impl Cursor {
+    /// Deals the next line (with its newline, if any) to its partition;
+    /// true if it became a record of an owned partition.
+    #[inline]
+    fn deal(&mut self, line: &[u8], timestamp: Option<i64>, received_at_us: i64, out: &mut Vec<RawRecord>) -> bool {
+        let offset = self.pos;
+        let partition = self.first + (self.line_no % self.splits as u64) as u32;
+        self.pos += line.len() as u64;
+        self.line_no += 1;
+        let Some(slot) = self.owned.iter_mut().find(|(p, _)| *p == partition) else {
+            return false;
+        };
+        if offset < slot.1 {
+            return false; // consumed before the restart
+        }
+        slot.1 = self.pos;
+        let text = trim_line(line);
+        if text.is_empty() {
+            return false;
+        }
+        out.push(RawRecord {
+            partition,
+            offset,
+            key: None,
+            value: text.to_vec(),
+            timestamp,
+            received_at_us,
+        });
+        true
     }
 }
 
@@ -224,7 +272,7 @@ impl SourceReader for FileReader {
                 continue;
             }
             if scanner.poll(max, received_at_us, out)? {
-                status.finished.extend(scanner.owned.iter().map(|(p, _)| *p));
+                status.finished.extend(scanner.cursor.owned.iter().map(|(p, _)| *p));
             }
             return Ok(status);
         }
@@ -237,7 +285,10 @@ impl SourceReader for FileReader {
     }
 
     fn positions(&self) -> Vec<(u32, u64)> {
-        self.scanners.iter().flat_map(|s| s.owned.iter().copied()).collect()
+        self.scanners
+            .iter()
+            .flat_map(|s| s.cursor.owned.iter().copied())
+            .collect()
     }
 }
 
@@ -300,6 +351,37 @@ mod tests {
             want.sort();
             assert_eq!(got, want, "splits = {splits}");
         }
+    }
+
+    #[test]
+    fn lines_across_read_buffer_boundaries_come_whole_with_their_offsets() {
+        // Over 3 MiB: lines of every length cross the 1 MiB read buffer, one
+        // line is longer than the buffer, and the last has no newline.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        let mut lines: Vec<String> = (0..20_000)
+            .map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}", "x".repeat((i * 7919) % 151)))
+            .collect();
+        lines.insert(7_000, format!("{{\"long\":\"{}\"}}", "y".repeat(1_500_000)));
+        let text = lines.join("\n");
+        std::fs::write(&path, &text).unwrap();
+        let src = FileSource::new(path.to_str().unwrap(), 3).unwrap();
+        let mut got: Vec<(u64, Vec<u8>)> = Vec::new();
+        for p in src.partitions().unwrap() {
+            got.extend(read_all(&src, &[p]).into_iter().map(|r| (r.offset, r.value)));
+        }
+        got.sort();
+        let mut offset = 0u64;
+        let want: Vec<(u64, Vec<u8>)> = lines
+            .iter()
+            .map(|l| {
+                let at = offset;
+                offset += l.len() as u64 + 1;
+                (at, l.as_bytes().to_vec())
+            })
+            .collect();
+        assert_eq!(got.len(), want.len());
+        assert!(got == want, "every line once, whole, at its byte offset");
     }
 
     #[test]

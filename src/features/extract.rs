@@ -175,9 +175,7 @@ impl RowExtractor {
                 let needed = if name.len() < 64 && self.name_lengths & (1 << name.len()) == 0 {
                     None
                 } else {
-                    self.fields
-                        .iter()
-                        .find(|(n, _)| n.len() == name.len() && n.as_bytes() == name)
+                    self.fields.iter().find(|(n, _)| same_bytes(n.as_bytes(), name))
                 };
                 if let Some((field, uses)) = needed {
                     let mut value = match scalar {
@@ -240,8 +238,23 @@ impl RowExtractor {
             return None;
         }
         let ts = ts.filter(|t| (0..=LATEST_TIME_MS).contains(t))?;
+        let row_key = match key.as_slice() {
+            // The usual single-field key: one exact allocation.
+            [KeyPart::Text(s, e)] if s < e => text[*s..*e].to_owned(),
+            parts => Self::join_key(text, parts)?,
+        };
+        Some(FeatureRow {
+            key: row_key,
+            ts,
+            values,
+            distinct,
+        })
+    }
+
+    /// A composite (or numeric) key's parts joined; `None` if one is missing or empty.
+    fn join_key(text: &str, parts: &[KeyPart]) -> Option<String> {
         let mut row_key = String::new();
-        for (k, part) in key.iter().enumerate() {
+        for (k, part) in parts.iter().enumerate() {
             if k > 0 {
                 row_key.push(crate::features::KEY_SEPARATOR);
             }
@@ -252,12 +265,7 @@ impl RowExtractor {
                 KeyPart::Num(n) => row_key.push_str(&format_number(n)),
             }
         }
-        Some(FeatureRow {
-            key: row_key,
-            ts,
-            values,
-            distinct,
-        })
+        Some(row_key)
     }
 
     /// Extracts the rows of a decoded value, exploding the configured list field.
@@ -409,6 +417,30 @@ fn format_number(n: f64) -> String {
         format!("{}", n as i64)
     } else {
         format!("{n}")
+    }
+}
+
+/// Byte equality without a call for short field names (up to 16 bytes:
+/// two overlapping compares).
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    fn word(s: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    }
+    fn half(s: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_le_bytes(w)
+    }
+    let n = a.len();
+    match n {
+        _ if n != b.len() => false,
+        0..=3 => a == b,
+        4..=8 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        9..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -812,6 +844,28 @@ mod tests {
             let fast = ex.extract_bytes(text.as_bytes());
             let general = ex.extract_with_serde(&text);
             proptest::prop_assert_eq!(fast, general, "{}", text);
+        }
+    }
+
+    proptest::proptest! {
+        /// The word compare of field names agrees with slice equality, for
+        /// every length and for names that differ in a single byte.
+        #[test]
+        fn same_bytes_is_slice_equality(
+            a in proptest::collection::vec(b'a'..=b'd', 0..20),
+            flip in proptest::option::of((0usize..20, b'a'..=b'd')),
+            extra in proptest::option::of(b'a'..=b'd'),
+        ) {
+            let mut b = a.clone();
+            if let Some((at, byte)) = flip {
+                if at < b.len() {
+                    b[at] = byte;
+                }
+            }
+            if let Some(byte) = extra {
+                b.push(byte);
+            }
+            proptest::prop_assert_eq!(same_bytes(&a, &b), a == b);
         }
     }
 

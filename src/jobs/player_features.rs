@@ -123,7 +123,8 @@ impl WindowJson {
         for (prefix, value) in self.value_prefixes.iter().zip(&r.values) {
             buf.extend_from_slice(prefix);
             match value {
-                Some(v) if v.fract() == 0.0 && v.abs() < 9.0e15 => {
+                // Integral (checked without a libm call) and exact in i64.
+                Some(v) if v.abs() < 9.0e15 && (*v as i64) as f64 == *v => {
                     buf.extend_from_slice(int.format(*v as i64).as_bytes());
                 }
                 Some(v) => {

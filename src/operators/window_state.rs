@@ -878,8 +878,12 @@ pub fn window_operator<'s, W: WindowCore>(
             // Whole vectors are handed on, not copied record by record.
             // A given container may come back with contents: clear it before reuse.
             if !fired.is_empty() {
+                let handed = fired.len();
                 results_out.activate().session(&caps[0]).give_container(&mut fired);
                 fired.clear();
+                // What comes back may have no capacity: size it like the last
+                // batch, instead of regrowing (and copying) it step by step.
+                fired.reserve(handed.min(1 << 16));
             }
             if !late.is_empty() {
                 late_out.activate().session(&caps[1]).give_container(&mut late);

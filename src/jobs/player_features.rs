@@ -1,7 +1,7 @@
 //! The `player_features` job: declarative event-time windowed features.
 //!
 //! ```text
-//! source ─► rows (per feature set) ─► exchange by key ─► tumbling | sliding | session windows
+//! source ─► rows (one per group of sets reading the same fields) ─► exchange by key ─► tumbling | sliding | session windows
 //!                                                          │ fired / re-fired windows
 //!                                                          ├─► online store (redis | embedded)
 //!                                                          ├─► offline store: gold/player_features
@@ -15,15 +15,15 @@ use super::{Job, JobContext};
 use crate::codec::RowDecoder;
 use crate::config::{JobConfig, SinkConfig, Topology};
 use crate::error::{Result, RiftError};
-use crate::features::{FeatureRow, FeatureSpec, WindowResult, WindowSpec};
+use crate::features::{FeatureSpec, WindowResult, WindowSpec};
 use crate::lake::tables::{FeatureVectorRow, LateEventRow};
 use crate::metrics::WindowMetrics;
-use crate::operators::route::RouteGroups;
-use crate::operators::session::SessionWindows;
-use crate::operators::sliding::SlidingWindows;
+use crate::operators::route::RouteByIndex;
+use crate::operators::session::session_core;
+use crate::operators::sliding::sliding_core;
 use crate::operators::source::read_source;
-use crate::operators::tumbling::TumblingWindows;
-use crate::operators::window_state::{LateRow, SpillConfig, WindowEnv};
+use crate::operators::tumbling::tumbling_core;
+use crate::operators::window_state::{window_operator, LateRow, SpillConfig, WindowEnv};
 use crate::sinks::embedded::{EmbeddedStore, FeatureStore, FeatureStoreWriter};
 use crate::sinks::file::JsonLinesWriter;
 use crate::sinks::SinkWriter;
@@ -238,30 +238,51 @@ pub fn feature_windows<'s>(
             ctx.health.clone(),
         );
         dead.push(streams.dead_letters);
-        // Exchange by key, then hand each row to its sets' window operators (moved, copied only for extra sets).
-        let per_set = streams
-            .records
-            .route_groups(groups, sets.len(), FeatureRow::key_hash, ctx.health.clone());
-        for ((i, spec), rows) in sets.into_iter().zip(per_set) {
-            let env = WindowEnv {
-                health: ctx.health.clone(),
-                spill: Some(SpillConfig {
-                    db: crate::sinks::embedded::shared_db(
-                        &PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"),
-                    )?,
-                    prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker).into_bytes(),
-                    max_entries: ctx.topology.runtime.state_memory_entries,
-                }),
-            };
-            let (fired, late) = match spec.window {
-                WindowSpec::Tumbling { .. } => rows.tumbling_windows(spec.clone(), i, env),
-                WindowSpec::Sliding { .. } => rows.sliding_windows(spec.clone(), i, env),
-                WindowSpec::Session { .. } => rows.session_windows(spec.clone(), i, env),
-            };
-            let m = WindowMetrics::new(&ctx.job, &spec.name);
-            let (m1, m2) = (m.results.clone(), m.late_rows.clone());
-            results.push(fired.inspect(move |_| m1.inc()));
-            lates.push(late.inspect(move |_| m2.inc()));
+        // One window operator per group of sets sharing rows: a row crosses
+        // workers once and each set's state machine reads it in place.
+        let per_group = if groups.len() == 1 {
+            vec![streams.records]
+        } else {
+            streams.records.route_by_index(groups.len(), ctx.health.clone())
+        };
+        for (members, rows) in groups.iter().zip(per_group) {
+            let mut cores = Vec::new();
+            let mut names = Vec::new();
+            let mut metrics = BTreeMap::new();
+            for &k in members {
+                let (i, spec) = &sets[k];
+                let env = WindowEnv {
+                    health: ctx.health.clone(),
+                    spill: Some(SpillConfig {
+                        db: crate::sinks::embedded::shared_db(
+                            &PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"),
+                        )?,
+                        prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker).into_bytes(),
+                        max_entries: ctx.topology.runtime.state_memory_entries,
+                    }),
+                };
+                cores.push(match spec.window {
+                    WindowSpec::Tumbling { .. } => tumbling_core(spec.clone(), *i, &env),
+                    WindowSpec::Sliding { .. } => sliding_core(spec.clone(), *i, &env),
+                    WindowSpec::Session { .. } => session_core(spec.clone(), *i),
+                });
+                names.push(spec.name.clone());
+                metrics.insert(*i, WindowMetrics::new(&ctx.job, &spec.name));
+            }
+            let name = format!("Windows({})", names.join(", "));
+            let (fired, late) = window_operator(rows, &name, cores, ctx.health.clone());
+            let metrics = Arc::new(metrics);
+            let m = metrics.clone();
+            results.push(fired.inspect(move |r| {
+                if let Some(m) = m.get(&r.set) {
+                    m.results.inc();
+                }
+            }));
+            lates.push(late.inspect(move |l| {
+                if let Some(m) = metrics.get(&l.set) {
+                    m.late_rows.inc();
+                }
+            }));
         }
     }
     Ok((

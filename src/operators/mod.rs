@@ -3,13 +3,14 @@
 //! what it does with time, frontiers and state, and what it guarantees.
 //!
 //! * [`source`] — read, decode, validate, stamp with partition watermarks, dead-letter.
-//! * [`window_state`] — the shared state machine of aligned windows and the window operator shell.
+//! * [`window_state`] — the state machine of aligned windows, and the window operator, which
+//!   runs the state machines of every feature set sharing a row stream.
 //! * [`tumbling`], [`sliding`], [`session`] — the three window kinds.
 //! * [`dedup`] — first record per business key, across history (RocksDB).
 //! * [`live_state`] — running per-team state of live matches.
 //! * [`score`] — batched candle inference of live state, hot reload, champion/challenger.
 //! * [`pregame`] — prediction requests joined with players' current features, scored pre-game.
-//! * [`route`] — exchanges decoded rows by key and hands each to the feature sets of its group.
+//! * [`route`] — splits `(index, record)` pairs into one stream per index.
 //! * [`sink`] — drives a sink through write / pre-commit / commit.
 //! * [`snapshot`] — materializes differential gold collections into lake partitions.
 
@@ -28,8 +29,8 @@ pub mod window_state;
 
 pub use dedup::DedupByKey;
 pub use live_state::LiveMatchState;
-pub use route::RouteGroups;
+pub use route::RouteByIndex;
 pub use score::ScoreLive;
-pub use session::SessionWindows;
-pub use sliding::SlidingWindows;
-pub use tumbling::TumblingWindows;
+pub use session::session_core;
+pub use sliding::sliding_core;
+pub use tumbling::tumbling_core;

@@ -249,32 +249,8 @@ impl WindowCore for SessionState {
     }
 }
 
-/// Session-window aggregation of a row stream.
-pub trait SessionWindows<'s> {
-    /// Aggregates rows into the session windows of `spec` (feature set `set`),
-    /// returning fired (and re-fired) sessions and late rows.
-    fn session_windows(
-        self,
-        spec: Arc<FeatureSpec>,
-        set: usize,
-        env: super::window_state::WindowEnv,
-    ) -> (
-        timely::dataflow::StreamVec<'s, u64, WindowResult>,
-        timely::dataflow::StreamVec<'s, u64, LateRow>,
-    );
-}
-
-impl<'s> SessionWindows<'s> for timely::dataflow::StreamVec<'s, u64, FeatureRow> {
-    fn session_windows(
-        self,
-        spec: Arc<FeatureSpec>,
-        set: usize,
-        env: super::window_state::WindowEnv,
-    ) -> (
-        timely::dataflow::StreamVec<'s, u64, WindowResult>,
-        timely::dataflow::StreamVec<'s, u64, LateRow>,
-    ) {
-        let name = format!("Session({})", spec.name);
-        super::window_state::window_operator(self, &name, SessionState::new(spec, set), env.health)
-    }
+/// The state machine of session feature set `spec` (index `set` in its job),
+/// run by [`window_operator`](super::window_state::window_operator).
+pub fn session_core(spec: Arc<FeatureSpec>, set: usize) -> Box<dyn WindowCore> {
+    Box::new(SessionState::new(spec, set))
 }

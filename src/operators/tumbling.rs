@@ -5,39 +5,13 @@
 //! state purging are those of [`window_state`](super::window_state); each row
 //! belongs to exactly one window.
 
-use super::window_state::{window_operator, AlignedWindowState, LateRow, WindowEnv};
-use crate::features::{FeatureRow, FeatureSpec, WindowResult};
+use super::window_state::{AlignedWindowState, WindowCore, WindowEnv};
+use crate::features::FeatureSpec;
 use std::sync::Arc;
-use timely::dataflow::StreamVec;
 
-/// Tumbling-window aggregation of a row stream.
-pub trait TumblingWindows<'s> {
-    /// Aggregates rows into the tumbling windows of `spec` (feature set `set`),
-    /// returning fired windows and late rows.
-    fn tumbling_windows(
-        self,
-        spec: Arc<FeatureSpec>,
-        set: usize,
-        env: WindowEnv,
-    ) -> (StreamVec<'s, u64, WindowResult>, StreamVec<'s, u64, LateRow>);
-}
-
-impl<'s> TumblingWindows<'s> for StreamVec<'s, u64, FeatureRow> {
-    fn tumbling_windows(
-        self,
-        spec: Arc<FeatureSpec>,
-        set: usize,
-        env: WindowEnv,
-    ) -> (StreamVec<'s, u64, WindowResult>, StreamVec<'s, u64, LateRow>) {
-        let name = format!("Tumbling({})", spec.name);
-        let mut state = AlignedWindowState::new(spec.clone(), set);
-        if let Some(cfg) = env.spill.clone() {
-            // Without its state backend the job cannot keep memory bounded: fail it.
-            match AlignedWindowState::new(spec, set).with_spill(cfg) {
-                Ok(spilling) => state = spilling,
-                Err(e) => env.health.report(&name, e),
-            }
-        }
-        window_operator(self, &name, state, env.health)
-    }
+/// The state machine of tumbling feature set `spec` (index `set` in its job),
+/// spilling to RocksDB as `env` says; run by
+/// [`window_operator`](super::window_state::window_operator).
+pub fn tumbling_core(spec: Arc<FeatureSpec>, set: usize, env: &WindowEnv) -> Box<dyn WindowCore> {
+    Box::new(AlignedWindowState::spilling(spec, set, env, "Tumbling"))
 }

@@ -263,6 +263,13 @@ pub trait WindowCore: 'static {
     /// Buffers a batch of rows stamped `time` (taken whole: no copy).
     fn push(&mut self, time: u64, rows: Vec<FeatureRow>);
 
+    /// Takes a batch stamped `time` that other state machines read too (rows
+    /// tagged with their group, which is ignored here): what is kept is
+    /// cloned.
+    fn push_shared(&mut self, time: u64, rows: &[(usize, FeatureRow)]) {
+        self.push(time, rows.iter().map(|(_, row)| row.clone()).collect());
+    }
+
     /// Processes every buffered stamp before `frontier` (`None`: input complete)
     /// and fires what became due; late rows go to `late`.
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>);
@@ -470,6 +477,23 @@ impl AlignedWindowState {
     pub fn with_spill(mut self, cfg: SpillConfig) -> Result<Self> {
         self.spill = Some(Spill::new(cfg)?);
         Ok(self)
+    }
+
+    /// State for `spec` spilling as `env` says; without its state backend
+    /// the job cannot keep memory bounded, so a failure to open it is
+    /// reported to the job's health (which fails the job).
+    pub fn spilling(spec: Arc<FeatureSpec>, set: usize, env: &WindowEnv, kind: &str) -> AlignedWindowState {
+        let state = AlignedWindowState::new(spec.clone(), set);
+        match env.spill.clone() {
+            Some(cfg) => match AlignedWindowState::new(spec.clone(), set).with_spill(cfg) {
+                Ok(spilling) => spilling,
+                Err(e) => {
+                    env.health.report(&format!("{kind}({})", spec.name), e);
+                    state
+                }
+            },
+            None => state,
+        }
     }
 
     /// Number of times state was spilled to RocksDB.
@@ -800,6 +824,21 @@ impl WindowCore for AlignedWindowState {
         }
     }
 
+    fn push_shared(&mut self, time: u64, rows: &[(usize, FeatureRow)]) {
+        // As `push`, reading on-time rows in place.
+        let t = time as i64;
+        if rows.iter().all(|(_, row)| self.on_time(row, t)) {
+            for (_, row) in rows {
+                self.add(row);
+            }
+            let r = self.maybe_spill();
+            self.record(r);
+        } else {
+            let owned = rows.iter().map(|(_, row)| row.clone()).collect();
+            self.pending.entry(time).or_default().push(owned);
+        }
+    }
+
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {
         let limit = frontier.map(|f| f as i64).unwrap_or(i64::MAX);
         while let Some(entry) = self.pending.first_entry() {
@@ -829,28 +868,28 @@ impl WindowCore for AlignedWindowState {
     }
 }
 
-/// Runs a window state machine as a timely operator over rows already
-/// partitioned by [`FeatureRow::key_hash`] (as [`route`](super::route)
-/// leaves them); rows are applied or buffered by stamp, and results and late
-/// rows are emitted at the operator's capability, which follows the input
-/// frontier.
-pub fn window_operator<'s, W: WindowCore>(
-    rows: timely::dataflow::StreamVec<'s, u64, FeatureRow>,
+/// Runs the window state machines of the feature sets that read one row
+/// stream as one timely operator: rows (tagged with their group) are
+/// exchanged by [`FeatureRow::key_hash`], so the windows of a key are on one
+/// worker; each state machine reads every row in place (none is copied per
+/// feature set); results and late rows of all of them are emitted at the
+/// operator's capability, which follows the input frontier.
+pub fn window_operator<'s>(
+    rows: timely::dataflow::StreamVec<'s, u64, (usize, FeatureRow)>,
     name: &str,
-    mut core: W,
+    mut cores: Vec<Box<dyn WindowCore>>,
     health: crate::runtime::JobHealth,
 ) -> (
     timely::dataflow::StreamVec<'s, u64, WindowResult>,
     timely::dataflow::StreamVec<'s, u64, LateRow>,
 ) {
     use timely::container::CapacityContainerBuilder;
-    use timely::dataflow::channels::pact::Pipeline;
+    use timely::dataflow::channels::pact::Exchange;
     use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
     use timely::dataflow::operators::generic::OutputBuilder;
 
     let mut builder = OperatorBuilder::new(name.to_string(), rows.scope());
-    // Rows arrive partitioned by key (see `route`): the windows of a key are on one worker.
-    let mut input = builder.new_input(rows, Pipeline);
+    let mut input = builder.new_input(rows, Exchange::new(|(_, row): &(usize, FeatureRow)| row.key_hash()));
     let (results_out, results) = builder.new_output::<Vec<WindowResult>>();
     let (late_out, late_rows) = builder.new_output::<Vec<LateRow>>();
     let mut results_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult>>>::from(results_out);
@@ -864,13 +903,17 @@ pub fn window_operator<'s, W: WindowCore>(
             input.for_each_stamp(|stamp, data| {
                 let t = stamp.least().copied().unwrap_or(0);
                 for batch in data {
-                    core.push(t, std::mem::take(batch));
+                    for core in cores.iter_mut() {
+                        core.push_shared(t, batch);
+                    }
                 }
             });
             let f = frontiers[0].frontier().iter().min().copied();
-            core.advance(f, &mut fired, &mut late);
-            if let Some(e) = core.take_error() {
-                health.report("window state", e);
+            for core in cores.iter_mut() {
+                core.advance(f, &mut fired, &mut late);
+                if let Some(e) = core.take_error() {
+                    health.report("window state", e);
+                }
             }
             let Some(caps) = capabilities.as_mut() else {
                 return;

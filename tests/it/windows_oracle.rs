@@ -292,18 +292,39 @@ time = "ts"
 window = {window}
 aggregates = {{ a_count = "count", b_sum = "sum(v)", c_min = "min(v)", d_max = "max(v)", e_avg = "avg(v)", f_last = "last(v)", g_distinct = "count_distinct(c)" }}
 features = {{ z_ratio = "b_sum / max(1, a_count)" }}
+# Reads the same fields as `w`, so it shares w's rows (one row per record
+# through the exchange, read in place by both state machines).
+[feature_sets.u]
+source = "rows"
+key = "key"
+time = "ts"
+window = {{ kind = "tumbling", size = "{COMPANION_SIZE}ms", allowed_lateness = "{lateness}ms" }}
+aggregates = {{ a_count = "count", b_sum = "sum(v)", c_min = "min(v)", d_max = "max(v)", e_avg = "avg(v)", f_last = "last(v)", g_distinct = "count_distinct(c)" }}
+features = {{ z_ratio = "b_sum / max(1, a_count)" }}
+# Reads other fields: a group of its own, routed apart from w and u.
+[feature_sets.x]
+source = "rows"
+key = "key"
+time = "ts"
+window = {{ kind = "tumbling", size = "5s" }}
+aggregates = {{ n = "count" }}
 [jobs.features]
 kind = "player_features"
-feature_sets = ["w"]
+feature_sets = ["w", "u", "x"]
 output = "out"
 "#,
         d = dir.display(),
         ooo = case.ooo,
-        mem = case.memory_entries
+        mem = case.memory_entries,
+        lateness = case.lateness,
     )
 }
 
-fn engine(case: &Case, workers: usize) -> (Out, usize) {
+/// Tumbling window size of the companion set `u`, checked like `w`.
+const COMPANION_SIZE: i64 = 7_000;
+
+/// The outputs of sets `w` and `u` with their late-row counts.
+fn engine(case: &Case, workers: usize) -> [(Out, usize); 2] {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("input");
     std::fs::create_dir_all(&input).unwrap();
@@ -321,8 +342,17 @@ fn engine(case: &Case, workers: usize) -> (Out, usize) {
     }
     run_bounded(&topology_for(case, dir.path(), workers), workers);
     let out_dir = dir.path().join(format!("out-{workers}"));
+    let late_rows = read_jsonl(&out_dir, "late_events");
+    let late_of = |set: &str| late_rows.iter().filter(|r| r["feature_set"] == set).count();
+    [
+        (outputs(&out_dir, "w"), late_of("w")),
+        (outputs(&out_dir, "u"), late_of("u")),
+    ]
+}
+
+fn outputs(out_dir: &std::path::Path, set: &str) -> Out {
     let mut out = Out::new();
-    for row in read_jsonl(&out_dir, "w") {
+    for row in read_jsonl(out_dir, set) {
         let key = (
             row["key"].as_str().unwrap().to_string(),
             row["window_start"].as_i64().unwrap(),
@@ -344,8 +374,7 @@ fn engine(case: &Case, workers: usize) -> (Out, usize) {
         .collect();
         assert!(out.insert(key.clone(), values).is_none(), "duplicate output {key:?}");
     }
-    let late = read_jsonl(&out_dir, "late_events").len();
-    (out, late)
+    out
 }
 
 fn assert_same(expected: &Out, got: &Out, what: &str) {
@@ -372,10 +401,17 @@ fn check(case: &Case) {
         Win::Sliding(size, slide) => reference_aligned(case, size, slide),
         Win::Session(gap) => reference_sessions(case, gap),
     };
+    let (companion, companion_late) = reference_aligned(case, COMPANION_SIZE, COMPANION_SIZE);
     for workers in [1, 2, 4] {
-        let (got, late) = engine(case, workers);
+        let [(got, late), (got_u, late_u)] = engine(case, workers);
         assert_same(&expected, &got, &format!("{:?} at {workers} workers", case.window));
         assert_eq!(late, expected_late, "late rows at {workers} workers");
+        assert_same(
+            &companion,
+            &got_u,
+            &format!("companion tumbling set at {workers} workers"),
+        );
+        assert_eq!(late_u, companion_late, "companion's late rows at {workers} workers");
     }
 }
 

@@ -483,17 +483,15 @@ impl AlignedWindowState {
     /// the job cannot keep memory bounded, so a failure to open it is
     /// reported to the job's health (which fails the job).
     pub fn spilling(spec: Arc<FeatureSpec>, set: usize, env: &WindowEnv, kind: &str) -> AlignedWindowState {
-        let state = AlignedWindowState::new(spec.clone(), set);
-        match env.spill.clone() {
-            Some(cfg) => match AlignedWindowState::new(spec.clone(), set).with_spill(cfg) {
-                Ok(spilling) => spilling,
-                Err(e) => {
-                    env.health.report(&format!("{kind}({})", spec.name), e);
-                    state
-                }
-            },
-            None => state,
-        }
+        let Some(cfg) = env.spill.clone() else {
+            return AlignedWindowState::new(spec, set);
+        };
+        AlignedWindowState::new(spec.clone(), set)
+            .with_spill(cfg)
+            .unwrap_or_else(|e| {
+                env.health.report(&format!("{kind}({})", spec.name), e);
+                AlignedWindowState::new(spec, set)
+            })
     }
 
     /// Number of times state was spilled to RocksDB.
@@ -603,9 +601,9 @@ impl AlignedWindowState {
     }
 
     /// Whether a row stamped `t` is in some window and before the end of
-    /// every window holding it: none of them can have fired by `t`, so the row goes into all of
-    /// them whenever it is applied, and needs neither a re-fire nor a
-    /// lateness check.
+    /// every window holding it: none of them can have fired by `t`, so the
+    /// row goes into all of them whenever it is applied, and needs neither a
+    /// re-fire nor a lateness check.
     #[inline]
     fn on_time(&self, row: &FeatureRow, t: i64) -> bool {
         let g = self.geometry;
@@ -614,6 +612,23 @@ impl AlignedWindowState {
             && t < g
                 .start_at_or_after(row.ts.saturating_sub(g.size - 1))
                 .saturating_add(g.size)
+    }
+
+    /// Applies a batch stamped `time` now, while it is still in cache, if
+    /// every row in it is on time (see `on_time`): the outcome is the same
+    /// as applying it at its stamp. False (nothing applied) otherwise: the
+    /// batch must wait for the frontier to pass its stamp.
+    fn apply_on_arrival<'r>(&mut self, time: u64, rows: impl Iterator<Item = &'r FeatureRow> + Clone) -> bool {
+        let t = time as i64;
+        if !rows.clone().all(|row| self.on_time(row, t)) {
+            return false;
+        }
+        for row in rows {
+            self.add(row);
+        }
+        let r = self.maybe_spill();
+        self.record(r);
+        true
     }
 
     /// The result of window `start` for `key`, from its panes in memory.
@@ -809,33 +824,15 @@ impl AlignedWindowState {
 
 impl WindowCore for AlignedWindowState {
     fn push(&mut self, time: u64, rows: Vec<FeatureRow>) {
-        // A batch of on-time rows is applied on arrival, while it is still
-        // in cache: the result is the same as applying it at its stamp (see
-        // `on_time`). Any other batch waits for the frontier to pass its stamp.
-        let t = time as i64;
-        if rows.iter().all(|row| self.on_time(row, t)) {
-            for row in &rows {
-                self.add(row);
-            }
-            let r = self.maybe_spill();
-            self.record(r);
-        } else {
+        if !self.apply_on_arrival(time, rows.iter()) {
             self.pending.entry(time).or_default().push(rows);
         }
     }
 
     fn push_shared(&mut self, time: u64, rows: &[(usize, FeatureRow)]) {
-        // As `push`, reading on-time rows in place.
-        let t = time as i64;
-        if rows.iter().all(|(_, row)| self.on_time(row, t)) {
-            for (_, row) in rows {
-                self.add(row);
-            }
-            let r = self.maybe_spill();
-            self.record(r);
-        } else {
-            let owned = rows.iter().map(|(_, row)| row.clone()).collect();
-            self.pending.entry(time).or_default().push(owned);
+        let rows = rows.iter().map(|(_, row)| row);
+        if !self.apply_on_arrival(time, rows.clone()) {
+            self.pending.entry(time).or_default().push(rows.cloned().collect());
         }
     }
 

@@ -159,9 +159,7 @@ impl Scanner {
             if buf.is_empty() {
                 // End of file: a last line without a newline is still a line.
                 if !self.line.is_empty() {
-                    let line = std::mem::take(&mut self.line);
-                    read += self.deal(&line, received_at_us, out) as usize;
-                    self.line = line;
+                    read += self.cursor.deal(&self.line, self.modified_ms, received_at_us, out) as usize;
                     self.line.clear();
                     continue;
                 }
@@ -181,11 +179,10 @@ impl Scanner {
                     self.reader.consume(end + 1);
                 }
                 Some(end) => {
+                    // The end of a gathered line.
                     self.line.extend_from_slice(&buf[..=end]);
                     self.reader.consume(end + 1);
-                    let line = std::mem::take(&mut self.line);
-                    read += self.deal(&line, received_at_us, out) as usize;
-                    self.line = line;
+                    read += self.cursor.deal(&self.line, self.modified_ms, received_at_us, out) as usize;
                     self.line.clear();
                 }
                 None => {
@@ -197,10 +194,6 @@ impl Scanner {
             }
         }
         Ok(false)
-    }
-
-    fn deal(&mut self, line: &[u8], received_at_us: i64, out: &mut Vec<RawRecord>) -> bool {
-        self.cursor.deal(line, self.modified_ms, received_at_us, out)
     }
 }
 

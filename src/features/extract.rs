@@ -11,6 +11,7 @@
 use super::spec::{stable_hash, FeatureRow, FeatureSpec};
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::fmt;
 use std::sync::Arc;
 
@@ -148,13 +149,8 @@ impl RowExtractor {
         if spec.inputs.len() > 64 || spec.distinct_inputs.len() > 64 {
             return None;
         }
+        let mut row = ScannedRow::new(self.key_parts, spec.inputs.len(), spec.distinct_inputs.len());
         let b = text.as_bytes();
-        let mut key: smallvec::SmallVec<[KeyPart; 2]> = smallvec::smallvec![KeyPart::Missing; self.key_parts];
-        let mut ts: Option<i64> = None;
-        let mut values: smallvec::SmallVec<[f64; 8]> = smallvec::smallvec![0.0; spec.inputs.len()];
-        let mut distinct: smallvec::SmallVec<[u64; 4]> = smallvec::smallvec![0; spec.distinct_inputs.len()];
-        // One bit per input (and per distinct input) that has a value.
-        let (mut have_values, mut have_distinct) = (0u64, 0u64);
         let mut i = skip_ws(b, 0);
         if b.get(i) != Some(&b'{') {
             return None;
@@ -171,55 +167,20 @@ impl RowExtractor {
                 }
                 i = skip_ws(b, i + 1);
                 let (scalar, end) = scan_scalar(b, i)?;
-                let name = &b[key_start..key_end];
-                let needed = if name.len() < 64 && self.name_lengths & (1 << name.len()) == 0 {
-                    None
-                } else {
-                    self.fields.iter().find(|(n, _)| same_bytes(n.as_bytes(), name))
-                };
-                if let Some((field, uses)) = needed {
-                    let mut value = match scalar {
+                if let Some((field, uses)) = self.needed(&b[key_start..key_end]) {
+                    let value = match scalar {
                         Scalar::Null => None,
                         Scalar::Bool(v) => Some(Scanned::Int(v as i64)),
                         Scalar::Int(n) => Some(Scanned::Int(n)),
                         Scalar::Float(v) => Some(Scanned::Num(v)),
-                        Scalar::Str => Some(Scanned::Str(i + 1, end - 1)),
+                        // A string through the field's lookup, if it has one.
+                        Scalar::Str => match spec.lookups.get(field) {
+                            Some(map) => Some(Scanned::Num(*map.get(&text[i + 1..end - 1])?)),
+                            None => Some(Scanned::Str(i + 1, end - 1)),
+                        },
                     };
-                    if let (Some(Scanned::Str(s, e)), Some(map)) = (value, spec.lookups.get(field)) {
-                        value = Some(Scanned::Num(*map.get(&text[s..e])?));
-                    }
                     if let Some(value) = value {
-                        for u in uses {
-                            match (*u, value) {
-                                (Use::Value(k), Scanned::Int(n)) => {
-                                    values[k] = n as f64;
-                                    have_values |= 1 << k;
-                                }
-                                (Use::Value(k), Scanned::Num(n)) if n.is_finite() => {
-                                    values[k] = n;
-                                    have_values |= 1 << k;
-                                }
-                                (Use::Time, Scanned::Int(n)) => ts = Some(n),
-                                (Use::Time, Scanned::Num(n)) => ts = Some(integral_time(n)?),
-                                (Use::Time, Scanned::Str(s, e)) => ts = Some(rfc3339_time(&text[s..e])?),
-                                (Use::Key(k), Scanned::Str(s, e)) => key[k] = KeyPart::Text(s, e),
-                                (Use::Key(k), Scanned::Int(n)) => key[k] = KeyPart::Num(n as f64),
-                                (Use::Key(k), Scanned::Num(n)) => key[k] = KeyPart::Num(n),
-                                (Use::Distinct(k), Scanned::Str(s, e)) => {
-                                    distinct[k] = stable_hash(&b[s..e]);
-                                    have_distinct |= 1 << k;
-                                }
-                                (Use::Distinct(k), Scanned::Int(n)) => {
-                                    distinct[k] = number_hash(n as f64);
-                                    have_distinct |= 1 << k;
-                                }
-                                (Use::Distinct(k), Scanned::Num(n)) => {
-                                    distinct[k] = number_hash(n);
-                                    have_distinct |= 1 << k;
-                                }
-                                _ => return None,
-                            }
-                        }
+                        row.take(text, uses, value)?;
                     }
                 }
                 i = skip_ws(b, end);
@@ -233,39 +194,20 @@ impl RowExtractor {
                 }
             }
         }
-        let all = |n: usize| if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
-        if i != b.len() || have_values != all(values.len()) || have_distinct != all(distinct.len()) {
+        if i != b.len() {
             return None;
         }
-        let ts = ts.filter(|t| (0..=LATEST_TIME_MS).contains(t))?;
-        let row_key = match key.as_slice() {
-            // The usual single-field key: one exact allocation.
-            [KeyPart::Text(s, e)] if s < e => text[*s..*e].to_owned(),
-            parts => Self::join_key(text, parts)?,
-        };
-        Some(FeatureRow {
-            key: row_key,
-            ts,
-            values,
-            distinct,
-        })
+        row.finish(text)
     }
 
-    /// A composite (or numeric) key's parts joined; `None` if one is missing or empty.
-    fn join_key(text: &str, parts: &[KeyPart]) -> Option<String> {
-        let mut row_key = String::new();
-        for (k, part) in parts.iter().enumerate() {
-            if k > 0 {
-                row_key.push(crate::features::KEY_SEPARATOR);
-            }
-            match *part {
-                KeyPart::Missing => return None,
-                KeyPart::Text(s, e) if s == e => return None,
-                KeyPart::Text(s, e) => row_key.push_str(&text[s..e]),
-                KeyPart::Num(n) => row_key.push_str(&format_number(n)),
-            }
+    /// The needed field named `name`, if any (most names are ruled out by
+    /// their length alone).
+    #[inline]
+    fn needed(&self, name: &[u8]) -> Option<&(String, Vec<Use>)> {
+        if name.len() < 64 && self.name_lengths & (1 << name.len()) == 0 {
+            return None;
         }
-        Some(row_key)
+        self.fields.iter().find(|(n, _)| same_bytes(n.as_bytes(), name))
     }
 
     /// Extracts the rows of a decoded value, exploding the configured list field.
@@ -478,6 +420,105 @@ enum KeyPart {
     Missing,
     Text(usize, usize),
     Num(f64),
+}
+
+/// The row the scanner fills: values as found (strings as byte ranges of
+/// the record), with one bit per input and distinct input that has one.
+struct ScannedRow {
+    key: SmallVec<[KeyPart; 2]>,
+    ts: Option<i64>,
+    values: SmallVec<[f64; 8]>,
+    distinct: SmallVec<[u64; 4]>,
+    have_values: u64,
+    have_distinct: u64,
+}
+
+impl ScannedRow {
+    /// An empty row (at most 64 inputs and distinct inputs: the bit sets' size).
+    #[inline]
+    fn new(key_parts: usize, inputs: usize, distinct: usize) -> ScannedRow {
+        ScannedRow {
+            key: smallvec::smallvec![KeyPart::Missing; key_parts],
+            ts: None,
+            values: smallvec::smallvec![0.0; inputs],
+            distinct: smallvec::smallvec![0; distinct],
+            have_values: 0,
+            have_distinct: 0,
+        }
+    }
+
+    /// Gives `value` to every use of its field; `None` if a use cannot take it.
+    #[inline]
+    fn take(&mut self, text: &str, uses: &[Use], value: Scanned) -> Option<()> {
+        for u in uses {
+            match (*u, value) {
+                (Use::Value(k), Scanned::Int(n)) => self.set_value(k, n as f64),
+                (Use::Value(k), Scanned::Num(n)) if n.is_finite() => self.set_value(k, n),
+                (Use::Time, Scanned::Int(n)) => self.ts = Some(n),
+                (Use::Time, Scanned::Num(n)) => self.ts = Some(integral_time(n)?),
+                (Use::Time, Scanned::Str(s, e)) => self.ts = Some(rfc3339_time(&text[s..e])?),
+                (Use::Key(k), Scanned::Str(s, e)) => self.key[k] = KeyPart::Text(s, e),
+                (Use::Key(k), Scanned::Int(n)) => self.key[k] = KeyPart::Num(n as f64),
+                (Use::Key(k), Scanned::Num(n)) => self.key[k] = KeyPart::Num(n),
+                (Use::Distinct(k), Scanned::Str(s, e)) => self.set_distinct(k, stable_hash(&text.as_bytes()[s..e])),
+                (Use::Distinct(k), Scanned::Int(n)) => self.set_distinct(k, number_hash(n as f64)),
+                (Use::Distinct(k), Scanned::Num(n)) => self.set_distinct(k, number_hash(n)),
+                _ => return None,
+            }
+        }
+        Some(())
+    }
+
+    #[inline]
+    fn set_value(&mut self, k: usize, v: f64) {
+        self.values[k] = v;
+        self.have_values |= 1 << k;
+    }
+
+    #[inline]
+    fn set_distinct(&mut self, k: usize, hash: u64) {
+        self.distinct[k] = hash;
+        self.have_distinct |= 1 << k;
+    }
+
+    /// The row, if it is complete and acceptable; `None` leaves the record
+    /// to serde_json, which reads it the same way or says why not.
+    #[inline]
+    fn finish(self, text: &str) -> Option<FeatureRow> {
+        let all = |n: usize| if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+        if self.have_values != all(self.values.len()) || self.have_distinct != all(self.distinct.len()) {
+            return None;
+        }
+        let ts = self.ts.filter(|t| (0..=LATEST_TIME_MS).contains(t))?;
+        let key = match self.key.as_slice() {
+            // The usual single-field key: one exact allocation.
+            [KeyPart::Text(s, e)] if s < e => text[*s..*e].to_owned(),
+            parts => join_key(text, parts)?,
+        };
+        Some(FeatureRow {
+            key,
+            ts,
+            values: self.values,
+            distinct: self.distinct,
+        })
+    }
+}
+
+/// A composite (or numeric) key's parts joined; `None` if one is missing or empty.
+fn join_key(text: &str, parts: &[KeyPart]) -> Option<String> {
+    let mut key = String::new();
+    for (k, part) in parts.iter().enumerate() {
+        if k > 0 {
+            key.push(crate::features::KEY_SEPARATOR);
+        }
+        match *part {
+            KeyPart::Missing => return None,
+            KeyPart::Text(s, e) if s == e => return None,
+            KeyPart::Text(s, e) => key.push_str(&text[s..e]),
+            KeyPart::Num(n) => key.push_str(&format_number(n)),
+        }
+    }
+    Some(key)
 }
 
 /// A JSON scalar found by [`scan_scalar`].

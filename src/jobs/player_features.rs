@@ -139,7 +139,6 @@ impl WindowJson {
 
 /// Writes each feature set's results to its own JSON-lines file.
 struct PerSetFiles {
-    sets: Vec<Arc<FeatureSpec>>,
     files: Vec<JsonLinesWriter<WindowResult>>,
     routed: Vec<Vec<WindowResult>>,
 }
@@ -154,7 +153,6 @@ impl SinkWriter<WindowResult> for PerSetFiles {
         for (file, batch) in self.files.iter_mut().zip(self.routed.iter_mut()) {
             file.write(batch)?;
         }
-        let _ = &self.sets;
         Ok(())
     }
 
@@ -180,6 +178,23 @@ fn late_row(sets: &[Arc<FeatureSpec>], late: &LateRow) -> LateEventRow {
             .cloned()
             .zip(late.row.values.iter().copied())
             .collect(),
+    }
+}
+
+/// Adds a batch's records to the counters of their feature sets (`(set,
+/// counter)` pairs): one update per set and batch, not per record, as the
+/// counters are shared by every worker.
+fn count_by_set(sets: impl Iterator<Item = usize>, counters: &[(usize, prometheus::IntCounter)]) {
+    let mut counts: smallvec::SmallVec<[u64; 4]> = smallvec::smallvec![0; counters.len()];
+    for set in sets {
+        if let Some(k) = counters.iter().position(|(s, _)| *s == set) {
+            counts[k] += 1;
+        }
+    }
+    for ((_, counter), n) in counters.iter().zip(counts) {
+        if n > 0 {
+            counter.inc_by(n);
+        }
     }
 }
 
@@ -248,7 +263,8 @@ pub fn feature_windows<'s>(
         for (members, rows) in groups.iter().zip(per_group) {
             let mut cores = Vec::new();
             let mut names = Vec::new();
-            let mut metrics = BTreeMap::new();
+            let mut result_counters = Vec::new();
+            let mut late_counters = Vec::new();
             for &k in members {
                 let (i, spec) = &sets[k];
                 let env = WindowEnv {
@@ -267,20 +283,20 @@ pub fn feature_windows<'s>(
                     WindowSpec::Session { .. } => session_core(spec.clone(), *i),
                 });
                 names.push(spec.name.clone());
-                metrics.insert(*i, WindowMetrics::new(&ctx.job, &spec.name));
+                let m = WindowMetrics::new(&ctx.job, &spec.name);
+                result_counters.push((*i, m.results));
+                late_counters.push((*i, m.late_rows));
             }
             let name = format!("Windows({})", names.join(", "));
             let (fired, late) = window_operator(rows, &name, cores, ctx.health.clone());
-            let metrics = Arc::new(metrics);
-            let m = metrics.clone();
-            results.push(fired.inspect(move |r| {
-                if let Some(m) = m.get(&r.set) {
-                    m.results.inc();
+            results.push(fired.inspect_core(move |event| {
+                if let Ok((_, batch)) = event {
+                    count_by_set(batch.iter().map(|r| r.set), &result_counters);
                 }
             }));
-            lates.push(late.inspect(move |l| {
-                if let Some(m) = metrics.get(&l.set) {
-                    m.late_rows.inc();
+            lates.push(late.inspect_core(move |event| {
+                if let Ok((_, batch)) = event {
+                    count_by_set(batch.iter().map(|l| l.set), &late_counters);
                 }
             }));
         }
@@ -360,7 +376,6 @@ impl Job for FeaturesJob {
             }
             let writer = PerSetFiles {
                 routed: vec![Vec::new(); self.sets.len()],
-                sets: self.sets.clone(),
                 files,
             };
             ctx.write(results, output, writer);

@@ -270,6 +270,12 @@ pub trait WindowCore: 'static {
         self.push(time, rows.iter().map(|(_, row)| row.clone()).collect());
     }
 
+    /// Takes a batch stamped `time` that no other state machine reads (rows
+    /// tagged as in [`push_shared`](Self::push_shared)): rows are moved, not cloned.
+    fn push_owned(&mut self, time: u64, rows: Vec<(usize, FeatureRow)>) {
+        self.push(time, rows.into_iter().map(|(_, row)| row).collect());
+    }
+
     /// Processes every buffered stamp before `frontier` (`None`: input complete)
     /// and fires what became due; late rows go to `late`.
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>);
@@ -836,6 +842,13 @@ impl WindowCore for AlignedWindowState {
         }
     }
 
+    fn push_owned(&mut self, time: u64, rows: Vec<(usize, FeatureRow)>) {
+        if !self.apply_on_arrival(time, rows.iter().map(|(_, row)| row)) {
+            let rows = rows.into_iter().map(|(_, row)| row).collect();
+            self.pending.entry(time).or_default().push(rows);
+        }
+    }
+
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {
         let limit = frontier.map(|f| f as i64).unwrap_or(i64::MAX);
         while let Some(entry) = self.pending.first_entry() {
@@ -868,9 +881,10 @@ impl WindowCore for AlignedWindowState {
 /// Runs the window state machines of the feature sets that read one row
 /// stream as one timely operator: rows (tagged with their group) are
 /// exchanged by [`FeatureRow::key_hash`], so the windows of a key are on one
-/// worker; each state machine reads every row in place (none is copied per
-/// feature set); results and late rows of all of them are emitted at the
-/// operator's capability, which follows the input frontier.
+/// worker; each state machine reads every row in place (a row is cloned
+/// only where a state machine keeps rows that others read too); results
+/// and late rows of all of them are emitted at the operator's capability,
+/// which follows the input frontier.
 pub fn window_operator<'s>(
     rows: timely::dataflow::StreamVec<'s, u64, (usize, FeatureRow)>,
     name: &str,
@@ -900,8 +914,13 @@ pub fn window_operator<'s>(
             input.for_each_stamp(|stamp, data| {
                 let t = stamp.least().copied().unwrap_or(0);
                 for batch in data {
-                    for core in cores.iter_mut() {
-                        core.push_shared(t, batch);
+                    // Every state machine but the last reads the batch in
+                    // place; the last takes it, so nothing is cloned for it.
+                    if let Some((last, others)) = cores.split_last_mut() {
+                        for core in others {
+                            core.push_shared(t, batch);
+                        }
+                        last.push_owned(t, std::mem::take(batch));
                     }
                 }
             });

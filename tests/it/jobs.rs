@@ -72,6 +72,10 @@ dlq = "out"
     assert_eq!(late[0]["key"], "p1");
     assert_eq!(late[0]["event_time"], w(20));
     assert_eq!(late[0]["watermark"], w(120));
+    // The feature set's counters match what the job wrote.
+    let counted = |name: &str| riftstream::metrics::counter_sum(name, "feature_set", "minute");
+    assert_eq!(counted("late_rows_total"), 1);
+    assert_eq!(counted("window_results_total"), got.len() as u64);
     let dead = read_jsonl(&dir.path().join("out"), "features-dlq");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["stage"], "decode");

@@ -12,8 +12,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use riftstream::config::{FeatureSetConfig, WindowConfig, WindowKind};
 use riftstream::features::{FeatureRow, FeatureSpec, RowExtractor, WindowResult};
 use riftstream::generator::{player_rows, RowsConfig};
-use riftstream::operators::session::SessionState;
-use riftstream::operators::window_state::{AlignedWindowState, LateRow, WindowCore};
+use riftstream::operators::window::{AlignedWindowState, LateRow, SessionState, WindowCore};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -356,12 +356,7 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
             // The features of the sets the predictions job computes for it.
             let mut inputs: Vec<String> = Vec::new();
             for set in PRE_GAME_SETS {
-                let cfg = topology
-                    .feature_sets
-                    .get(*set)
-                    .ok_or_else(|| RiftError::Internal(format!("the demo topology lacks feature set `{set}`")))?;
-                let spec = crate::features::FeatureSpec::compile(set, cfg)
-                    .map_err(|(key, m)| RiftError::Internal(format!("feature set {set}.{key}: {m}")))?;
+                let spec = crate::features::compile_set(&topology, set, "feature_sets")?;
                 inputs.extend(spec.output_names().map(String::from));
                 inputs.push(format!("known_{set}"));
             }

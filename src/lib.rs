@@ -9,40 +9,61 @@
 //!
 //! # Layout
 //!
-//! | module | role |
-//! |---|---|
-//! | [`config`] | the topology file: typed, `${VAR}`-expanded, validated with errors naming the key |
-//! | [`events`] | typed records of every topic, with validation |
-//! | [`codec`] | bytes → typed records (JSON; Avro with the Kafka connector) |
-//! | [`generator`] | deterministic simulator of ranked play (players, drafts, timelines, frames) |
-//! | [`sources`] | where records come from: partitions + offsets (`file`, `generator`, `kafka`) |
-//! | [`operators`] | dataflow operators, one per file: source, windows, dedup, live state, live and pre-game scoring, snapshots, sink |
-//! | [`features`] | declarative feature sets: aggregates, expressions, rows, accumulators |
-//! | [`jobs`] | one dataflow per job: `lake`, `player_features`, `predictions` |
-//! | [`sinks`] | where results go, with a write / pre-commit / commit lifecycle (`file`, `embedded`, `kafka`, `redis`) |
-//! | [`lake`] | Parquet tables on object_store: bronze, silver, gold; staged commits; compaction; point-in-time export |
-//! | [`model`] | candle models: live and pre-game features, training, evaluation, registry |
-//! | [`runtime`] | timely workers: installing jobs, stepping, health; the I/O runtime |
-//! | [`metrics`] | Prometheus metrics, typed per component |
-//! | [`produce`] | `riftstream produce`: the generator and replays into Kafka |
-//! | [`demo`] | `riftstream demo`: everything end to end on generated data |
-//! | [`error`] | the library's error type |
+//! Modules form layers, read bottom to top: a module imports only from the
+//! layers below its own, and within a layer from the modules listed before
+//! it (`tests/it/layering.rs` keeps it so). A type lives in the lowest layer
+//! that needs it.
+//!
+//! | module | layer | role |
+//! |---|---|---|
+//! | [`error`] | leaves | the library's error type, its kinds and exit codes |
+//! | [`util`] | leaves | stable hashing, the key separator, clocks, partition values, the I/O runtime's `block_on`, job health |
+//! | [`events`] | leaves | every record type that crosses modules: the topics' events, raw and bronze records, outcomes |
+//! | [`metrics`] | leaves | Prometheus metrics, typed per component |
+//! | [`config`] | configuration | the topology file as pure data: typed, `${VAR}`-expanded, validated with errors naming the key |
+//! | [`codec`] | domain | bytes → typed records (JSON, Avro), the decoder contract, the flat-JSON scanner |
+//! | [`features`] | domain | declarative feature sets: aggregates, expressions, rows, accumulators, row decoding |
+//! | [`model`] | domain | candle models: live and pre-game features, training, evaluation, registry |
+//! | [`generator`] | domain | deterministic simulator of ranked play, and replays of the real data files |
+//! | [`state`] | domain | RocksDB: the one place that opens state databases, and key encodings |
+//! | [`kafka`] | connectors | the Kafka client settings and admin calls shared by source and sink |
+//! | [`sources`] | connectors | where records come from: partitions + offsets (`file`, `generator`, `kafka`) |
+//! | [`sinks`] | connectors | where results go, with a write / pre-commit / commit lifecycle (`file`, `embedded`, `kafka`, `redis`) |
+//! | [`lake`] | connectors | Parquet tables on object_store: bronze, silver, gold rows; staged commits; compaction; point-in-time export |
+//! | [`operators`] | operators | dataflow operators, one per file or folder: source, windows, dedup, live state, scoring, snapshots, sink |
+//! | [`jobs`] | jobs | dataflow construction, one file per job (`lake`, `gold`, `player_features`, `predictions`), and the job context |
+//! | [`runtime`] | runtime | timely workers and processes: installing jobs, stepping, health; the admin endpoint |
+//! | [`produce`] | commands | `riftstream produce`: the generator and replays into Kafka; model announcements |
+//! | [`demo`] | commands | `riftstream demo`: everything end to end on generated data |
+//! | [`cli`] | commands | the command line, one function per command, and its exit codes |
+
+pub mod error;
+pub mod util;
+
+pub mod events;
+pub mod metrics;
+
+pub mod config;
 
 pub mod codec;
-pub mod config;
-pub mod demo;
-pub mod error;
-pub mod events;
 pub mod features;
 pub mod generator;
-pub mod jobs;
-pub mod lake;
-pub mod metrics;
 pub mod model;
-pub mod operators;
-pub mod produce;
-pub mod runtime;
+pub mod state;
+
+pub mod kafka;
+pub mod lake;
 pub mod sinks;
 pub mod sources;
+
+pub mod operators;
+
+pub mod jobs;
+
+pub mod runtime;
+
+pub mod cli;
+pub mod demo;
+pub mod produce;
 
 pub use error::{Result, RiftError};

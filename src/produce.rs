@@ -3,9 +3,9 @@
 //! JSON. Topics are created when missing; every record is acknowledged by
 //! the broker (idempotent producer, flushed) before the command reports it.
 
-use crate::config::{Encoding, KafkaConfig};
+use crate::config::{Encoding, KafkaConfig, RecordSchema, SinkConfig, SourceConfig, Topology};
 use crate::error::{Result, RiftError};
-use crate::events::{Event, Topic};
+use crate::events::{Event, ModelUpdate, Topic};
 use crate::generator::{simulate, GeneratorConfig};
 use crate::sinks::kafka::{KafkaRecord, KafkaWriter, ToKafka, ValueEncoder};
 use crate::sinks::SinkWriter;
@@ -80,9 +80,9 @@ pub fn announce<E: Event>(target: &ProduceTarget, record: E) -> Result<()> {
     use rdkafka::producer::{BaseProducer, Producer};
     let topic = format!("{}{}", target.topic_prefix, E::TOPIC.kafka_name());
     // Fail fast when no broker answers, instead of waiting out every timeout.
-    let probe: BaseProducer = crate::sources::kafka::client_config(&target.kafka)
+    let probe: BaseProducer = crate::kafka::client_config(&target.kafka)
         .create()
-        .map_err(|e| RiftError::external("kafka", e, false))?;
+        .map_err(|e| RiftError::external_caused("kafka", e, false))?;
     probe
         .client()
         .fetch_metadata(None, std::time::Duration::from_secs(3))
@@ -109,4 +109,91 @@ pub fn produce_simulation(target: &ProduceTarget, cfg: &GeneratorConfig) -> Resu
         (Topic::GameEvents, produce(target, sim.game_events)?),
         (Topic::PredictionRequests, produce(target, sim.requests)?),
     ])
+}
+
+/// The encoding of `topology`'s topics, for records it does not read itself
+/// (a model announcement): that of its `model_updates` source if it has
+/// one, else of its first Kafka source or sink, else Avro (SPEC's default).
+pub fn topology_encoding(topology: &Topology) -> Encoding {
+    let sources = topology.sources.values().filter_map(|s| match s {
+        SourceConfig::Kafka { encoding, .. } => Some((s.schema() == Some(RecordSchema::ModelUpdates), *encoding)),
+        _ => None,
+    });
+    let sinks = topology.sinks.values().filter_map(|s| match s {
+        SinkConfig::Kafka { encoding, .. } => Some((false, *encoding)),
+        _ => None,
+    });
+    let all: Vec<(bool, Encoding)> = sources.chain(sinks).collect();
+    all.iter()
+        .find(|(updates, _)| *updates)
+        .or(all.first())
+        .map_or(Encoding::Avro, |(_, e)| *e)
+}
+
+/// Announces model version `dir` (registered as `model_name`, of family
+/// `model_kind`) on `esports.model_updates` through `topology`'s Kafka, in
+/// its encoding; `Ok(None)` when the topology has no Kafka (workers notice
+/// new versions in the registry by themselves). Gives up within seconds
+/// when no broker answers.
+pub fn announce_model(
+    topology: &Topology,
+    model_name: &str,
+    model_kind: &str,
+    dir: &std::path::Path,
+) -> Result<Option<ModelUpdate>> {
+    let Some(mut kafka) = topology.kafka.clone() else {
+        return Ok(None);
+    };
+    let version = dir
+        .file_name()
+        .map(|v| v.to_string_lossy().to_string())
+        .ok_or_else(|| RiftError::Usage(format!("{} is not a model version directory", dir.display())))?;
+    let update = ModelUpdate {
+        model_name: model_name.to_string(),
+        version,
+        path: dir.display().to_string(),
+        model_kind: model_kind.to_string(),
+        created_at: crate::util::now_ms(),
+    };
+    // An announcement, not a pipeline: give up quickly when no broker answers.
+    kafka.properties.insert("message.timeout.ms".into(), "5000".into());
+    let target = ProduceTarget {
+        kafka,
+        encoding: topology_encoding(topology),
+        partitions: 1,
+        topic_prefix: String::new(),
+        rate: None,
+    };
+    announce(&target, update.clone())?;
+    Ok(Some(update))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topology(text: &str) -> Topology {
+        Topology::parse(text, "t.toml").unwrap()
+    }
+
+    #[test]
+    fn announcements_use_the_topologys_encoding() {
+        let kafka = "[kafka]\nbrokers = \"b:9092\"\n";
+        let json_sink =
+            format!("{kafka}[sinks.p]\nkind = \"kafka\"\ntopic = \"esports.predictions\"\nencoding = \"json\"\n");
+        assert_eq!(topology_encoding(&topology(&json_sink)), Encoding::Json);
+        let updates = format!(
+            "{json_sink}[sources.u]\nkind = \"kafka\"\ntopic = \"esports.model_updates\"\nencoding = \"avro\"\n"
+        );
+        assert_eq!(topology_encoding(&topology(&updates)), Encoding::Avro);
+        assert_eq!(topology_encoding(&topology("")), Encoding::Avro);
+    }
+
+    #[test]
+    fn no_kafka_means_no_announcement() {
+        let dir = std::path::Path::new("lake/models/live/v3");
+        assert!(announce_model(&topology(""), "live", "logistic", dir)
+            .unwrap()
+            .is_none());
+    }
 }

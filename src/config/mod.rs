@@ -1,4 +1,4 @@
-//! Typed, validated configuration: the topology file.
+//! Typed, validated configuration: the topology file, as pure data.
 //!
 //! A topology names *sources* (where records come from), *sinks* (where they
 //! go), *feature sets* (declarative windowed aggregations) and *jobs* (which
@@ -11,9 +11,98 @@
 //! 3. deserialize into the types below (`deny_unknown_fields`: a typo is an
 //!    error, not a silently ignored key) and [`Topology::validate`] the
 //!    cross-references and values.
+//!
+//! This module only reads and checks: it compiles nothing and opens nothing.
+//! Feature-set expressions are compiled (and their errors reported with the
+//! same file and key) by `features::compile_sets`; lakes and stores are
+//! opened by the connectors.
+//!
+//! One file per section: [`runtime`], [`kafka`], [`sources`], [`sinks`],
+//! [`feature_sets`], [`jobs`], the generator's settings in [`generator`], and
+//! the cross-reference checks in `validate`.
 
 mod expand;
-mod topology;
+mod feature_sets;
+mod generator;
+mod jobs;
+mod kafka;
+mod runtime;
+mod sinks;
+mod sources;
+mod validate;
 
 pub use expand::expand_env;
-pub use topology::*;
+pub use feature_sets::{FeatureSetConfig, WindowConfig, WindowKind};
+pub use generator::GeneratorConfig;
+pub use jobs::JobConfig;
+pub use kafka::{Encoding, KafkaConfig};
+pub use runtime::RuntimeConfig;
+pub use sinks::SinkConfig;
+pub use sources::{RecordSchema, SourceConfig, WatermarkConfig};
+
+use crate::error::{Result, RiftError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A whole topology file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Where this topology was read from (for error messages); not in the file.
+    #[serde(skip)]
+    pub file: String,
+    /// Worker process settings.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    /// Connection settings shared by every `kafka` source and sink.
+    #[serde(default)]
+    pub kafka: Option<KafkaConfig>,
+    /// Named sources.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Named sinks.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// Named declarative feature sets (windowed aggregations).
+    #[serde(default)]
+    pub feature_sets: BTreeMap<String, FeatureSetConfig>,
+    /// Named jobs: the dataflows a worker runs.
+    #[serde(default)]
+    pub jobs: BTreeMap<String, JobConfig>,
+}
+
+impl Topology {
+    /// Reads, expands and validates a topology file.
+    pub fn load(path: &Path) -> Result<Topology> {
+        let text = std::fs::read_to_string(path).map_err(|e| RiftError::io(path, e))?;
+        Topology::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses, expands and validates topology text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Topology> {
+        let mut doc: toml::Value = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+                .unwrap_or(0);
+            RiftError::config(file, format!("line {line}"), e.message().to_string())
+        })?;
+        expand_env(&mut doc, file)?;
+        let mut topology: Topology = serde_path_to_error::deserialize(doc).map_err(|e| {
+            let key = e.path().to_string();
+            RiftError::config(file, key, e.into_inner().message().to_string())
+        })?;
+        topology.file = file.to_string();
+        topology.validate()?;
+        Ok(topology)
+    }
+
+    /// The lake root of the first `lake` sink, if any.
+    pub fn lake_root(&self) -> Option<&str> {
+        self.sinks.values().find_map(|s| match s {
+            SinkConfig::Lake { root, .. } => Some(root.as_str()),
+            _ => None,
+        })
+    }
+}

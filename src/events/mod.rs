@@ -14,17 +14,21 @@ pub mod dlq;
 pub mod game_events;
 pub mod matches;
 pub mod model_updates;
+pub mod outcomes;
 pub mod player_stats;
 pub mod prediction_requests;
 pub mod predictions;
+pub mod raw;
 
 pub use dlq::DeadLetter;
 pub use game_events::{Building, GameEvent, GameEventKind, Monster, TeamFrame};
 pub use matches::{Match, Participant};
 pub use model_updates::ModelUpdate;
+pub use outcomes::ModelOutcome;
 pub use player_stats::PlayerStats;
 pub use prediction_requests::{LineupSlot, PredictionRequest};
 pub use predictions::{Prediction, PredictionKind};
+pub use raw::{Arrived, BronzeRecord, RawRecord};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -219,9 +223,4 @@ pub(crate) fn require_plausible_time(field: &str, value: i64, now_ms: i64) -> Re
         ));
     }
     Ok(())
-}
-
-/// The wall clock in UTC milliseconds.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

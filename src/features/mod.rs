@@ -12,12 +12,45 @@
 //! * [`RowExtractor`] — JSON (bytes or a decoded value, with `explode` of a
 //!   list field) to rows, rejecting records that lack a field with a reason.
 
+mod decode;
 mod expr;
 mod extract;
 mod spec;
 
+pub use decode::RowDecoder;
 pub use expr::Expr;
 pub use extract::RowExtractor;
-pub use spec::{
-    stable_hash, Accumulator, AggFunc, AggregateSpec, FeatureRow, FeatureSpec, WindowResult, WindowSpec, KEY_SEPARATOR,
-};
+pub use spec::{Accumulator, AggFunc, AggregateSpec, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
+
+use crate::config::Topology;
+use crate::error::{Result, RiftError};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Compiles feature set `name` of `topology`; `referenced_at` is the key
+/// that names it (for the error when it is not defined). An error in the set
+/// names the file and the set's key, as configuration errors do.
+pub fn compile_set(topology: &Topology, name: &str, referenced_at: &str) -> Result<Arc<FeatureSpec>> {
+    let cfg = topology
+        .feature_sets
+        .get(name)
+        .ok_or_else(|| RiftError::config(&topology.file, referenced_at, format!("unknown feature set `{name}`")))?;
+    FeatureSpec::compile(name, cfg)
+        .map(Arc::new)
+        .map_err(|(field, message)| RiftError::config(&topology.file, format!("feature_sets.{name}.{field}"), message))
+}
+
+/// Compiles every feature set of `topology` (what `Topology::validate`
+/// cannot check: expressions, aggregate functions and their fields).
+pub fn compile_sets(topology: &Topology) -> Result<BTreeMap<String, Arc<FeatureSpec>>> {
+    topology
+        .feature_sets
+        .keys()
+        .map(|name| {
+            Ok((
+                name.clone(),
+                compile_set(topology, name, &format!("feature_sets.{name}"))?,
+            ))
+        })
+        .collect()
+}

@@ -2,6 +2,7 @@
 
 use super::expr::Expr;
 use crate::config::{FeatureSetConfig, WindowKind};
+use crate::util::stable_hash;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 use std::collections::HashSet;
@@ -127,9 +128,6 @@ pub struct FeatureSpec {
     slots: usize,
 }
 
-/// Joins the parts of a composite key value (`key = "player_id+champion"` → `p001/Ahri`).
-pub const KEY_SEPARATOR: char = '/';
-
 impl FeatureSpec {
     /// The fields of the key: one, or several joined by `+` (a composite key).
     pub fn key_parts(&self) -> impl Iterator<Item = &str> {
@@ -144,7 +142,7 @@ impl FeatureSpec {
                 if p == "player_id" {
                     "player".to_string()
                 } else {
-                    crate::lake::partition_value(p)
+                    crate::util::partition_value(p)
                 }
             })
             .collect::<Vec<_>>()
@@ -415,22 +413,6 @@ impl FeatureRow {
     pub fn key_hash(&self) -> u64 {
         stable_hash(self.key.as_bytes())
     }
-}
-
-/// FNV-1a: a stable, fast hash (the same on every worker and every run).
-#[inline]
-pub fn stable_hash(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in bytes {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    // Final avalanche (murmur3 fmix64): exchange routes on the low bits.
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xff51afd7ed558ccd);
-    h ^= h >> 33;
-    h = h.wrapping_mul(0xc4ceb9fe1a85ec53);
-    h ^ (h >> 33)
 }
 
 /// A fired (or re-fired) window.

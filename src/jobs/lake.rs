@@ -13,10 +13,11 @@ use super::{Job, JobContext};
 use crate::codec::EventDecoder;
 use crate::config::RecordSchema;
 use crate::error::{Result, RiftError};
+use crate::events::BronzeRecord;
 use crate::events::{DeadLetter, Event, GameEvent, Match, PlayerStats, PredictionRequest};
 use crate::lake::tables::{LakeRow, ParticipantRow};
 use crate::operators::dedup::{DedupByKey, SeenKeys};
-use crate::operators::source::{read_source, BronzeRecord};
+use crate::operators::source::read_source;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, StreamVec};
@@ -70,7 +71,7 @@ impl Job for LakeJob {
                 Some(RecordSchema::Matches) => {
                     let (raw, dlq, matches) = silver::<Match>(scope, ctx, source)?;
                     let participants = matches.clone().flat_map(|m| ParticipantRow::of(&m).collect::<Vec<_>>());
-                    crate::lake::gold::build_gold(
+                    super::gold::build_gold(
                         matches.clone(),
                         ctx.lake(&self.lake)?,
                         ctx.health.clone(),

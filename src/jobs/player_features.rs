@@ -12,18 +12,17 @@
 //! Feature sets that read the same source share one source operator.
 
 use super::{Job, JobContext};
-use crate::codec::RowDecoder;
 use crate::config::{JobConfig, SinkConfig, Topology};
 use crate::error::{Result, RiftError};
+use crate::features::RowDecoder;
 use crate::features::{FeatureSpec, WindowResult, WindowSpec};
 use crate::lake::tables::{FeatureVectorRow, LateEventRow};
 use crate::metrics::WindowMetrics;
 use crate::operators::route::RouteByIndex;
-use crate::operators::session::session_core;
-use crate::operators::sliding::sliding_core;
 use crate::operators::source::read_source;
-use crate::operators::tumbling::tumbling_core;
-use crate::operators::window_state::{window_operator, LateRow, SpillConfig, WindowEnv};
+use crate::operators::window::{
+    session_core, sliding_core, tumbling_core, window_operator, LateRow, SpillConfig, WindowEnv,
+};
 use crate::sinks::embedded::{EmbeddedStore, FeatureStore, FeatureStoreWriter};
 use crate::sinks::file::JsonLinesWriter;
 use crate::sinks::SinkWriter;
@@ -61,18 +60,9 @@ impl FeaturesJob {
         let mut sets = Vec::new();
         let mut entities = Vec::new();
         for set in feature_sets {
-            let c = topology.feature_sets.get(set).ok_or_else(|| {
-                RiftError::config(
-                    &topology.file,
-                    format!("jobs.{name}.feature_sets"),
-                    format!("unknown feature set `{set}`"),
-                )
-            })?;
-            let spec = FeatureSpec::compile(set, c).map_err(|(field, message)| {
-                RiftError::config(&topology.file, format!("feature_sets.{set}.{field}"), message)
-            })?;
+            let spec = crate::features::compile_set(topology, set, &format!("jobs.{name}.feature_sets"))?;
             entities.push(spec.entity());
-            sets.push(Arc::new(spec));
+            sets.push(spec);
         }
         Ok(FeaturesJob {
             sets,
@@ -270,9 +260,7 @@ pub fn feature_windows<'s>(
                 let env = WindowEnv {
                     health: ctx.health.clone(),
                     spill: Some(SpillConfig {
-                        db: crate::sinks::embedded::shared_db(
-                            &PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"),
-                        )?,
+                        db: crate::state::shared_db(&PathBuf::from(&ctx.topology.runtime.state_dir).join("windows"))?,
                         prefix: format!("{}\u{1}{}\u{1}{}\u{1}", ctx.job, spec.name, ctx.worker).into_bytes(),
                         max_entries: ctx.topology.runtime.state_memory_entries,
                     }),

@@ -88,16 +88,8 @@ impl PredictionsJob {
                 }
                 let mut sets = Vec::new();
                 for set in pre_game_feature_sets {
-                    let c = topology.feature_sets.get(set).ok_or_else(|| {
-                        RiftError::config(
-                            &topology.file,
-                            format!("jobs.{name}.pre_game_feature_sets"),
-                            format!("unknown feature set `{set}`"),
-                        )
-                    })?;
-                    let spec = FeatureSpec::compile(set, c).map_err(|(field, message)| {
-                        RiftError::config(&topology.file, format!("feature_sets.{set}.{field}"), message)
-                    })?;
+                    let spec =
+                        crate::features::compile_set(topology, set, &format!("jobs.{name}.pre_game_feature_sets"))?;
                     let entity = spec.entity();
                     if !joins_lineups(&entity) {
                         return Err(RiftError::config(
@@ -106,14 +98,14 @@ impl PredictionsJob {
                             format!("a lineup cannot be joined on `{}`: use player_id, champion, role, team or a `+` of them", spec.key_field),
                         ));
                     }
-                    sets.push(Arc::new(spec));
+                    sets.push(spec);
                 }
                 Some((requests.clone(), pre_game_model.clone(), sets))
             }
         };
         let registry = match registry {
             Some(r) => PathBuf::from(r),
-            None => PathBuf::from(topology.lake_root().unwrap_or("./lake")),
+            None => crate::model::registry_root(topology)?,
         };
         if !(0.0..=1.0).contains(challenger_share) {
             return Err(RiftError::config(
@@ -177,7 +169,7 @@ impl Job for PredictionsJob {
                     ctx.write(
                         scored.outcomes.clone(),
                         output,
-                        ctx.lake_writer::<crate::operators::score::ModelOutcome>(output, "outcomes")?,
+                        ctx.lake_writer::<crate::events::ModelOutcome>(output, "outcomes")?,
                     );
                 }
             }

@@ -95,7 +95,7 @@ fn table_of(relative: &str) -> String {
 /// A stable id for a set of inputs (a hash of their sorted, NUL-separated names).
 fn merge_id(inputs: &[String]) -> String {
     let joined = inputs.join("\0");
-    format!("{:016x}", crate::features::stable_hash(joined.as_bytes()))
+    format!("{:016x}", crate::util::stable_hash(joined.as_bytes()))
 }
 
 /// Compacts every closed partition of `lake`.
@@ -242,11 +242,6 @@ fn recover(lake: &Lake) -> Result<usize> {
         n += 1;
     }
     Ok(n)
-}
-
-/// The current time, UTC ms.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod tables;
 pub mod writer;
 
 use crate::error::{Result, RiftError};
+pub use crate::util::partition_value;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
@@ -75,6 +76,18 @@ impl Lake {
         })
     }
 
+    /// The lake of `topology`'s first lake sink, with its object_store options.
+    pub fn of_topology(topology: &crate::config::Topology) -> Result<Lake> {
+        topology
+            .sinks
+            .values()
+            .find_map(|s| match s {
+                crate::config::SinkConfig::Lake { root, options, .. } => Some(Lake::open_with(root, options)),
+                _ => None,
+            })
+            .unwrap_or_else(|| Err(RiftError::config(&topology.file, "sinks", "no lake sink")))
+    }
+
     /// The full object path of `relative` (a `/`-separated path under the root).
     pub fn path(&self, relative: &str) -> ObjectPath {
         let mut p = self.prefix.clone();
@@ -89,7 +102,7 @@ impl Lake {
         use futures::TryStreamExt;
         let prefix = self.path(relative);
         let store = self.store.clone();
-        crate::runtime::block_on(async move {
+        crate::util::block_on(async move {
             let metas: Vec<object_store::ObjectMeta> = store.list(Some(&prefix)).try_collect().await?;
             Ok(metas.into_iter().map(|m| (m.location, m.size)).collect())
         })
@@ -108,14 +121,14 @@ impl Lake {
     pub fn get(&self, path: &ObjectPath) -> Result<bytes::Bytes> {
         let store = self.store.clone();
         let path = path.clone();
-        crate::runtime::block_on(async move { Ok(store.get(&path).await?.bytes().await?) })
+        crate::util::block_on(async move { Ok(store.get(&path).await?.bytes().await?) })
     }
 
     /// Reads an object whole, or `None` when it does not exist.
     pub fn get_opt(&self, path: &ObjectPath) -> Result<Option<bytes::Bytes>> {
         let store = self.store.clone();
         let path = path.clone();
-        crate::runtime::block_on(async move {
+        crate::util::block_on(async move {
             match store.get(&path).await {
                 Ok(r) => Ok(Some(r.bytes().await?)),
                 Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -128,7 +141,7 @@ impl Lake {
     pub fn put(&self, path: &ObjectPath, bytes: bytes::Bytes) -> Result<()> {
         let store = self.store.clone();
         let path = path.clone();
-        crate::runtime::block_on(async move {
+        crate::util::block_on(async move {
             store.put(&path, object_store::PutPayload::from(bytes)).await?;
             Ok(())
         })
@@ -138,14 +151,14 @@ impl Lake {
     pub fn rename(&self, from: &ObjectPath, to: &ObjectPath) -> Result<()> {
         let store = self.store.clone();
         let (from, to) = (from.clone(), to.clone());
-        crate::runtime::block_on(async move { Ok(store.rename(&from, &to).await?) })
+        crate::util::block_on(async move { Ok(store.rename(&from, &to).await?) })
     }
 
     /// Deletes an object; deleting a missing object is not an error.
     pub fn delete(&self, path: &ObjectPath) -> Result<()> {
         let store = self.store.clone();
         let path = path.clone();
-        crate::runtime::block_on(async move {
+        crate::util::block_on(async move {
             match store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e.into()),
@@ -173,23 +186,4 @@ pub fn hour_of(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.format("%H").to_string())
         .unwrap_or_else(|| "00".into())
-}
-
-/// Makes a value safe as a hive partition value.
-pub fn partition_value(v: &str) -> String {
-    let cleaned: String = v
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if cleaned.is_empty() {
-        "unknown".into()
-    } else {
-        cleaned
-    }
 }

@@ -215,7 +215,7 @@ pub fn lineup_entity_id(entity: &str, player_id: &str, champion: &str, role: &st
     let mut id = String::new();
     for (i, part) in entity.split('+').enumerate() {
         if i > 0 {
-            id.push(crate::features::KEY_SEPARATOR);
+            id.push(crate::util::KEY_SEPARATOR);
         }
         match part {
             "player" => id.push_str(player_id),

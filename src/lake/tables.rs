@@ -3,8 +3,8 @@
 
 use super::{date_of, hour_of, partition_value};
 use crate::error::Result;
+use crate::events::BronzeRecord;
 use crate::events::{DeadLetter, GameEvent, Match, PlayerStats, Prediction, PredictionRequest, Topic};
-use crate::operators::source::BronzeRecord;
 use arrow::array::{
     ArrayRef, BinaryBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
     TimestampMillisecondBuilder,
@@ -594,7 +594,7 @@ impl LakeRow for Prediction {
     }
 }
 
-impl LakeRow for crate::operators::score::ModelOutcome {
+impl LakeRow for crate::events::ModelOutcome {
     fn table(&self) -> String {
         "gold/model_outcomes".into()
     }
@@ -624,4 +624,12 @@ impl LakeRow for crate::operators::score::ModelOutcome {
     fn to_batch(rows: &[Self]) -> Result<RecordBatch> {
         serde_batch(Self::schema(), rows)
     }
+}
+
+/// A gold row: a lake row that knows its day (gold snapshots are written per day).
+pub trait GoldRow: LakeRow + timely::ExchangeData + Clone + Eq + std::hash::Hash + Ord {
+    /// The day (UTC ms of its start) the row belongs to (`ByDate`).
+    fn day_start(&self) -> i64;
+    /// A copy of the row placed under another day (`Daily`).
+    fn on_day(&self, day_start: i64) -> Self;
 }

@@ -16,8 +16,8 @@
 use super::tables::LakeRow;
 use super::Lake;
 use crate::error::{Result, RiftError};
-use crate::runtime::block_on;
 use crate::sinks::SinkWriter;
+use crate::util::block_on;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -70,7 +70,7 @@ impl<R: LakeRow> LakeWriter<R> {
         target_file_bytes: usize,
         row_group_rows: usize,
     ) -> Result<Self> {
-        let writer_id = crate::lake::partition_value(writer_id);
+        let writer_id = crate::util::partition_value(writer_id);
         let record_path = lake.path(&format!("_writers/{writer_id}-w{worker:03}.json"));
         let first_epoch = match lake.get_opt(&record_path)? {
             Some(bytes) => {

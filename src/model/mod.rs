@@ -42,6 +42,7 @@
 //! - A model is always scored on raw features: the standardization it was
 //!   trained with travels with it (in memory and in `metadata.json`).
 
+pub mod data;
 pub mod dataset;
 pub mod eval;
 pub mod live_features;
@@ -56,12 +57,13 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+pub use data::{load_labeled, DataFormat, LabeledData};
 pub use dataset::{load_ten_minute_csv, read_ten_minute_rows, Dataset, Normalization, TenMinuteRow};
 pub use eval::{evaluate, CalibrationBin, Evaluation};
 pub use live_features::{live_features, TeamTotals, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
 pub use logistic::LogisticRegression;
 pub use mlp::Mlp;
-pub use registry::{LoadedModel, ModelMetadata, ModelRegistry, ModelVersionInfo, TrainingData};
+pub use registry::{registry_root, LoadedModel, ModelMetadata, ModelRegistry, ModelVersionInfo, TrainingData};
 pub use train::{train, EpochReport, ModelKind, TrainConfig, TrainedModel};
 
 /// Everything that can go wrong in the model module.
@@ -280,5 +282,15 @@ pub(crate) mod test_support {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         dir
+    }
+}
+
+impl From<ModelError> for crate::error::RiftError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Io { path, source } => crate::error::RiftError::Io { path, source },
+            ModelError::InvalidConfig(m) | ModelError::NotFound(m) => crate::error::RiftError::Usage(m),
+            other => crate::error::RiftError::Model(other.to_string()),
+        }
     }
 }

@@ -466,6 +466,19 @@ impl LoadedModel {
     }
 }
 
+/// The registry root a topology implies: the root of its first lake sink
+/// (versions live under `models/` there). A topology without a lake sink is
+/// a configuration error naming `sinks`: give the registry explicitly.
+pub fn registry_root(topology: &crate::config::Topology) -> crate::error::Result<PathBuf> {
+    topology.lake_root().map(PathBuf::from).ok_or_else(|| {
+        crate::error::RiftError::config(
+            &topology.file,
+            "sinks",
+            "no lake sink to keep the model registry under; name a registry explicitly",
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

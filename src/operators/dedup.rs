@@ -15,8 +15,8 @@
 
 use crate::error::Result;
 use crate::events::Event;
-use crate::features::stable_hash;
-use crate::runtime::JobHealth;
+use crate::util::stable_hash;
+use crate::util::JobHealth;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
@@ -34,7 +34,7 @@ pub struct SeenKeys {
 impl SeenKeys {
     /// The seen-key set of `table` in `job`, stored under `state_dir`.
     pub fn open(state_dir: &str, job: &str, table: &str) -> Result<SeenKeys> {
-        let db = crate::sinks::embedded::shared_db(&std::path::Path::new(state_dir).join("dedup"))?;
+        let db = crate::state::shared_db(&std::path::Path::new(state_dir).join("dedup"))?;
         Ok(SeenKeys {
             db,
             prefix: format!("{job}\u{1}{table}\u{1}"),

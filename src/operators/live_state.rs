@@ -22,10 +22,10 @@
 //! [`TOMBSTONE_RETENTION_MS`] past the end. Events with a `seq` the match
 //! has already applied (replays, duplicates) are ignored.
 
-use crate::codec::Arrived;
+use crate::events::Arrived;
 use crate::events::{Building, GameEvent, GameEventKind, Monster, Team};
-use crate::features::stable_hash;
 use crate::model::TeamTotals;
+use crate::util::stable_hash;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,9 +3,8 @@
 //! what it does with time, frontiers and state, and what it guarantees.
 //!
 //! * [`source`] — read, decode, validate, stamp with partition watermarks, dead-letter.
-//! * [`window_state`] — the state machine of aligned windows, and the window operator, which
-//!   runs the state machines of every feature set sharing a row stream.
-//! * [`tumbling`], [`sliding`], [`session`] — the three window kinds.
+//! * [`window`] — event-time windows: the window operator, which runs the state machines of
+//!   every feature set sharing a row stream, and the tumbling, sliding and session kinds.
 //! * [`dedup`] — first record per business key, across history (RocksDB).
 //! * [`live_state`] — running per-team state of live matches.
 //! * [`score`] — batched candle inference of live state, hot reload, champion/challenger.
@@ -19,18 +18,13 @@ pub mod live_state;
 pub mod pregame;
 pub mod route;
 pub mod score;
-pub mod session;
 pub mod sink;
-pub mod sliding;
 pub mod snapshot;
 pub mod source;
-pub mod tumbling;
-pub mod window_state;
+pub mod window;
 
 pub use dedup::DedupByKey;
 pub use live_state::LiveMatchState;
 pub use route::RouteByIndex;
 pub use score::ScoreLive;
-pub use session::session_core;
-pub use sliding::sliding_core;
-pub use tumbling::tumbling_core;
+pub use window::{session_core, sliding_core, tumbling_core, window_operator};

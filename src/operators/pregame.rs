@@ -31,13 +31,14 @@
 //! such in the model's inputs).
 
 use super::score::ModelSlot;
-use crate::codec::Arrived;
+use crate::events::Arrived;
 use crate::events::{Prediction, PredictionKind, PredictionRequest, Team};
-use crate::features::{stable_hash, FeatureSpec, WindowResult};
+use crate::features::{FeatureSpec, WindowResult};
 use crate::lake::offline::lineup_entity_id;
 use crate::model::pregame::{player_features_of, pregame_features};
-use crate::runtime::JobHealth;
-use crate::sources::now_us;
+use crate::util::now_us;
+use crate::util::stable_hash;
+use crate::util::JobHealth;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

@@ -12,7 +12,7 @@
 //! per second.
 
 use crate::error::RiftError;
-use crate::runtime::JobHealth;
+use crate::util::JobHealth;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;

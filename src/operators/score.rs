@@ -27,10 +27,10 @@
 
 use super::live_state::LiveUpdate;
 use crate::error::{Result, RiftError};
-use crate::events::{Prediction, PredictionKind};
+use crate::events::{ModelOutcome, Prediction, PredictionKind};
 use crate::model::{live_features, LoadedModel, ModelRegistry, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
-use crate::runtime::JobHealth;
-use crate::sources::now_us;
+use crate::util::now_us;
+use crate::util::JobHealth;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
@@ -119,7 +119,7 @@ impl ModelSlot {
 
 /// Whether `match_id` falls in the challenger's share (a stable hash, so per match).
 pub fn in_challenger_share(match_id: &str, share: f64) -> bool {
-    share > 0.0 && ((crate::features::stable_hash(match_id.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64) < share
+    share > 0.0 && ((crate::util::stable_hash(match_id.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64) < share
 }
 
 /// How live updates are scored.
@@ -132,30 +132,6 @@ pub struct LiveScoring {
     pub job: String,
     /// Worker index (metrics).
     pub worker: usize,
-}
-
-/// How one model variant did on one ended match: all its live predictions
-/// for the match judged against the winner (`gold/model_outcomes`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ModelOutcome {
-    /// The match.
-    pub match_id: String,
-    /// `champion` or `challenger`.
-    pub variant: String,
-    /// Registered model name.
-    pub model_name: String,
-    /// Version that made the predictions.
-    pub model_version: String,
-    /// Event time of the match's end, UTC ms.
-    pub ended_at: i64,
-    /// Predictions made for the match.
-    pub predictions: i64,
-    /// Those on the winner's side (probability ≥ 0.5 for the winner).
-    pub correct: i64,
-    /// `correct / predictions`.
-    pub accuracy: f64,
-    /// Mean log loss of the predictions.
-    pub log_loss: f64,
 }
 
 /// The outputs of live scoring.

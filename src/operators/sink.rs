@@ -16,8 +16,8 @@
 //!   it, so a consumer group never skips data a sink has not made durable.
 
 use crate::metrics::SinkMetrics;
-use crate::runtime::JobHealth;
 use crate::sinks::SinkWriter;
+use crate::util::JobHealth;
 use std::time::{Duration, Instant};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;

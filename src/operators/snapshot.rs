@@ -25,15 +25,14 @@
 //! replay rewrites rather than duplicates. All rows go to one worker: gold
 //! tables are small.
 
-use crate::lake::tables::LakeRow;
+use crate::lake::tables::{GoldRow, LakeRow};
 use crate::lake::Lake;
-use crate::runtime::{block_on, JobHealth};
+use crate::util::{block_on, JobHealth};
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::Hash;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -48,14 +47,6 @@ pub enum SnapshotMode {
     ByDate,
     /// Rows have no day; the whole state is written under every day that closes.
     Daily,
-}
-
-/// A gold row: a lake row that knows its day.
-pub trait GoldRow: LakeRow + timely::ExchangeData + Clone + Eq + Hash + Ord {
-    /// The day (UTC ms of its start) the row belongs to (`ByDate`).
-    fn day_start(&self) -> i64;
-    /// A copy of the row placed under another day (`Daily`).
-    fn on_day(&self, day_start: i64) -> Self;
 }
 
 fn day_of(ms: i64) -> i64 {

@@ -7,7 +7,7 @@ use axum::Router;
 /// process exits. A port already in use is logged, not fatal.
 pub fn serve(addr: &str) {
     let addr = addr.to_string();
-    super::io_runtime().spawn(async move {
+    crate::util::io_runtime().spawn(async move {
         let app = Router::new()
             .route("/metrics", get(|| async { crate::metrics::render() }))
             .route("/health", get(|| async { "ok" }));

@@ -15,86 +15,16 @@
 //! its dataflows are dropped and the workers exit.
 
 pub mod admin;
-pub mod io;
-
-pub use io::{block_on, io_runtime};
 
 use crate::config::Topology;
 use crate::error::{Result, RiftError};
-use crate::jobs::{self, JobContext};
-use crate::operators::source::WatermarkBoard;
-use std::cell::RefCell;
+use crate::jobs::{self, JobContext, RunShared};
+use crate::util::JobHealth;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Health of one job on one worker, shared by its operators.
-#[derive(Clone, Default)]
-pub struct JobHealth(Rc<RefCell<HealthState>>);
-
-#[derive(Default)]
-struct HealthState {
-    fatal: Option<String>,
-    transient: u64,
-    last_logged: Option<Instant>,
-}
-
-impl JobHealth {
-    /// Reports a failure met by `component`: retryable ones are logged (at
-    /// most every few seconds), others fail the job.
-    pub fn report(&self, component: &str, error: RiftError) {
-        let mut s = self.0.borrow_mut();
-        if error.is_retryable() {
-            s.transient += 1;
-            if s.last_logged.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) {
-                tracing::warn!(component, %error, retries = s.transient, "transient failure, retrying");
-                s.last_logged = Some(Instant::now());
-            }
-        } else if s.fatal.is_none() {
-            tracing::error!(component, %error, "job failed");
-            s.fatal = Some(format!("{component}: {error}"));
-        }
-    }
-
-    /// The failure that stopped the job, if any.
-    pub fn fatal(&self) -> Option<String> {
-        self.0.borrow().fatal.clone()
-    }
-}
-
-/// What the workers of one process share during a run.
-#[derive(Default)]
-pub struct RunShared {
-    /// Jobs failed on some worker: every worker drops them.
-    failed: Mutex<BTreeMap<String, String>>,
-    /// Watermark boards by job.
-    boards: Mutex<BTreeMap<String, Arc<WatermarkBoard>>>,
-}
-
-impl RunShared {
-    /// The watermark board of job `key`, shared by this process's source readers.
-    pub fn watermark_board(&self, key: &str) -> Arc<WatermarkBoard> {
-        match self.boards.lock() {
-            Ok(mut b) => b.entry(key.to_string()).or_default().clone(),
-            Err(_) => Arc::default(),
-        }
-    }
-
-    /// Marks `job` failed on every worker of the process (the first reason wins).
-    pub fn fail(&self, job: &str, why: String) {
-        if let Ok(mut f) = self.failed.lock() {
-            f.entry(job.to_string()).or_insert(why);
-        }
-    }
-
-    /// Why `job` failed, if it did on any worker of the process.
-    pub fn failure(&self, job: &str) -> Option<String> {
-        self.failed.lock().ok().and_then(|f| f.get(job).cloned())
-    }
-}
 
 /// How to run a topology.
 #[derive(Clone, Debug)]
@@ -157,7 +87,9 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
     if selected.is_empty() {
         return Err(RiftError::Usage(format!("{} defines no jobs", topology.file)));
     }
-    // Build every job once up front so configuration errors surface before workers start.
+    // Compile every feature set and build every job once up front, so
+    // configuration errors surface before workers start.
+    crate::features::compile_sets(&topology)?;
     for name in &selected {
         jobs::build(name, &topology)?;
     }

@@ -15,11 +15,12 @@
 use super::SinkWriter;
 use crate::error::{Result, RiftError};
 use crate::features::{FeatureSpec, WindowResult};
-use rocksdb::{Options, DB};
+use crate::state::shared_db;
+use rocksdb::DB;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 /// One entity update from one feature set.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,25 +66,6 @@ pub struct EmbeddedStore {
     lock: Mutex<()>,
 }
 
-/// Opens (once per process) the RocksDB database at `path`.
-pub fn shared_db(path: &Path) -> Result<Arc<DB>> {
-    static DBS: OnceLock<Mutex<HashMap<PathBuf, Arc<DB>>>> = OnceLock::new();
-    let mut dbs = DBS
-        .get_or_init(|| Mutex::new(HashMap::new()))
-        .lock()
-        .map_err(|_| RiftError::Internal("db registry poisoned".into()))?;
-    std::fs::create_dir_all(path).map_err(|e| RiftError::io(path, e))?;
-    let canonical = path.canonicalize().map_err(|e| RiftError::io(path, e))?;
-    if let Some(db) = dbs.get(&canonical) {
-        return Ok(db.clone());
-    }
-    let mut opts = Options::default();
-    opts.create_if_missing(true);
-    let db = Arc::new(DB::open(&opts, &canonical)?);
-    dbs.insert(canonical, db.clone());
-    Ok(db)
-}
-
 impl EmbeddedStore {
     /// Opens the store at `path` with entity TTL `ttl_ms` (0: never expire).
     pub fn open(path: &Path, ttl_ms: i64) -> Result<EmbeddedStore> {
@@ -111,7 +93,7 @@ impl FeatureStore for EmbeddedStore {
             .lock
             .lock()
             .map_err(|_| RiftError::Internal("feature store lock poisoned".into()))?;
-        let now = crate::events::now_ms();
+        let now = crate::util::now_ms();
         let mut stats = WriteStats::default();
         let mut batch = rocksdb::WriteBatch::default();
         let mut pending: HashMap<String, Map<String, Value>> = HashMap::new();
@@ -155,7 +137,7 @@ impl FeatureStore for EmbeddedStore {
     }
 
     fn get(&self, entity: &str, id: &str) -> Result<Option<BTreeMap<String, String>>> {
-        let entry = self.load(&entity_key(entity, id), crate::events::now_ms())?;
+        let entry = self.load(&entity_key(entity, id), crate::util::now_ms())?;
         if entry.is_empty() {
             return Ok(None);
         }

@@ -12,9 +12,7 @@ use crate::codec::avro::AvroValueEncoder;
 use crate::config::{Encoding, KafkaConfig};
 use crate::error::{Result, RiftError};
 use crate::events::{DeadLetter, Prediction, Topic};
-use crate::sources::kafka::client_config;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
+use crate::kafka::{client_config, ensure_topics};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -22,33 +20,6 @@ use rdkafka::ClientContext;
 use serde::Serialize;
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// Creates `topics` (name, partitions) that do not exist yet.
-pub fn ensure_topics(kafka: &KafkaConfig, topics: &[(&str, i32)]) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(kafka)
-        .create()
-        .map_err(|e| RiftError::external("kafka", e, false))?;
-    let new: Vec<NewTopic> = topics
-        .iter()
-        .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
-        .collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = crate::runtime::block_on(admin.create_topics(&new, &opts))
-        .map_err(|e| RiftError::external("kafka", e, true))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => {
-                return Err(RiftError::external(
-                    "kafka",
-                    format!("creating topic {name}: {code}"),
-                    true,
-                ))
-            }
-        }
-    }
-    Ok(())
-}
 
 /// One record to produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,7 +171,7 @@ impl<T: ToKafka + 'static> KafkaWriter<T> {
         }
         let producer: BaseProducer<Deliveries> = cfg
             .create_with_context(Deliveries::default())
-            .map_err(|e| RiftError::external("kafka", e, false))?;
+            .map_err(|e| RiftError::external_caused("kafka", e, false))?;
         Ok(KafkaWriter {
             producer,
             topic: topic.to_string(),
@@ -234,7 +205,7 @@ impl<T: ToKafka + 'static> KafkaWriter<T> {
                     record = back;
                     self.producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => return Err(RiftError::external("kafka", e, true)),
+                Err((e, _)) => return Err(RiftError::external_caused("kafka", e, true)),
             }
         }
     }
@@ -267,7 +238,7 @@ impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
     fn pre_commit(&mut self, _epoch: u64) -> Result<()> {
         self.producer
             .flush(Duration::from_secs(60))
-            .map_err(|e| RiftError::external("kafka", e, true))?;
+            .map_err(|e| RiftError::external_caused("kafka", e, true))?;
         if let Some((code, why)) = self.producer.client().fatal_error() {
             return Err(RiftError::external(
                 "kafka",

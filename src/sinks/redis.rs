@@ -15,7 +15,7 @@
 
 use super::embedded::{entity_key, FeatureStore, FeatureUpdate, WriteStats};
 use crate::error::{Result, RiftError};
-use crate::runtime::block_on;
+use crate::util::block_on;
 use redis::aio::ConnectionManager;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -51,7 +51,7 @@ fn redis_err(e: redis::RedisError) -> RiftError {
     // during failover, …), plus NOSCRIPT: the script is loaded again on retry.
     let retryable = !matches!(e.retry_method(), redis::RetryMethod::NoRetry)
         || e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
-    RiftError::external("redis", e, retryable)
+    RiftError::external_caused("redis", e, retryable)
 }
 
 /// The Redis feature store.
@@ -107,7 +107,7 @@ impl FeatureStore for RedisStore {
             return Ok(WriteStats::default());
         }
         let mut con = self.connection()?;
-        let now = crate::events::now_ms();
+        let now = crate::util::now_ms();
         let mut pipe = redis::pipe();
         for u in updates {
             let cmd = pipe

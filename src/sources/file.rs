@@ -16,8 +16,10 @@
 //! written, not by the event times inside it (a replay of years of history
 //! would otherwise spread over one partition per hour).
 
-use super::{now_us, PollStatus, RawRecord, Source, SourceReader};
+use super::{PollStatus, Source, SourceReader};
 use crate::error::{Result, RiftError};
+use crate::events::RawRecord;
+use crate::util::now_us;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};

@@ -6,12 +6,14 @@
 //! partition, whatever the worker count. Records are encoded as JSON and go
 //! through the same decoding and validation as any other source.
 
-use super::{now_us, PollStatus, RawRecord, Source, SourceReader};
+use super::{PollStatus, Source, SourceReader};
 use crate::config::RecordSchema;
 use crate::error::{Result, RiftError};
 use crate::events::Event;
-use crate::features::stable_hash as spec_hash;
+use crate::events::RawRecord;
 use crate::generator::{simulate, GeneratorConfig};
+use crate::util::now_us;
+use crate::util::stable_hash as spec_hash;
 use std::collections::VecDeque;
 
 /// A partition's queue: (partition, next offset, records left as (key, value)).

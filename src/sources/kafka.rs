@@ -15,58 +15,17 @@
 //! (partition EOF), whichever comes first. Records produced after it are
 //! left, uncommitted, for the next run.
 
-use super::{now_us, PollStatus, RawRecord, Source, SourceReader};
+use super::{PollStatus, Source, SourceReader};
 use crate::config::KafkaConfig;
-use crate::error::{Result, RiftError};
+use crate::error::Result;
+use crate::events::RawRecord;
+use crate::kafka::{client_config, kafka_err, topic_partitions};
+use crate::util::now_us;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use std::collections::BTreeSet;
 use std::time::Duration;
-
-/// Client settings shared by riftstream's consumers and producers.
-pub fn client_config(kafka: &KafkaConfig) -> ClientConfig {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", &kafka.brokers);
-    for (k, v) in &kafka.properties {
-        cfg.set(k, v);
-    }
-    cfg
-}
-
-fn kafka_err(e: KafkaError) -> RiftError {
-    let retryable = !matches!(
-        e,
-        KafkaError::MessageConsumptionFatal(_) | KafkaError::ClientCreation(_)
-    );
-    RiftError::external("kafka", e, retryable)
-}
-
-/// Lists a topic's partitions.
-pub fn topic_partitions(kafka: &KafkaConfig, topic: &str) -> Result<Vec<u32>> {
-    let consumer: BaseConsumer = client_config(kafka).create().map_err(kafka_err)?;
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .map_err(kafka_err)?;
-    let t = md
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic)
-        .ok_or_else(|| RiftError::external("kafka", format!("topic `{topic}` not found"), true))?;
-    if let Some(e) = t.error() {
-        return Err(RiftError::external("kafka", format!("topic `{topic}`: {e:?}"), true));
-    }
-    let mut parts: Vec<u32> = t.partitions().iter().map(|p| p.id() as u32).collect();
-    parts.sort_unstable();
-    if parts.is_empty() {
-        return Err(RiftError::external(
-            "kafka",
-            format!("topic `{topic}` has no partitions yet"),
-            true,
-        ));
-    }
-    Ok(parts)
-}
 
 /// A Kafka topic as a source.
 #[derive(Debug, Clone)]

@@ -16,25 +16,8 @@ pub mod kafka;
 
 use crate::config::{SourceConfig, Topology};
 use crate::error::{Result, RiftError};
-use serde::{Deserialize, Serialize};
+use crate::events::RawRecord;
 use std::sync::Arc;
-
-/// A record as read, before decoding.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RawRecord {
-    /// Partition (Kafka partition, file split, generator shard).
-    pub partition: u32,
-    /// Offset within the partition (Kafka offset, byte offset of the line).
-    pub offset: u64,
-    /// Message key, if any.
-    pub key: Option<Vec<u8>>,
-    /// Message value.
-    pub value: Vec<u8>,
-    /// Broker or file timestamp, UTC ms, if known.
-    pub timestamp: Option<i64>,
-    /// Wall-clock time the record was read, µs since the epoch (for latency).
-    pub received_at_us: i64,
-}
 
 /// What a poll found.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -107,9 +90,4 @@ pub fn open_source(topology: &Topology, name: &str, job: &str, bounded: bool) ->
 /// The partitions of `all` that worker `index` of `peers` reads.
 pub fn assigned(all: &[u32], index: usize, peers: usize) -> Vec<u32> {
     all.iter().copied().filter(|p| *p as usize % peers == index).collect()
-}
-
-/// The wall clock in µs since the epoch.
-pub fn now_us() -> i64 {
-    chrono::Utc::now().timestamp_micros()
 }

@@ -35,7 +35,7 @@ fn same_seed_same_data_different_seed_different_data() {
 #[test]
 fn every_generated_record_is_valid() {
     let s = simulate(&cfg(3));
-    let now = riftstream::events::now_ms();
+    let now = riftstream::util::now_ms();
     assert!(s.matches.len() >= 1_500);
     for m in &s.matches {
         m.validate(now).unwrap_or_else(|e| panic!("{}: {e}", m.match_id));

@@ -7,6 +7,7 @@ mod gold;
 mod jobs;
 mod kafka;
 mod lake_tools;
+mod layering;
 mod models;
 mod pregame;
 mod redis;

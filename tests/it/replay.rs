@@ -17,7 +17,7 @@ fn oracles_elixir_worlds_2021_replays_into_valid_matches() {
     let (matches, rejected) = oracles_elixir_matches(&data("oracles_elixir_worlds/2021_worlds.csv")).unwrap();
     assert_eq!(matches.len(), 121, "1452 rows = 121 games of 12 rows");
     assert!(rejected.is_empty(), "{rejected:?}");
-    let now = riftstream::events::now_ms();
+    let now = riftstream::util::now_ms();
     for m in &matches {
         m.validate(now).unwrap_or_else(|e| panic!("{}: {e}", m.match_id));
     }

@@ -14,7 +14,7 @@ fn sample() -> riftstream::generator::Simulation {
 }
 
 fn now() -> i64 {
-    riftstream::events::now_ms()
+    riftstream::util::now_ms()
 }
 
 fn reject<E: riftstream::events::Event>(v: &serde_json::Value) -> (String, String) {

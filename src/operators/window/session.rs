@@ -5,7 +5,7 @@
 //! the same key that overlap merge into one session `[first, last + gap)`, so
 //! a row that falls within the gap of two sessions bridges them. A session
 //! fires (revision 0) once the frontier reaches its end. Time, stamps and
-//! lateness follow [`window_state`](super::window_state): a row stamped `t` is
+//! lateness follow [`window`](super): a row stamped `t` is
 //! merged first, and is late if the merged session's `end + allowed_lateness`
 //! is not after `t`; accepted rows that touch a session whose end is already
 //! due re-fire it at `t` (the session may have grown: its `end` in the output
@@ -25,7 +25,8 @@
 //! row that could merge with it would be late anyway, so purging never changes
 //! an output.
 
-use super::window_state::{KeyInterner, LateRow, WindowCore};
+use super::interner::KeyInterner;
+use super::{LateRow, WindowCore};
 use crate::features::{Accumulator, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
 use hashbrown::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
@@ -250,7 +251,7 @@ impl WindowCore for SessionState {
 }
 
 /// The state machine of session feature set `spec` (index `set` in its job),
-/// run by [`window_operator`](super::window_state::window_operator).
+/// run by [`window_operator`](super::window_operator).
 pub fn session_core(spec: Arc<FeatureSpec>, set: usize) -> Box<dyn WindowCore> {
     Box::new(SessionState::new(spec, set))
 }

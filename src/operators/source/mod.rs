@@ -24,81 +24,30 @@
 //! # State
 //! Per-partition watermarks and reader positions (what a checkpoint holds).
 
+mod backpressure;
+mod board;
+mod clock;
+mod commits;
+
+pub use backpressure::BackPressure;
+pub use board::WatermarkBoard;
+pub use clock::{ClockStatus, WatermarkClock};
+pub use commits::OffsetCommitQueue;
+
+use crate::codec::Decoder;
 use crate::config::WatermarkConfig;
 use crate::error::RiftError;
-use crate::events::{now_ms, DeadLetter};
+use crate::events::{BronzeRecord, DeadLetter, RawRecord};
 use crate::metrics::SourceMetrics;
-use crate::runtime::JobHealth;
-use crate::sources::{assigned, RawRecord, Source};
-use std::collections::BTreeMap;
-use std::collections::VecDeque;
+use crate::sources::{assigned, PollStatus, Source, SourceReader};
+use crate::util::{now_ms, JobHealth};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, StreamVec};
-
-/// Why a record was rejected.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Rejection {
-    /// `decode` or `validate`.
-    pub stage: &'static str,
-    /// Human-readable reason.
-    pub reason: String,
-    /// Not the record's fault (e.g. the schema registry is unreachable): retry it later.
-    pub retry: bool,
-}
-
-impl Rejection {
-    /// A decoding failure.
-    pub fn decode(reason: impl Into<String>) -> Self {
-        Rejection {
-            stage: "decode",
-            reason: reason.into(),
-            retry: false,
-        }
-    }
-
-    /// A validation failure.
-    pub fn validate(reason: impl Into<String>) -> Self {
-        Rejection {
-            stage: "validate",
-            reason: reason.into(),
-            retry: false,
-        }
-    }
-
-    /// A failure of a system the decoder depends on: the record is retried, not dead-lettered.
-    pub fn unavailable(reason: impl Into<String>) -> Self {
-        Rejection {
-            stage: "decode",
-            reason: reason.into(),
-            retry: true,
-        }
-    }
-}
-
-/// Turns raw records into typed outputs, each with its event time (UTC ms).
-pub trait Decoder: 'static {
-    /// The decoded type.
-    type Output: timely::ExchangeData + Clone;
-
-    /// Decodes one record into zero or more outputs.
-    fn decode(&mut self, raw: &RawRecord, out: &mut Vec<(i64, Self::Output)>) -> Result<(), Rejection>;
-}
-
-/// A raw record with what bronze needs beyond it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct BronzeRecord {
-    /// Topic or source name.
-    pub topic: String,
-    /// The record as read.
-    pub raw: RawRecord,
-    /// Time that places the record in a bronze partition: the broker
-    /// timestamp, else its event time, else its stamp.
-    pub partition_time: i64,
-}
 
 /// How to run a source operator.
 #[derive(Clone)]
@@ -126,45 +75,6 @@ pub struct SourceSettings {
     pub board: Option<Arc<WatermarkBoard>>,
 }
 
-/// The watermarks of one job's source readers in this process.
-///
-/// A reader whose partitions have all gone idle must stop holding the job's
-/// watermark back (SPEC: idle partitions are left out of the minimum), yet
-/// timely has no "ignore this input" switch: the reader has to advance its
-/// capability. It advances to the least watermark of the job's readers that
-/// are still active (other workers of its source, or the job's other
-/// sources), so it never passes the job watermark they define. A source that
-/// never receives a record (an empty requests topic) therefore follows the
-/// job's others instead of pinning its frontier. When every reader of the
-/// job in this process is idle, the job is quiet and idle readers advance
-/// with the wall clock less the out-of-orderness bound (as a live stream's
-/// event time would): windows close and offsets commit; a record arriving
-/// later for a window that closed meanwhile is late (counted and stored).
-/// Readers in other processes of a cluster are not consulted.
-#[derive(Debug, Default)]
-pub struct WatermarkBoard {
-    /// `source/worker` → its watermark while it has an active partition.
-    active: std::sync::Mutex<BTreeMap<String, u64>>,
-}
-
-impl WatermarkBoard {
-    /// Posts reader `reader`'s watermark, or `None` when it has no active partition.
-    pub fn post(&self, reader: &str, watermark: Option<u64>) {
-        if let Ok(mut m) = self.active.lock() {
-            match watermark {
-                Some(w) => m.insert(reader.to_string(), w),
-                None => m.remove(reader),
-            };
-        }
-    }
-
-    /// The least watermark of the active readers other than `reader`.
-    pub fn least_active(&self, reader: &str) -> Option<u64> {
-        let m = self.active.lock().ok()?;
-        m.iter().filter(|(r, _)| r.as_str() != reader).map(|(_, t)| *t).min()
-    }
-}
-
 /// The three streams of a source.
 pub struct SourceStreams<'s, O> {
     /// Decoded, valid records.
@@ -173,13 +83,6 @@ pub struct SourceStreams<'s, O> {
     pub dead_letters: StreamVec<'s, u64, DeadLetter>,
     /// Every record as read (empty unless `keep_raw`).
     pub raw: StreamVec<'s, u64, BronzeRecord>,
-}
-
-#[derive(Debug, Clone)]
-struct PartitionClock {
-    max_event_time: Option<i64>,
-    finished: bool,
-    last_record: Instant,
 }
 
 /// Builds the source operator in `scope`.
@@ -203,48 +106,38 @@ pub fn read_source<'s, D: Decoder>(
 
     builder.build_reschedule(move |caps| {
         let mut caps: Option<Vec<timely::dataflow::operators::Capability<u64>>> = Some(caps);
-        let ooo = settings.watermark.max_out_of_orderness.as_millis() as i64;
-        let idle_timeout = settings.watermark.idle_timeout;
         let reader_id = format!("{}/{index}", settings.name);
-        let g = settings.granularity_ms.max(1);
         let topic = settings.source.topic().to_string();
-        let mut reader: Option<Box<dyn crate::sources::SourceReader>> = None;
-        let mut clocks: BTreeMap<u32, PartitionClock> = BTreeMap::new();
+        let mut reader: Option<Box<dyn SourceReader>> = None;
+        let mut clock = WatermarkClock::new(&settings.watermark, settings.granularity_ms);
+        let mut commits = OffsetCommitQueue::default();
+        let mut pressure = BackPressure::new(settings.max_in_flight);
         let mut buffer: Vec<RawRecord> = Vec::with_capacity(settings.batch);
         let mut decoded: Vec<(i64, D::Output)> = Vec::new();
         // Emptied per-stamp batches, kept for their capacity: a batch is
         // about as large as the last, and growing a fresh one each poll
         // copied it several times and faulted in new pages.
         let mut spare_batches: Vec<Vec<D::Output>> = Vec::new();
-        let mut backoff = Duration::from_millis(50);
+        let mut backoff = Backoff::default();
         // Records to decode again after a transient failure (not yet counted or emitted).
         let mut retry: VecDeque<RawRecord> = VecDeque::new();
-        // Next offset per partition after the last processed record.
-        let mut processed: BTreeMap<u32, u64> = BTreeMap::new();
-        // (highest stamp emitted so far, positions then): committed once the sinks pass the stamp.
-        let mut to_commit: VecDeque<(u64, Vec<(u32, u64)>)> = VecDeque::new();
-        // (stamp, records emitted at it) not yet through to the sinks.
-        let mut in_flight: VecDeque<(u64, usize)> = VecDeque::new();
-        let mut paused = false;
-        let mut highest_stamp = 0u64;
         // Returns whether the operator still has work (a final offset commit after its input ended).
         move |_frontiers| -> bool {
             let Some(cap_vec) = caps.as_mut() else {
                 // Input finished: commit the final offsets once every sink has committed everything.
                 let Some(probe) = &settings.committed else { return false };
-                if to_commit.is_empty() {
+                if commits.is_empty() {
                     return false;
                 }
                 if !probe.done() {
                     activator.activate_after(Duration::from_millis(10));
                     return true;
                 }
-                if let (Some(r), Some((_, positions))) = (reader.as_mut(), to_commit.pop_back()) {
+                if let (Some(r), Some(positions)) = (reader.as_mut(), commits.ready(None)) {
                     if let Err(e) = r.commit(&positions) {
                         health.report(&settings.name, e);
                     }
                 }
-                to_commit.clear();
                 return false;
             };
             if reader.is_none() {
@@ -255,22 +148,15 @@ pub fn read_source<'s, D: Decoder>(
                     .and_then(|mine| settings.source.open(&mine, &[]).map(|r| (mine, r)));
                 match opened {
                     Ok((mine, r)) => {
+                        let now = Instant::now();
                         for p in mine {
-                            clocks.insert(
-                                p,
-                                PartitionClock {
-                                    max_event_time: None,
-                                    finished: false,
-                                    last_record: Instant::now(),
-                                },
-                            );
+                            clock.add_partition(p, None, now);
                         }
                         reader = Some(r);
                     }
                     Err(e) => {
                         health.report(&settings.name, e);
-                        activator.activate_after(backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        activator.activate_after(backoff.next());
                         return true;
                     }
                 }
@@ -279,14 +165,7 @@ pub fn read_source<'s, D: Decoder>(
             // Commit offsets the sinks have made durable.
             if let Some(probe) = &settings.committed {
                 let frontier = probe.with_frontier(|f| f.as_option().copied());
-                let mut latest = None;
-                while let Some((stamp, _)) = to_commit.front() {
-                    if frontier.is_some_and(|f| *stamp >= f) {
-                        break;
-                    }
-                    latest = to_commit.pop_front().map(|(_, p)| p);
-                }
-                if let Some(positions) = latest {
+                if let Some(positions) = commits.ready(frontier) {
                     if let Err(e) = r.commit(&positions) {
                         health.report(&settings.name, e);
                     }
@@ -295,49 +174,39 @@ pub fn read_source<'s, D: Decoder>(
             // Back-pressure: pause while too many records are on their way to the sinks.
             if let Some(probe) = &settings.progress {
                 let frontier = probe.with_frontier(|f| f.as_option().copied());
-                while in_flight.front().is_some_and(|(t, _)| frontier.is_none_or(|f| *t < f)) {
-                    in_flight.pop_front();
-                }
-                // Records at or above our own capability can only drain once we advance: never wait for them.
-                let cap_time = *cap_vec[0].time();
-                let pending: usize = in_flight.iter().filter(|(t, _)| *t < cap_time).map(|(_, n)| *n).sum();
-                let should_pause = pending > settings.max_in_flight;
-                if should_pause != paused {
-                    if let Err(e) = r.set_paused(should_pause) {
+                if let Some(pause) = pressure.update(frontier, *cap_vec[0].time()) {
+                    if let Err(e) = r.set_paused(pause) {
                         health.report(&settings.name, e);
                     }
-                    paused = should_pause;
                 }
-                if paused {
+                if pressure.paused() {
+                    // Silence we asked for is not idleness.
+                    clock.hold_idleness(Instant::now());
                     activator.activate_after(Duration::from_millis(5));
                     return true;
                 }
             }
             buffer.clear();
             let retrying = !retry.is_empty();
-            if paused || retrying {
-                // Silence we asked for (back-pressure) or records waiting for a retry
-                // are not idleness: restart the idle clocks.
-                let now = Instant::now();
-                clocks.values_mut().for_each(|c| c.last_record = now);
+            if retrying {
+                clock.hold_idleness(Instant::now());
             }
             let polled = if retrying {
                 buffer.extend(retry.drain(..));
-                Ok(crate::sources::PollStatus::default())
+                Ok(PollStatus::default())
             } else {
                 r.poll(settings.batch, &mut buffer)
             };
             let status = match polled {
                 Ok(s) => {
                     if !retrying {
-                        backoff = Duration::from_millis(50);
+                        backoff.reset();
                     }
                     s
                 }
                 Err(e) => {
                     health.report(&settings.name, e);
-                    activator.activate_after(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    activator.activate_after(backoff.next());
                     return true;
                 }
             };
@@ -362,27 +231,13 @@ pub fn read_source<'s, D: Decoder>(
                     }
                 }
                 metrics.records_in.inc();
-                processed.insert(raw.partition, raw.offset + 1);
-                let clock = clocks.entry(raw.partition).or_insert(PartitionClock {
-                    max_event_time: None,
-                    finished: false,
-                    last_record: now,
-                });
-                clock.last_record = now;
                 if result.is_err() {
                     // A rejected record never moves the watermark.
                     decoded.clear();
                 }
-                let mut event_time = None;
-                for (ts, _) in decoded.iter() {
-                    event_time = Some(event_time.map_or(*ts, |e: i64| e.max(*ts)));
-                    clock.max_event_time = Some(clock.max_event_time.map_or(*ts, |m| m.max(*ts)));
-                }
-                let stamp = clock
-                    .max_event_time
-                    .map(|m| quantize(m.saturating_sub(ooo), g))
-                    .unwrap_or(0)
-                    .max(cap_time);
+                let event_time = decoded.iter().map(|(ts, _)| *ts).max();
+                let stamp = clock.stamp(raw.partition, decoded.iter().map(|(ts, _)| *ts), now, cap_time);
+                commits.processed(raw.partition, raw.offset, stamp);
                 if settings.keep_raw {
                     let partition_time = raw.timestamp.or(event_time).unwrap_or(stamp as i64);
                     bronze.entry(stamp).or_default().push(BronzeRecord {
@@ -391,7 +246,6 @@ pub fn read_source<'s, D: Decoder>(
                         partition_time,
                     });
                 }
-                highest_stamp = highest_stamp.max(stamp);
                 match result {
                     Ok(()) => {
                         metrics.records_decoded.inc();
@@ -416,11 +270,11 @@ pub fn read_source<'s, D: Decoder>(
                 }
             }
             if settings.committed.is_some() && progressed {
-                to_commit.push_back((highest_stamp, processed.iter().map(|(p, o)| (*p, *o)).collect()));
+                commits.seal();
             }
             if settings.progress.is_some() {
                 for (t, recs) in &by_time {
-                    in_flight.push_back((*t, recs.len()));
+                    pressure.emitted(*t, recs.len());
                 }
             }
             {
@@ -446,70 +300,45 @@ pub fn read_source<'s, D: Decoder>(
                 }
             }
             for p in status.finished {
-                if let Some(c) = clocks.get_mut(&p) {
-                    c.finished = true;
-                }
+                clock.finish(p);
             }
             // Advance the capability to the minimum active partition watermark.
-            let mut all_finished = true;
-            let mut any_active = false;
-            let mut min_wm: Option<u64> = None;
-            let mut blocked = false;
-            for c in clocks.values() {
-                if c.finished {
-                    continue;
-                }
-                all_finished = false;
-                if now.duration_since(c.last_record) > idle_timeout {
-                    continue;
-                }
-                any_active = true;
-                match c.max_event_time {
-                    Some(m) => {
-                        let w = quantize(m.saturating_sub(ooo), g);
-                        min_wm = Some(min_wm.map_or(w, |x| x.min(w)));
-                    }
-                    None => blocked = true,
-                }
-            }
+            let state = clock.status(now);
+            let mut advance_to = state.watermark;
             if let Some(board) = &settings.board {
-                if any_active {
-                    let mine = if blocked {
+                if state.any_active {
+                    let mine = if state.blocked {
                         cap_time
                     } else {
-                        min_wm.unwrap_or(cap_time).max(cap_time)
+                        state.watermark.unwrap_or(cap_time).max(cap_time)
                     };
                     board.post(&reader_id, Some(mine));
                 } else {
                     board.post(&reader_id, None);
-                    if !all_finished {
+                    if !state.all_finished {
                         // Every partition is idle: follow the job's readers that are not. When
                         // none is, the whole job is quiet: advance with the wall clock (less the
                         // out-of-orderness bound), so windows close and offsets commit.
-                        min_wm = board
+                        advance_to = board
                             .least_active(&reader_id)
-                            .or_else(|| Some(quantize(now_ms().saturating_sub(ooo), g)));
+                            .or_else(|| Some(clock.quantize(now_ms().saturating_sub(clock.out_of_orderness_ms()))));
                     }
                 }
             }
-            if all_finished && retry.is_empty() {
+            if state.all_finished && retry.is_empty() {
                 if let Some(board) = &settings.board {
                     board.post(&reader_id, None);
                 }
                 metrics.watermark.set(i64::MAX);
                 caps = None;
-                if settings.committed.is_some() && !to_commit.is_empty() {
+                if settings.committed.is_some() && !commits.is_empty() {
                     activator.activate_after(Duration::from_millis(10));
                     return true;
                 }
                 return false;
             }
-            if !retry.is_empty() {
-                activator.activate_after(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-            if !blocked {
-                if let Some(w) = min_wm {
+            if !state.blocked {
+                if let Some(w) = advance_to {
                     if w > cap_time {
                         for c in cap_vec.iter_mut() {
                             c.downgrade(&w);
@@ -519,7 +348,7 @@ pub fn read_source<'s, D: Decoder>(
                 }
             }
             if !retry.is_empty() {
-                // Already scheduled with back-off above.
+                activator.activate_after(backoff.next());
             } else if status.idle {
                 activator.activate_after(Duration::from_millis(20));
             } else {
@@ -532,6 +361,29 @@ pub fn read_source<'s, D: Decoder>(
         records,
         dead_letters,
         raw,
+    }
+}
+
+/// Exponential back-off between retries: 50 ms doubling up to 10 s.
+#[derive(Debug, Clone, Copy)]
+struct Backoff(Duration);
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff(Duration::from_millis(50))
+    }
+}
+
+impl Backoff {
+    /// The wait before the next attempt (and the one after is twice as long).
+    fn next(&mut self) -> Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(10));
+        wait
+    }
+
+    fn reset(&mut self) {
+        *self = Backoff::default();
     }
 }
 

@@ -1,0 +1,275 @@
+//! What a job needs from the run it is installed in: its name, the
+//! topology, the worker it is on, its health, the probes its sinks report
+//! to, and what the workers of the process share ([`RunShared`]). Helpers
+//! here open a job's sources and sinks by name and attach sinks to streams.
+
+use crate::config::{SinkConfig, Topology};
+use crate::error::{Result, RiftError};
+use crate::events::DeadLetter;
+use crate::lake::tables::LakeRow;
+use crate::lake::writer::LakeWriter;
+use crate::lake::Lake;
+use crate::metrics::{SinkMetrics, SourceMetrics};
+use crate::operators::sink::{write_sink, SinkProbes};
+use crate::operators::source::SourceSettings;
+use crate::operators::source::WatermarkBoard;
+use crate::sinks::file::JsonLinesWriter;
+use crate::sinks::SinkWriter;
+use crate::util::JobHealth;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+use timely::dataflow::StreamVec;
+
+/// What the workers of one process share during a run.
+#[derive(Default)]
+pub struct RunShared {
+    /// Jobs failed on some worker: every worker drops them.
+    failed: Mutex<BTreeMap<String, String>>,
+    /// Watermark boards by job.
+    boards: Mutex<BTreeMap<String, Arc<WatermarkBoard>>>,
+}
+
+impl RunShared {
+    /// The watermark board of job `key`, shared by this process's source readers.
+    pub fn watermark_board(&self, key: &str) -> Arc<WatermarkBoard> {
+        match self.boards.lock() {
+            Ok(mut b) => b.entry(key.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
+    }
+
+    /// Marks `job` failed on every worker of the process (the first reason wins).
+    pub fn fail(&self, job: &str, why: String) {
+        if let Ok(mut f) = self.failed.lock() {
+            f.entry(job.to_string()).or_insert(why);
+        }
+    }
+
+    /// Why `job` failed, if it did on any worker of the process.
+    pub fn failure(&self, job: &str) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.get(job).cloned())
+    }
+}
+
+/// What a job needs from the worker it is installed on.
+#[derive(Clone)]
+pub struct JobContext {
+    /// Job name.
+    pub job: String,
+    /// The topology.
+    pub topology: Arc<Topology>,
+    /// This worker's index.
+    pub worker: usize,
+    /// Number of workers in the cluster.
+    pub peers: usize,
+    /// Whether the run is bounded.
+    pub bounded: bool,
+    /// The job's health on this worker.
+    pub health: JobHealth,
+    /// What the job's sinks have received and committed (sources read them).
+    pub probes: SinkProbes,
+    /// What this process's workers share during the run.
+    pub shared: Arc<RunShared>,
+}
+
+impl JobContext {
+    /// Settings for reading source `name`.
+    pub fn source(&self, name: &str, keep_raw: bool) -> Result<SourceSettings> {
+        let cfg = self
+            .topology
+            .sources
+            .get(name)
+            .ok_or_else(|| RiftError::config(&self.topology.file, format!("sources.{name}"), "no such source"))?;
+        Ok(SourceSettings {
+            name: name.to_string(),
+            source: crate::sources::open_source(&self.topology, name, &self.job, self.bounded)?,
+            watermark: cfg.watermark(),
+            granularity_ms: self.topology.runtime.watermark_granularity.as_millis().max(1) as i64,
+            keep_raw,
+            batch: 4096,
+            committed: Some(self.probes.committed.clone()),
+            progress: Some(self.probes.progress.clone()),
+            max_in_flight: self.topology.runtime.max_in_flight,
+            board: Some(self.shared.watermark_board(&self.job)),
+        })
+    }
+
+    /// How source `name`'s values are encoded.
+    pub fn format(&self, name: &str) -> Result<crate::codec::ValueFormat> {
+        use crate::codec::{avro::AvroValueDecoder, ValueFormat};
+        use crate::config::{Encoding, SourceConfig};
+        let cfg = self.topology.sources.get(name);
+        let Some(SourceConfig::Kafka {
+            encoding: Encoding::Avro,
+            topic,
+            ..
+        }) = cfg
+        else {
+            return Ok(ValueFormat::Json);
+        };
+        let topic_kind = cfg.and_then(|c| c.schema()).and_then(|s| s.topic()).ok_or_else(|| {
+            RiftError::config(
+                &self.topology.file,
+                format!("sources.{name}.encoding"),
+                "Avro needs one of SPEC's record schemas; generic records are JSON",
+            )
+        })?;
+        let registry = self
+            .topology
+            .kafka
+            .as_ref()
+            .and_then(|k| k.schema_registry.clone())
+            .ok_or_else(|| {
+                RiftError::config(
+                    &self.topology.file,
+                    "kafka.schema_registry",
+                    format!("topic `{topic}` is Avro: a Schema Registry URL is needed"),
+                )
+            })?;
+        Ok(ValueFormat::Avro(std::sync::Arc::new(AvroValueDecoder::new(
+            &registry, topic_kind,
+        )?)))
+    }
+
+    /// Metrics of source `name` in this job.
+    pub fn source_metrics(&self, name: &str) -> SourceMetrics {
+        SourceMetrics::new(&self.job, name, self.worker)
+    }
+
+    /// How often sink `name` commits: a lake sink every `roll_interval`
+    /// (files stay open that long), any other sink every checkpoint interval.
+    pub fn commit_interval(&self, name: &str) -> Duration {
+        match self.topology.sinks.get(name) {
+            Some(SinkConfig::Lake { roll_interval, .. }) => *roll_interval,
+            _ => self.topology.runtime.checkpoint_interval,
+        }
+    }
+
+    fn sink(&self, name: &str) -> Result<&SinkConfig> {
+        self.topology
+            .sinks
+            .get(name)
+            .ok_or_else(|| RiftError::config(&self.topology.file, format!("sinks.{name}"), "no such sink"))
+    }
+
+    /// The lake of sink `name`.
+    pub fn lake(&self, name: &str) -> Result<Lake> {
+        match self.sink(name)? {
+            SinkConfig::Lake { root, options, .. } => Lake::open_with(root, options),
+            other => Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                format!("expected a lake sink, found `{}`", other.kind()),
+            )),
+        }
+    }
+
+    /// A lake writer for sink `name`; `output` distinguishes writers in file names.
+    pub fn lake_writer<R: LakeRow>(&self, name: &str, output: &str) -> Result<LakeWriter<R>> {
+        match self.sink(name)? {
+            SinkConfig::Lake {
+                root,
+                target_file_bytes,
+                row_group_rows,
+                options,
+                ..
+            } => LakeWriter::new(
+                Lake::open_with(root, options)?,
+                &format!("{}-{output}", self.job),
+                self.worker,
+                *target_file_bytes,
+                *row_group_rows,
+            ),
+            other => Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                format!("expected a lake sink, found `{}`", other.kind()),
+            )),
+        }
+    }
+
+    /// The directory of file sink `name`.
+    pub fn file_dir(&self, name: &str) -> Result<PathBuf> {
+        match self.sink(name)? {
+            SinkConfig::File { path } => Ok(PathBuf::from(path)),
+            other => Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                format!("expected a file sink, found `{}`", other.kind()),
+            )),
+        }
+    }
+
+    /// A Kafka writer for sink `name`, whose records are of topic kind `kind`.
+    pub fn kafka_writer<T: crate::sinks::kafka::ToKafka + 'static>(
+        &self,
+        name: &str,
+        kind: crate::events::Topic,
+    ) -> Result<crate::sinks::kafka::KafkaWriter<T>> {
+        use crate::sinks::kafka::{KafkaWriter, ValueEncoder};
+        let SinkConfig::Kafka { topic, encoding } = self.sink(name)? else {
+            return Err(RiftError::config(
+                &self.topology.file,
+                format!("sinks.{name}"),
+                "expected a kafka sink",
+            ));
+        };
+        let kafka =
+            self.topology.kafka.as_ref().ok_or_else(|| {
+                RiftError::config(&self.topology.file, "kafka", "a kafka sink needs a [kafka] section")
+            })?;
+        KafkaWriter::new(kafka, topic, ValueEncoder::new(kafka, *encoding, kind, topic)?, 3)
+    }
+
+    /// Attaches `writer` to `stream` as sink `name`.
+    pub fn write<'s, T: Clone + 'static, W: SinkWriter<T>>(
+        &self,
+        stream: StreamVec<'s, u64, T>,
+        name: &str,
+        writer: W,
+    ) {
+        write_sink(
+            stream,
+            name,
+            writer,
+            self.commit_interval(name),
+            SinkMetrics::new(&self.job, name),
+            self.health.clone(),
+            &self.probes,
+        );
+    }
+
+    /// Sends dead letters to sink `dlq` (file or lake), if configured.
+    pub fn dead_letters<'s>(&self, stream: StreamVec<'s, u64, DeadLetter>, dlq: Option<&str>) -> Result<()> {
+        let Some(name) = dlq else { return Ok(()) };
+        match self.sink(name)? {
+            SinkConfig::File { path } => {
+                let w = JsonLinesWriter::<DeadLetter>::serde(
+                    &PathBuf::from(path),
+                    &format!("{}-dlq", self.job),
+                    self.worker,
+                    self.peers,
+                )?;
+                self.write(stream, name, w);
+            }
+            SinkConfig::Lake { .. } => {
+                let w = self.lake_writer::<DeadLetter>(name, "dlq")?;
+                self.write(stream, name, w);
+            }
+            SinkConfig::Kafka { .. } => {
+                let w = self.kafka_writer::<DeadLetter>(name, crate::events::Topic::Dlq)?;
+                self.write(stream, name, w);
+            }
+            other => {
+                return Err(RiftError::Usage(format!(
+                    "dead letters cannot go to a `{}` sink",
+                    other.kind()
+                )))
+            }
+        }
+        Ok(())
+    }
+}

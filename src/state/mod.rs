@@ -1,0 +1,63 @@
+//! RocksDB: the one place that opens databases for state.
+//!
+//! Dedup keys, spilled window state and the embedded feature store live in
+//! RocksDB databases under the state directory. A database is opened once
+//! per process and shared by its worker threads ([`shared_db`]): RocksDB
+//! allows one open handle per directory, and a second `open` of the same
+//! path fails with a lock error instead of sharing it.
+//!
+//! Keys that order by time use [`time_key`]: big-endian with the sign bit
+//! flipped, so byte order is numeric order for negative times too.
+
+use crate::error::{Result, RiftError};
+use rocksdb::{Options, DB};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Opens (once per process) the RocksDB database at `path`.
+pub fn shared_db(path: &Path) -> Result<Arc<DB>> {
+    static DBS: OnceLock<Mutex<HashMap<PathBuf, Arc<DB>>>> = OnceLock::new();
+    let mut dbs = DBS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .map_err(|_| RiftError::Internal("db registry poisoned".into()))?;
+    std::fs::create_dir_all(path).map_err(|e| RiftError::io(path, e))?;
+    let canonical = path.canonicalize().map_err(|e| RiftError::io(path, e))?;
+    if let Some(db) = dbs.get(&canonical) {
+        return Ok(db.clone());
+    }
+    let mut opts = Options::default();
+    opts.create_if_missing(true);
+    let db = Arc::new(DB::open(&opts, &canonical)?);
+    dbs.insert(canonical, db.clone());
+    Ok(db)
+}
+
+/// A time (or any `i64`) as 8 bytes whose byte order is numeric order.
+#[inline]
+pub fn time_key(t: i64) -> [u8; 8] {
+    ((t as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_keys_sort_like_times() {
+        let times = [i64::MIN, -86_400_000, -1, 0, 1, 1_700_000_000_000, i64::MAX];
+        let keys: Vec<[u8; 8]> = times.iter().map(|t| time_key(*t)).collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(keys, sorted);
+    }
+
+    #[test]
+    fn one_handle_per_directory_is_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = shared_db(dir.path()).unwrap();
+        let b = shared_db(&dir.path().join(".")).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+    }
+}

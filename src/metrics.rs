@@ -1,13 +1,15 @@
 //! Prometheus metrics, defined in one place and typed per component, so every
 //! source, operator and sink reports the same standard series.
 //!
-//! All series live in one process-wide [`registry`]; the admin endpoint
-//! serves it as `/metrics`, and the demo reads it for its summary.
+//! A [`Metrics`] owns a registry and every metric family. A run reports to
+//! the one it is given: the CLI uses the process-wide [`Metrics::global`]
+//! (served as `/metrics` by the admin endpoint), and tests give each run
+//! its own, so counters compare exactly instead of accumulating across tests.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 struct Families {
     registry: Registry,
@@ -27,11 +29,13 @@ struct Families {
     model_version: IntGaugeVec,
     feature_store_writes: IntCounterVec,
     feature_store_seconds: Histogram,
+    duplicates: IntCounterVec,
+    sink_errors: IntCounterVec,
+    job_failed: IntGaugeVec,
 }
 
-fn families() -> &'static Families {
-    static F: OnceLock<Families> = OnceLock::new();
-    F.get_or_init(|| {
+impl Families {
+    fn new() -> Families {
         let registry = Registry::new_custom(Some("riftstream".into()), None).expect("valid registry");
         let counter = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
@@ -70,6 +74,21 @@ fn families() -> &'static Families {
             .register(Box::new(feature_store_seconds.clone()))
             .expect("unique histogram");
         Families {
+            duplicates: counter(
+                "silver_duplicates_total",
+                "Records dropped as duplicates of a business key",
+                &["job", "table"],
+            ),
+            sink_errors: counter(
+                "sink_errors_total",
+                "Failed sink writes and commits (each retried)",
+                &["job", "sink"],
+            ),
+            job_failed: gauge(
+                "job_failed",
+                "1 when a job failed (it is dropped from every worker)",
+                &["job"],
+            ),
             source_records: counter("source_records_total", "Records read from a source", &["job", "source"]),
             source_decoded: counter(
                 "source_decoded_total",
@@ -128,20 +147,128 @@ fn families() -> &'static Families {
             feature_store_seconds,
             registry,
         }
-    })
+    }
 }
 
-/// The process-wide registry.
-pub fn registry() -> &'static Registry {
-    &families().registry
+/// A registry with every metric family of riftstream.
+pub struct Metrics {
+    f: Families,
 }
 
-/// Renders every metric in the Prometheus text format.
-pub fn render() -> String {
-    use prometheus::Encoder;
-    let mut buf = Vec::new();
-    let _ = prometheus::TextEncoder::new().encode(&registry().gather(), &mut buf);
-    String::from_utf8(buf).unwrap_or_default()
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    /// A fresh registry (for a test, or a second engine in one process).
+    pub fn new() -> Arc<Metrics> {
+        Arc::new(Metrics { f: Families::new() })
+    }
+
+    /// The process-wide registry the CLI reports to.
+    pub fn global() -> Arc<Metrics> {
+        static G: OnceLock<Arc<Metrics>> = OnceLock::new();
+        G.get_or_init(Metrics::new).clone()
+    }
+
+    /// The registry itself.
+    pub fn registry(&self) -> &Registry {
+        &self.f.registry
+    }
+
+    /// Every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        use prometheus::Encoder;
+        let mut buf = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry().gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    /// The metrics of `source` in `job` on `worker`.
+    pub fn source(&self, job: &str, source: &str, worker: usize) -> SourceMetrics {
+        let f = &self.f;
+        SourceMetrics {
+            records_in: f.source_records.with_label_values(&[job, source]),
+            records_decoded: f.source_decoded.with_label_values(&[job, source]),
+            dead_letters: f.dead_letters.with_label_values(&[job, source]),
+            watermark: f.watermark.with_label_values(&[job, source, &worker.to_string()]),
+        }
+    }
+
+    /// The metrics of `feature_set` in `job`.
+    pub fn window(&self, job: &str, feature_set: &str) -> WindowMetrics {
+        WindowMetrics {
+            late_rows: self.f.late_rows.with_label_values(&[job, feature_set]),
+            results: self.f.window_results.with_label_values(&[job, feature_set]),
+        }
+    }
+
+    /// The metrics of `sink` in `job`.
+    pub fn sink(&self, job: &str, sink: &str) -> SinkMetrics {
+        let f = &self.f;
+        SinkMetrics {
+            records: f.sink_records.with_label_values(&[job, sink]),
+            commits: f.sink_commits.with_label_values(&[job, sink]),
+            errors: f.sink_errors.with_label_values(&[job, sink]),
+            commit_seconds: f.commit_seconds.with_label_values(&[job, sink]),
+        }
+    }
+
+    /// Counter of duplicates dropped from silver `table` by `job`.
+    pub fn duplicates(&self, job: &str, table: &str) -> IntCounter {
+        self.f.duplicates.with_label_values(&[job, table])
+    }
+
+    /// Whether `job` failed (1) or runs (0).
+    pub fn job_failed(&self, job: &str) -> IntGauge {
+        self.f.job_failed.with_label_values(&[job])
+    }
+
+    /// The model metrics of `job`.
+    pub fn models(self: &Arc<Self>, job: &str) -> ModelMetrics {
+        ModelMetrics {
+            metrics: self.clone(),
+            job: job.to_string(),
+        }
+    }
+
+    /// The metrics of feature-store writes to `store` (the sink name).
+    pub fn feature_store(&self, store: &str) -> FeatureStoreMetrics {
+        FeatureStoreMetrics {
+            written: self.f.feature_store_writes.with_label_values(&[store, "written"]),
+            stale: self.f.feature_store_writes.with_label_values(&[store, "stale"]),
+            seconds: self.f.feature_store_seconds.clone(),
+        }
+    }
+
+    /// Sum of a counter family over all label values whose `label` equals
+    /// `value` (every series when `value` is empty).
+    pub fn counter_sum(&self, name: &str, label: &str, value: &str) -> u64 {
+        self.series(name, label, value)
+            .map(|m| m.get_counter().value() as u64)
+            .sum()
+    }
+
+    /// The values of a gauge family's series whose `label` equals `value`.
+    pub fn gauge_values(&self, name: &str, label: &str, value: &str) -> Vec<i64> {
+        self.series(name, label, value)
+            .map(|m| m.get_gauge().value() as i64)
+            .collect()
+    }
+
+    fn series(&self, name: &str, label: &str, value: &str) -> impl Iterator<Item = prometheus::proto::Metric> {
+        let full = format!("riftstream_{name}");
+        let value = value.to_string();
+        let label = label.to_string();
+        self.registry()
+            .gather()
+            .into_iter()
+            .filter(move |mf| mf.name() == full)
+            .flat_map(|mf| mf.get_metric().to_vec())
+            .filter(move |m| value.is_empty() || m.get_label().iter().any(|l| l.name() == label && l.value() == value))
+    }
 }
 
 /// Metrics of one source in one job.
@@ -157,19 +284,6 @@ pub struct SourceMetrics {
     pub watermark: IntGauge,
 }
 
-impl SourceMetrics {
-    /// The metrics of `source` in `job` on `worker`.
-    pub fn new(job: &str, source: &str, worker: usize) -> SourceMetrics {
-        let f = families();
-        SourceMetrics {
-            records_in: f.source_records.with_label_values(&[job, source]),
-            records_decoded: f.source_decoded.with_label_values(&[job, source]),
-            dead_letters: f.dead_letters.with_label_values(&[job, source]),
-            watermark: f.watermark.with_label_values(&[job, source, &worker.to_string()]),
-        }
-    }
-}
-
 /// Metrics of one feature set.
 #[derive(Clone)]
 pub struct WindowMetrics {
@@ -179,17 +293,6 @@ pub struct WindowMetrics {
     pub results: IntCounter,
 }
 
-impl WindowMetrics {
-    /// The metrics of `feature_set` in `job`.
-    pub fn new(job: &str, feature_set: &str) -> WindowMetrics {
-        let f = families();
-        WindowMetrics {
-            late_rows: f.late_rows.with_label_values(&[job, feature_set]),
-            results: f.window_results.with_label_values(&[job, feature_set]),
-        }
-    }
-}
-
 /// Metrics of one sink.
 #[derive(Clone)]
 pub struct SinkMetrics {
@@ -197,90 +300,83 @@ pub struct SinkMetrics {
     pub records: IntCounter,
     /// Commits.
     pub commits: IntCounter,
+    /// Failed writes and commits.
+    pub errors: IntCounter,
     /// Commit durations.
     pub commit_seconds: Histogram,
 }
 
-impl SinkMetrics {
-    /// The metrics of `sink` in `job`.
-    pub fn new(job: &str, sink: &str) -> SinkMetrics {
-        let f = families();
-        SinkMetrics {
-            records: f.sink_records.with_label_values(&[job, sink]),
-            commits: f.sink_commits.with_label_values(&[job, sink]),
-            commit_seconds: f.commit_seconds.with_label_values(&[job, sink]),
+/// The model metrics of one job.
+#[derive(Clone)]
+pub struct ModelMetrics {
+    metrics: Arc<Metrics>,
+    job: String,
+}
+
+impl ModelMetrics {
+    /// A prediction of `kind` by `model_version`, `latency_ms` after its input arrived.
+    pub fn prediction(&self, kind: &str, model_version: &str, latency_ms: f64) {
+        let f = &self.metrics.f;
+        f.predictions.with_label_values(&[&self.job, kind, model_version]).inc();
+        f.prediction_latency
+            .with_label_values(&[&self.job, kind])
+            .observe(latency_ms);
+    }
+
+    /// The version `worker` scores `model` with; `switched` when it just hot-reloaded.
+    pub fn version(&self, model: &str, worker: usize, version: u64, switched: bool) {
+        let f = &self.metrics.f;
+        f.model_version
+            .with_label_values(&[&self.job, model, &worker.to_string()])
+            .set(version as i64);
+        if switched {
+            f.model_switches.with_label_values(&[&self.job, model]).inc();
         }
     }
-}
 
-/// Records a prediction and its latency.
-pub fn observe_prediction(job: &str, kind: &str, model_version: &str, latency_ms: f64) {
-    let f = families();
-    f.predictions.with_label_values(&[job, kind, model_version]).inc();
-    f.prediction_latency.with_label_values(&[job, kind]).observe(latency_ms);
-}
-
-/// Records the model version a worker scores with; `switched` when it just hot-reloaded.
-pub fn observe_model_version(job: &str, model: &str, worker: usize, version: u64, switched: bool) {
-    let f = families();
-    f.model_version
-        .with_label_values(&[job, model, &worker.to_string()])
-        .set(version as i64);
-    if switched {
-        f.model_switches.with_label_values(&[job, model]).inc();
+    /// Live predictions resolved by the match result: `correct` of `total` were on the winner's side.
+    pub fn outcomes(&self, variant: &str, model_version: &str, correct: u64, total: u64) {
+        let f = &self.metrics.f;
+        f.model_outcomes
+            .with_label_values(&[&self.job, variant, model_version, "correct"])
+            .inc_by(correct);
+        f.model_outcomes
+            .with_label_values(&[&self.job, variant, model_version, "wrong"])
+            .inc_by(total.saturating_sub(correct));
     }
 }
 
-/// Records live predictions resolved by the match result: `correct` of `total` were on the winner's side.
-pub fn observe_model_outcomes(job: &str, variant: &str, model_version: &str, correct: u64, total: u64) {
-    let f = families();
-    f.model_outcomes
-        .with_label_values(&[job, variant, model_version, "correct"])
-        .inc_by(correct);
-    f.model_outcomes
-        .with_label_values(&[job, variant, model_version, "wrong"])
-        .inc_by(total.saturating_sub(correct));
+/// The metrics of one feature store's writes.
+#[derive(Clone)]
+pub struct FeatureStoreMetrics {
+    written: IntCounter,
+    stale: IntCounter,
+    seconds: Histogram,
 }
 
-/// Records a feature-store write batch.
-pub fn observe_feature_store(store: &str, written: u64, stale: u64, seconds: f64) {
-    let f = families();
-    f.feature_store_writes
-        .with_label_values(&[store, "written"])
-        .inc_by(written);
-    f.feature_store_writes
-        .with_label_values(&[store, "stale"])
-        .inc_by(stale);
-    f.feature_store_seconds.observe(seconds);
+impl FeatureStoreMetrics {
+    /// A write batch: `written` updates applied, `stale` skipped, in `seconds`.
+    pub fn observe(&self, written: u64, stale: u64, seconds: f64) {
+        self.written.inc_by(written);
+        self.stale.inc_by(stale);
+        self.seconds.observe(seconds);
+    }
 }
 
-/// Sum of a counter family over all label values whose `label` equals `value`.
-pub fn counter_sum(name: &str, label: &str, value: &str) -> u64 {
-    let full = format!("riftstream_{name}");
-    registry()
-        .gather()
-        .iter()
-        .filter(|mf| mf.name() == full)
-        .flat_map(|mf| mf.get_metric().iter())
-        .filter(|m| value.is_empty() || m.get_label().iter().any(|l| l.name() == label && l.value() == value))
-        .map(|m| m.get_counter().value() as u64)
-        .sum()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Counter of duplicates dropped from silver `table` by `job`.
-pub fn duplicates(job: &str, table: &str) -> IntCounter {
-    static C: OnceLock<IntCounterVec> = OnceLock::new();
-    C.get_or_init(|| {
-        let c = IntCounterVec::new(
-            Opts::new(
-                "silver_duplicates_total",
-                "Records dropped as duplicates of a business key",
-            ),
-            &["job", "table"],
-        )
-        .expect("valid counter");
-        registry().register(Box::new(c.clone())).expect("unique counter");
-        c
-    })
-    .with_label_values(&[job, table])
+    #[test]
+    fn each_registry_counts_only_its_own_runs() {
+        let (a, b) = (Metrics::new(), Metrics::new());
+        a.source("j", "s", 0).records_in.inc_by(3);
+        b.source("j", "s", 1).records_in.inc_by(5);
+        assert_eq!(a.counter_sum("source_records_total", "job", "j"), 3);
+        assert_eq!(b.counter_sum("source_records_total", "job", "j"), 5);
+        a.models("j").version("live", 0, 2, true);
+        assert_eq!(a.gauge_values("model_version", "job", "j"), vec![2]);
+        assert_eq!(a.counter_sum("model_switches_total", "model", "live"), 1);
+        assert!(a.render().contains("riftstream_source_records_total"));
+    }
 }

@@ -26,6 +26,7 @@ pub fn run(
         bounded,
         jobs,
         shutdown,
+        metrics: crate::metrics::Metrics::global(),
     };
     let report = runtime::run(topo, opts)?;
     if !report.failures.is_empty() {

@@ -89,9 +89,10 @@ impl Topology {
             RiftError::config(file, format!("line {line}"), e.message().to_string())
         })?;
         expand_env(&mut doc, file)?;
-        let mut topology: Topology = serde_path_to_error::deserialize(doc).map_err(|e| {
-            let key = e.path().to_string();
-            RiftError::config(file, key, e.into_inner().message().to_string())
+        let mut topology: Topology = serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
+            let message = e.inner().message().to_string();
+            let key = refine_key(&doc, &e.path().to_string(), &message);
+            RiftError::config(file, key, message)
         })?;
         topology.file = file.to_string();
         topology.validate()?;
@@ -104,5 +105,29 @@ impl Topology {
             SinkConfig::Lake { root, .. } => Some(root.as_str()),
             _ => None,
         })
+    }
+}
+
+/// The key of a deserialization error. Inside a tagged section (`kind =
+/// …`) serde reports only the section's path; when the message quotes the
+/// offending string (`invalid value: string "soon"`) and exactly one key of
+/// the section holds it, that key is named instead.
+fn refine_key(doc: &toml::Value, path: &str, message: &str) -> String {
+    let quoted = message
+        .split_once("string \"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(value, _)| value);
+    let section = path.split('.').try_fold(doc, |v, part| v.get(part));
+    let (Some(value), Some(toml::Value::Table(table))) = (quoted, section) else {
+        return path.to_string();
+    };
+    let holders: Vec<&String> = table
+        .iter()
+        .filter(|(_, v)| v.as_str() == Some(value))
+        .map(|(k, _)| k)
+        .collect();
+    match holders.as_slice() {
+        [only] => format!("{path}.{only}"),
+        _ => path.to_string(),
     }
 }

@@ -234,3 +234,195 @@ fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
         v.join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[kafka]
+brokers = "b:9092"
+[sources.m]
+kind = "file"
+path = "m.jsonl"
+schema = "matches"
+[sinks.lake]
+kind = "lake"
+root = "lake"
+[sinks.out]
+kind = "file"
+path = "out"
+[feature_sets.f]
+source = "m"
+key = "player_id"
+time = "end_time"
+window = { kind = "tumbling", size = "1d" }
+aggregates = { n = "count" }
+"#;
+
+    /// The error for `BASE` with `extra` appended, as (key, message).
+    fn error(extra: &str) -> (String, String) {
+        match Topology::parse(&format!("{BASE}{extra}"), "topo.toml") {
+            Ok(_) => panic!("accepted:\n{extra}"),
+            Err(RiftError::Config { file, key, message }) => {
+                assert_eq!(file, "topo.toml", "every error names the file");
+                (key, message)
+            }
+            Err(other) => panic!("not a configuration error: {other}"),
+        }
+    }
+
+    fn assert_error(extra: &str, key: &str, message_has: &str) {
+        let (k, m) = error(extra);
+        assert_eq!(k, key, "{m}");
+        assert!(m.contains(message_has), "{key}: {m}");
+    }
+
+    #[test]
+    fn the_base_topology_is_valid() {
+        Topology::parse(BASE, "topo.toml").unwrap();
+    }
+
+    #[test]
+    fn runtime_errors_name_their_key() {
+        assert_error("[runtime]\nworkers = 0\n", "runtime.workers", "between 1 and 256");
+        assert_error(
+            "[runtime]\nwatermark_granularity = \"0s\"\n",
+            "runtime.watermark_granularity",
+            "positive",
+        );
+        assert_error("[runtime]\nworkerz = 2\n", "runtime.workerz", "unknown field `workerz`");
+    }
+
+    #[test]
+    fn kafka_errors_name_their_key() {
+        let (k, m) = error("[kafka.properties]\nx = 1\n");
+        assert!(k.starts_with("kafka"), "{k}: {m}");
+        let no_kafka = "[sources.k]\nkind = \"kafka\"\ntopic = \"esports.matches\"\n";
+        let text = BASE.replace("[kafka]\nbrokers = \"b:9092\"\n", "");
+        match Topology::parse(&format!("{text}{no_kafka}"), "topo.toml") {
+            Err(RiftError::Config { key, message, .. }) => {
+                assert_eq!(key, "sources.k");
+                assert!(message.contains("[kafka] section"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn source_errors_name_their_key() {
+        assert_error(
+            "[sources.x]\nkind = \"file\"\npath = \"x\"\nschema = \"matches\"\nsplits = 0\n",
+            "sources.x.splits",
+            "between 1 and 4096",
+        );
+        assert_error(
+            "[sources.x]\nkind = \"kafka\"\ntopic = \"other\"\n",
+            "sources.x.schema",
+            "not one of SPEC's topics",
+        );
+        assert_error(
+            "[sources.x]\nkind = \"generator\"\nschema = \"records\"\n",
+            "sources.x.schema",
+            "the generator yields",
+        );
+        assert_error(
+            "[sources.x]\nkind = \"ftp\"\n",
+            "sources.x.kind",
+            "unknown variant `ftp`",
+        );
+    }
+
+    #[test]
+    fn sink_errors_name_their_key() {
+        assert_error(
+            "[sinks.l]\nkind = \"lake\"\nroot = \"l\"\ntarget_file_bytes = 10\n",
+            "sinks.l.target_file_bytes",
+            "at least 1024",
+        );
+        assert_error(
+            "[sinks.l]\nkind = \"lake\"\nroot = \"l\"\nrow_group_rows = 0\n",
+            "sinks.l.row_group_rows",
+            "positive",
+        );
+        assert_error(
+            "[sinks.r]\nkind = \"redis\"\nurl = \"redis://x\"\nttl = \"soon\"\n",
+            "sinks.r.ttl",
+            "expected a duration",
+        );
+    }
+
+    #[test]
+    fn feature_set_errors_name_their_key() {
+        let set = |window: &str| {
+            format!(
+                "[feature_sets.g]\nsource = \"m\"\nkey = \"k\"\ntime = \"t\"\nwindow = {window}\naggregates = {{ n = \"count\" }}\n"
+            )
+        };
+        assert_error(
+            &set("{ kind = \"tumbling\" }"),
+            "feature_sets.g.window.size",
+            "needs `size`",
+        );
+        assert_error(
+            &set("{ kind = \"sliding\", size = \"1h\", slide = \"2h\" }"),
+            "feature_sets.g.window.slide",
+            "must not exceed `size`",
+        );
+        assert_error(
+            &set("{ kind = \"session\" }"),
+            "feature_sets.g.window.gap",
+            "needs `gap`",
+        );
+        assert_error(
+            "[feature_sets.g]\nsource = \"nowhere\"\nkey = \"k\"\ntime = \"t\"\nwindow = { kind = \"tumbling\", size = \"1h\" }\naggregates = { n = \"count\" }\n",
+            "feature_sets.g.source",
+            "unknown source `nowhere`; defined: m",
+        );
+        assert_error(
+            "[feature_sets.g]\nsource = \"m\"\nkey = \"k\"\ntime = \"t\"\nwindow = { kind = \"tumbling\", size = \"1h\" }\naggregates = {}\n",
+            "feature_sets.g.aggregates",
+            "at least one aggregate",
+        );
+    }
+
+    #[test]
+    fn job_errors_name_their_key() {
+        assert_error(
+            "[jobs.j]\nkind = \"lake\"\nsources = [\"m\"]\nlake = \"nope\"\n",
+            "jobs.j.lake",
+            "unknown sink `nope`",
+        );
+        assert_error(
+            "[jobs.j]\nkind = \"lake\"\nsources = [\"m\"]\nlake = \"out\"\n",
+            "jobs.j.lake",
+            "is a `file` sink",
+        );
+        assert_error(
+            "[jobs.j]\nkind = \"player_features\"\nfeature_sets = [\"f\", \"g\"]\noffline = \"lake\"\n",
+            "jobs.j.feature_sets[1]",
+            "unknown feature set `g`",
+        );
+        assert_error(
+            "[jobs.j]\nkind = \"player_features\"\nfeature_sets = [\"f\"]\n",
+            "jobs.j",
+            "late events are stored there",
+        );
+        assert_error(
+            "[jobs.j]\nkind = \"predictions\"\noutputs = [\"out\"]\n",
+            "jobs.j",
+            "`live_source`, a `requests_source`",
+        );
+        assert_error(
+            "[jobs.j]\nkind = \"predictions\"\nlive_source = \"m\"\noutputs = [\"out\"]\ndlq = \"lake2\"\n",
+            "jobs.j.dlq",
+            "unknown sink `lake2`",
+        );
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line() {
+        let (k, _) = error("[jobs.j\nkind = 1\n");
+        assert!(k.starts_with("line "), "{k}");
+    }
+}

@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 /// A dead-lettered record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DeadLetter {
     /// Topic (or source name) the record was read from.
     pub source_topic: String,

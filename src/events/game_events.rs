@@ -58,7 +58,6 @@ pub enum Building {
 
 /// One team's totals in a per-minute frame.
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TeamFrame {
     /// Total gold of the five players.
     pub total_gold: i64,
@@ -74,7 +73,6 @@ pub struct TeamFrame {
 
 /// One in-game event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct GameEvent {
     /// The live match.
     pub match_id: String,

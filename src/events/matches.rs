@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 
 /// A finished match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Match {
     /// Unique id, e.g. `EUW1_6843210`.
     pub match_id: String,
@@ -38,7 +37,6 @@ pub struct Match {
 
 /// One player's line in a finished match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Participant {
     /// Stable player id.
     pub player_id: String,

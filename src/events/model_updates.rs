@@ -5,7 +5,6 @@ use serde::{Deserialize, Serialize};
 
 /// A newly registered model version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ModelUpdate {
     /// Registered model name (`live`, `pre_game`).
     pub model_name: String,

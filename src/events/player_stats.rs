@@ -22,7 +22,6 @@ pub const TIERS: [&str; 10] = [
 
 /// A player's ranked standing at a point in time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PlayerStats {
     /// Stable player id.
     pub player_id: String,

@@ -8,7 +8,6 @@ use serde::{Deserialize, Serialize};
 
 /// A lineup whose outcome should be predicted before the match starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct PredictionRequest {
     /// The upcoming match.
     pub match_id: String,
@@ -24,7 +23,6 @@ pub struct PredictionRequest {
 
 /// One player of a lineup.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LineupSlot {
     /// Stable player id.
     pub player_id: String,

@@ -30,7 +30,6 @@ impl PredictionKind {
 
 /// A win-probability prediction.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Prediction {
     /// The match scored.
     pub match_id: String,

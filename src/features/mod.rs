@@ -54,3 +54,40 @@ pub fn compile_sets(topology: &Topology) -> Result<BTreeMap<String, Arc<FeatureS
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_set_expressions_are_checked_with_the_key_named() {
+        let text = r#"
+[sources.m]
+kind = "file"
+path = "m.jsonl"
+schema = "matches"
+[feature_sets.f]
+source = "m"
+key = "player_id"
+time = "end_time"
+window = { kind = "tumbling", size = "1d" }
+aggregates = { n = "count", k = "sum(kills)" }
+features = { ratio = "k / (n" }
+"#;
+        let topology = Topology::parse(text, "topo.toml").expect("structurally valid");
+        match compile_sets(&topology) {
+            Err(RiftError::Config { file, key, message }) => {
+                assert_eq!(file, "topo.toml");
+                assert_eq!(key, "feature_sets.f.features.ratio", "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let fixed = Topology::parse(&text.replace("(n\"", "n\""), "topo.toml").unwrap();
+        assert_eq!(compile_sets(&fixed).unwrap().len(), 1);
+        let missing = compile_set(&fixed, "g", "jobs.j.feature_sets[0]").unwrap_err();
+        assert!(
+            matches!(missing, RiftError::Config { ref key, .. } if key == "jobs.j.feature_sets[0]"),
+            "{missing}"
+        );
+    }
+}

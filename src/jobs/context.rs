@@ -9,7 +9,7 @@ use crate::events::DeadLetter;
 use crate::lake::tables::LakeRow;
 use crate::lake::writer::LakeWriter;
 use crate::lake::Lake;
-use crate::metrics::{SinkMetrics, SourceMetrics};
+use crate::metrics::{Metrics, SourceMetrics};
 use crate::operators::sink::{write_sink, SinkProbes};
 use crate::operators::source::SourceSettings;
 use crate::operators::source::WatermarkBoard;
@@ -48,6 +48,11 @@ impl RunShared {
         }
     }
 
+    /// Every failed job with its reason.
+    pub fn failures(&self) -> BTreeMap<String, String> {
+        self.failed.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+
     /// Why `job` failed, if it did on any worker of the process.
     pub fn failure(&self, job: &str) -> Option<String> {
         self.failed.lock().ok().and_then(|f| f.get(job).cloned())
@@ -73,6 +78,8 @@ pub struct JobContext {
     pub probes: SinkProbes,
     /// What this process's workers share during the run.
     pub shared: Arc<RunShared>,
+    /// Where the run's metrics go.
+    pub metrics: Arc<Metrics>,
 }
 
 impl JobContext {
@@ -136,7 +143,7 @@ impl JobContext {
 
     /// Metrics of source `name` in this job.
     pub fn source_metrics(&self, name: &str) -> SourceMetrics {
-        SourceMetrics::new(&self.job, name, self.worker)
+        self.metrics.source(&self.job, name, self.worker)
     }
 
     /// How often sink `name` commits: a lake sink every `roll_interval`
@@ -236,7 +243,7 @@ impl JobContext {
             name,
             writer,
             self.commit_interval(name),
-            SinkMetrics::new(&self.job, name),
+            self.metrics.sink(&self.job, name),
             self.health.clone(),
             &self.probes,
         );

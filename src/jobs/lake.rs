@@ -53,7 +53,7 @@ where
     );
     let table = E::TOPIC.short_name();
     let seen = SeenKeys::open(&ctx.topology.runtime.state_dir, &ctx.job, table)?;
-    let duplicates = crate::metrics::duplicates(&ctx.job, table);
+    let duplicates = ctx.metrics.duplicates(&ctx.job, table);
     let events = streams
         .records
         .map(|a| a.event)

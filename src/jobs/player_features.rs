@@ -17,7 +17,6 @@ use crate::error::{Result, RiftError};
 use crate::features::RowDecoder;
 use crate::features::{FeatureSpec, WindowResult, WindowSpec};
 use crate::lake::tables::{FeatureVectorRow, LateEventRow};
-use crate::metrics::WindowMetrics;
 use crate::operators::route::RouteByIndex;
 use crate::operators::source::read_source;
 use crate::operators::window::{
@@ -271,7 +270,7 @@ pub fn feature_windows<'s>(
                     WindowSpec::Session { .. } => session_core(spec.clone(), *i),
                 });
                 names.push(spec.name.clone());
-                let m = WindowMetrics::new(&ctx.job, &spec.name);
+                let m = ctx.metrics.window(&ctx.job, &spec.name);
                 result_counters.push((*i, m.results));
                 late_counters.push((*i, m.late_rows));
             }
@@ -314,7 +313,11 @@ impl Job for FeaturesJob {
                 }
             };
             let sets = self.sets.iter().cloned().zip(self.entities.iter().cloned()).collect();
-            ctx.write(results.clone(), online, FeatureStoreWriter::new(store, sets, online));
+            ctx.write(
+                results.clone(),
+                online,
+                FeatureStoreWriter::new(store, sets, ctx.metrics.feature_store(online)),
+            );
         }
         let mut late_written = false;
         if let Some(offline) = &self.offline {

@@ -140,6 +140,7 @@ impl PredictionsJob {
             challenger,
             job: ctx.job.clone(),
             worker: ctx.worker,
+            metrics: ctx.metrics.models(&ctx.job),
         })
     }
 }
@@ -208,7 +209,7 @@ impl Job for PredictionsJob {
                 sets: sets.clone(),
                 entities: sets.iter().map(|s| s.entity()).collect(),
                 model: slot,
-                job: ctx.job.clone(),
+                metrics: ctx.metrics.models(&ctx.job),
             };
             outputs.push(pre_game_predictions(
                 results,

@@ -35,6 +35,7 @@ use crate::events::Arrived;
 use crate::events::{Prediction, PredictionKind, PredictionRequest, Team};
 use crate::features::{FeatureSpec, WindowResult};
 use crate::lake::offline::lineup_entity_id;
+use crate::metrics::ModelMetrics;
 use crate::model::pregame::{player_features_of, pregame_features};
 use crate::util::now_us;
 use crate::util::stable_hash;
@@ -104,8 +105,8 @@ pub struct PreGameScoring {
     pub entities: Vec<String>,
     /// The pre-game model.
     pub model: ModelSlot,
-    /// Job name (metrics).
-    pub job: String,
+    /// Where predictions are counted.
+    pub metrics: ModelMetrics,
 }
 
 /// Pre-game predictions for `requests`, from the feature `results` of `scoring.sets`.
@@ -200,7 +201,7 @@ pub fn pre_game_predictions<'s>(
         sets,
         entities,
         mut model,
-        job,
+        metrics,
     } = scoring;
     let expected_per_slot = entities.len();
     answers.binary_frontier::<_, CapacityContainerBuilder<Vec<Prediction>>, _, _, _, _>(
@@ -336,7 +337,7 @@ pub fn pre_game_predictions<'s>(
                 for (i, (cap, request)) in scored.into_iter().enumerate() {
                     let x = &rows[i * inputs.len()..(i + 1) * inputs.len()];
                     let latency_ms = (now_us() - request.received_at_us).max(0) as f64 / 1000.0;
-                    crate::metrics::observe_prediction(&job, "pre_game", current.version(), latency_ms);
+                    metrics.prediction("pre_game", current.version(), latency_ms);
                     output.session(&cap).give(Prediction {
                         match_id: request.event.match_id,
                         kind: PredictionKind::PreGame,

@@ -28,6 +28,7 @@
 use super::live_state::LiveUpdate;
 use crate::error::{Result, RiftError};
 use crate::events::{ModelOutcome, Prediction, PredictionKind};
+use crate::metrics::ModelMetrics;
 use crate::model::{live_features, LoadedModel, ModelRegistry, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
 use crate::util::now_us;
 use crate::util::JobHealth;
@@ -80,6 +81,11 @@ impl ModelSlot {
         })
     }
 
+    /// How often the registry is asked for a newer version.
+    pub fn poll_interval(&self) -> Duration {
+        self.poll
+    }
+
     /// The model scoring now.
     pub fn current(&self) -> &LoadedModel {
         &self.current
@@ -128,10 +134,12 @@ pub struct LiveScoring {
     pub champion: ModelSlot,
     /// A second model for a share of matches, with that share in `[0, 1]`.
     pub challenger: Option<(ModelSlot, f64)>,
-    /// Job name (metrics).
+    /// Job name (logs).
     pub job: String,
     /// Worker index (metrics).
     pub worker: usize,
+    /// Where predictions, versions and outcomes are counted.
+    pub metrics: ModelMetrics,
 }
 
 /// The outputs of live scoring.
@@ -215,10 +223,16 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
             mut challenger,
             job,
             worker,
+            metrics,
         } = scoring;
-        crate::metrics::observe_model_version(&job, &champion.name, worker, champion.number(), false);
+        metrics.version(&champion.name, worker, champion.number(), false);
+        let scope = self.scope();
         let scored =
-            self.unary::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(Pipeline, "ScoreLive", move |_cap, _info| {
+            self.unary::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(Pipeline, "ScoreLive", move |_cap, info| {
+                // Wakes up every poll interval, so a new version is picked up
+                // (and reported) even while no update arrives.
+                let activator = scope.activator_for(info.address.clone());
+                let poll = champion.poll_interval();
                 let mut held = Vec::new();
                 let mut rows: Vec<f32> = Vec::new();
                 // Rows of matches in the challenger's share.
@@ -235,17 +249,12 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
                     rows.clear();
                     challenged.clear();
                     // Between batches: pick up newer registered versions.
+                    activator.activate_after(poll);
                     for slot in std::iter::once(&mut champion).chain(challenger.as_mut().map(|(s, _)| s)) {
                         match slot.refresh() {
                             Ok(switched) => {
                                 if switched {
-                                    crate::metrics::observe_model_version(
-                                        &job,
-                                        &slot.name,
-                                        worker,
-                                        slot.number(),
-                                        true,
-                                    );
+                                    metrics.version(&slot.name, worker, slot.number(), true);
                                 }
                             }
                             Err(e) => health.report("model reload", RiftError::external("model_registry", e, true)),
@@ -323,7 +332,7 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
                                 }
                             }
                             for (model, p, variant) in scored {
-                                crate::metrics::observe_prediction(&job, "live", model.version(), latency_ms);
+                                metrics.prediction("live", model.version(), latency_ms);
                                 let scored = prediction(model, p, variant);
                                 let t = tally
                                     .entry((u.match_id.clone(), variant, model.version().to_string()))
@@ -341,7 +350,7 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
                                     let Some(t) = tally.remove(&key) else { continue };
                                     let blue_won = winner == crate::events::Team::Blue;
                                     let correct = if blue_won { t.blue } else { t.n - t.blue };
-                                    crate::metrics::observe_model_outcomes(&job, key.1, &key.2, correct, t.n);
+                                    metrics.outcomes(key.1, &key.2, correct, t.n);
                                     let n = t.n.max(1) as f64;
                                     session.give(Scored::Outcome(ModelOutcome {
                                         match_id: key.0,
@@ -388,14 +397,23 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
 mod tests {
     use super::*;
 
+    /// Whether `EUW1_0` … `EUW1_7` fall in a 50 % share.
+    const PINNED_HALF_SHARE: [bool; 8] = [true, false, false, true, false, false, true, true];
+
     #[test]
     fn the_challenger_share_is_stable_per_match_and_about_its_size() {
         let ids: Vec<String> = (0..10_000).map(|i| format!("EUW1_{i}")).collect();
         let picked = ids.iter().filter(|id| in_challenger_share(id, 0.2)).count();
         assert!((1_700..2_300).contains(&picked), "{picked}");
+        // Nested: a match in a 20 % share is in every larger one.
         assert!(ids
             .iter()
-            .all(|id| in_challenger_share(id, 0.2) == in_challenger_share(id, 0.2)));
+            .filter(|id| in_challenger_share(id, 0.2))
+            .all(|id| in_challenger_share(id, 0.5)));
+        // Stable across processes and releases: pinned for a few ids (a
+        // change here would move live matches between champion and challenger).
+        let pinned: Vec<bool> = (0..8).map(|i| in_challenger_share(&format!("EUW1_{i}"), 0.5)).collect();
+        assert_eq!(pinned, PINNED_HALF_SHARE);
         assert!(!ids.iter().any(|id| in_challenger_share(id, 0.0)));
         assert!(ids.iter().all(|id| in_challenger_share(id, 1.0)));
     }

@@ -75,6 +75,7 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                         // The writer may hold part of the records: nothing counts as committed
                         // until a commit succeeds.
                         dirty = true;
+                        metrics.errors.inc();
                         health.report(&name, e);
                         activator.activate_after(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(10));
@@ -101,6 +102,7 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                         }
                     }
                     Err(e) => {
+                        metrics.errors.inc();
                         health.report(&name, e);
                         activator.activate_after(backoff);
                         backoff = (backoff * 2).min(Duration::from_secs(10));

@@ -19,6 +19,7 @@ pub mod admin;
 use crate::config::Topology;
 use crate::error::{Result, RiftError};
 use crate::jobs::{self, JobContext, RunShared};
+use crate::metrics::Metrics;
 use crate::util::JobHealth;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ pub struct RunOptions {
     pub jobs: Vec<String>,
     /// Raised to stop an unbounded run.
     pub shutdown: Arc<AtomicBool>,
+    /// Where the run's metrics go.
+    pub metrics: Arc<Metrics>,
 }
 
 impl RunOptions {
@@ -53,6 +56,7 @@ impl RunOptions {
             bounded: true,
             jobs: Vec::new(),
             shutdown: Arc::new(AtomicBool::new(false)),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -66,6 +70,8 @@ pub struct RunReport {
     pub jobs: Vec<String>,
     /// Wall-clock duration.
     pub elapsed: Duration,
+    /// The run's metrics.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Runs the jobs of `topology` until they complete (bounded) or `shutdown`.
@@ -94,14 +100,15 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
         jobs::build(name, &topology)?;
     }
     let config = timely_config(&opts)?;
+    let shared = Arc::new(RunShared::default());
     if let Some(addr) = &topology.runtime.admin_addr {
-        admin::serve(addr);
+        admin::serve(addr, opts.metrics.clone(), shared.clone());
     }
     let started = Instant::now();
     let bounded = opts.bounded;
     let shutdown = opts.shutdown.clone();
     let names = selected.clone();
-    let shared = Arc::new(RunShared::default());
+    let metrics = opts.metrics.clone();
     let guards = timely::execute(
         config,
         move |worker| -> std::result::Result<BTreeMap<String, String>, String> {
@@ -117,6 +124,7 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     health: health.clone(),
                     probes: Default::default(),
                     shared: shared.clone(),
+                    metrics: metrics.clone(),
                 };
                 let index = worker.next_dataflow_index();
                 let built: Result<()> = jobs::build(name, &topology)
@@ -146,6 +154,7 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     }
                     // A failure on any worker of the process stops the job on all of them.
                     if let Some(f) = shared.failure(name) {
+                        metrics.job_failed(name).set(1);
                         failures.insert(name.clone(), f);
                         if installed.contains(index) {
                             worker.drop_dataflow(*index);
@@ -172,6 +181,7 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
     .map_err(|e| RiftError::Usage(format!("cannot start workers: {e}")))?;
     let mut report = RunReport {
         jobs: selected,
+        metrics: Some(opts.metrics.clone()),
         ..Default::default()
     };
     for result in guards.join() {

@@ -15,6 +15,7 @@
 use super::SinkWriter;
 use crate::error::{Result, RiftError};
 use crate::features::{FeatureSpec, WindowResult};
+use crate::metrics::FeatureStoreMetrics;
 use crate::state::shared_db;
 use rocksdb::DB;
 use serde_json::{Map, Value};
@@ -164,17 +165,21 @@ pub struct FeatureStoreWriter {
     store: Arc<dyn FeatureStore>,
     /// Feature sets of the job, by index, with their entity type.
     sets: Vec<(Arc<FeatureSpec>, String)>,
-    name: String,
+    metrics: FeatureStoreMetrics,
     buffer: Vec<FeatureUpdate>,
 }
 
 impl FeatureStoreWriter {
     /// A writer for the feature sets `sets` (spec and entity type), into `store`.
-    pub fn new(store: Arc<dyn FeatureStore>, sets: Vec<(Arc<FeatureSpec>, String)>, name: &str) -> Self {
+    pub fn new(
+        store: Arc<dyn FeatureStore>,
+        sets: Vec<(Arc<FeatureSpec>, String)>,
+        metrics: FeatureStoreMetrics,
+    ) -> Self {
         FeatureStoreWriter {
             store,
             sets,
-            name: name.to_string(),
+            metrics,
             buffer: Vec::new(),
         }
     }
@@ -209,7 +214,8 @@ impl SinkWriter<WindowResult> for FeatureStoreWriter {
         }
         let started = std::time::Instant::now();
         let stats = self.store.write(&self.buffer)?;
-        crate::metrics::observe_feature_store(&self.name, stats.written, stats.stale, started.elapsed().as_secs_f64());
+        self.metrics
+            .observe(stats.written, stats.stale, started.elapsed().as_secs_f64());
         self.buffer.clear();
         Ok(())
     }

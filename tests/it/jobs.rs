@@ -54,7 +54,7 @@ output = "out"
 dlq = "out"
 "#
     );
-    run_bounded(&topo, 1);
+    let report = run_bounded(&topo, 1);
     let mut got = read_jsonl(&dir.path().join("out"), "minute");
     got.sort_by_key(|v| (v["window_start"].as_i64(), v["player_id"].as_str().map(String::from)));
     let w = |s: i64| BASE + s * 1000;
@@ -73,7 +73,8 @@ dlq = "out"
     assert_eq!(late[0]["event_time"], w(20));
     assert_eq!(late[0]["watermark"], w(120));
     // The feature set's counters match what the job wrote.
-    let counted = |name: &str| riftstream::metrics::counter_sum(name, "feature_set", "minute");
+    let metrics = report.metrics.expect("the run's metrics");
+    let counted = |name: &str| metrics.counter_sum(name, "feature_set", "minute");
     assert_eq!(counted("late_rows_total"), 1);
     assert_eq!(counted("window_results_total"), got.len() as u64);
     let dead = read_jsonl(&dir.path().join("out"), "features-dlq");

@@ -308,8 +308,8 @@ dlq = "dlq"
         brokers = kafka(),
         registry = registry.url
     );
-    run_bounded(&topo, 2);
-    let count = |name: &str| riftstream::metrics::counter_sum(name, "job", "mixed_lake");
+    let metrics = run_bounded(&topo, 2).metrics.expect("the run's metrics");
+    let count = |name: &str| metrics.counter_sum(name, "job", "mixed_lake");
     let consumed = count("source_records_total");
     let processed = count("source_decoded_total");
     let dead = count("dead_letters_total");
@@ -569,6 +569,7 @@ model_poll_interval = "100ms"
         shutdown: shutdown.clone(),
         ..riftstream::runtime::RunOptions::bounded(2)
     };
+    let metrics = opts.metrics.clone();
     let worker = std::thread::spawn(move || riftstream::runtime::run(topo, opts));
     let wait_for = |n: usize| {
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
@@ -600,10 +601,19 @@ model_poll_interval = "100ms"
         .unwrap()
         .register("live", &v2, "test")
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Both workers switch to it (hot reload) before the rest of the games arrive.
+    super::support::wait_until(Duration::from_secs(60), "both workers scoring with v2", || {
+        let versions = metrics.gauge_values("model_version", "job", "predictions");
+        (versions == [2, 2]).then_some(())
+    });
     produce(&target, events[half..].to_vec()).unwrap();
     wait_for(all.len());
-    std::thread::sleep(Duration::from_millis(500));
+    // Every event read and every prediction handed to the sink: nothing more can come.
+    super::support::wait_until(Duration::from_secs(60), "every event read and scored", || {
+        let read = metrics.counter_sum("source_records_total", "job", "predictions");
+        let written = metrics.counter_sum("sink_records_total", "job", "predictions");
+        (read == events.len() as u64 && written >= all.len() as u64).then_some(())
+    });
     shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
     let report = worker.join().unwrap().unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
@@ -617,7 +627,11 @@ model_poll_interval = "100ms"
         let want = if first.contains(&prediction_key(p)) { "v1" } else { "v2" };
         assert_eq!(p["model_version"], want, "{p}");
     }
-    assert!(riftstream::metrics::counter_sum("model_switches_total", "model", "live") >= 1);
+    assert_eq!(
+        metrics.counter_sum("model_switches_total", "model", "live"),
+        2,
+        "one switch per worker"
+    );
 }
 
 #[test]

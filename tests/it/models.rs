@@ -3,7 +3,6 @@
 use super::support::{read_jsonl, run_bounded, write_jsonl};
 use riftstream::generator::{simulate, GeneratorConfig};
 use riftstream::model::{load_ten_minute_csv, train, ModelKind, ModelRegistry, TrainConfig};
-use riftstream::operators::score::in_challenger_share;
 use std::collections::{BTreeMap, BTreeSet};
 
 #[test]
@@ -49,7 +48,7 @@ fn a_challenger_scores_its_share_of_matches_beside_the_champion_and_both_are_jud
     );
     let input = dir.path().join("events.jsonl");
     write_jsonl(&input, &events);
-    run_bounded(
+    let report = run_bounded(
         &format!(
             r#"
 [runtime]
@@ -122,7 +121,7 @@ challenger_share = 0.5
     }
     let mut challenged_matches = BTreeSet::new();
     for ((match_id, _, _), variants) in &by_update {
-        let expect_challenger = in_challenger_share(match_id, 0.5);
+        let expect_challenger = super::support::reference_challenger_share(match_id, 0.5);
         assert!(
             variants.contains("champion"),
             "{match_id}: every update has the champion's prediction"
@@ -136,11 +135,13 @@ challenger_share = 0.5
         !challenged_matches.is_empty(),
         "some of 12 matches fall in a 50 % share"
     );
-    let champion = riftstream::metrics::counter_sum("model_outcomes_total", "variant", "champion");
-    let challenger = riftstream::metrics::counter_sum("model_outcomes_total", "variant", "challenger");
+    let metrics = report.metrics.expect("the run's metrics");
+    let champion = metrics.counter_sum("model_outcomes_total", "variant", "champion");
+    let challenger = metrics.counter_sum("model_outcomes_total", "variant", "challenger");
     let champion_predictions = got.iter().filter(|p| p["variant"] == "champion").count() as u64;
     let challenger_predictions = got.iter().filter(|p| p["variant"] == "challenger").count() as u64;
-    // Every game ended, so every prediction was judged (the counters are process-wide: at least).
-    assert!(champion >= champion_predictions, "{champion} < {champion_predictions}");
-    assert!(challenger >= challenger_predictions && challenger_predictions > 0);
+    // Every game ended, so every prediction was judged, once.
+    assert_eq!(champion, champion_predictions);
+    assert_eq!(challenger, challenger_predictions);
+    assert!(challenger_predictions > 0);
 }

@@ -121,14 +121,23 @@ fn redis_away_while_the_job_runs_loses_no_update() {
     let embedded = format!("kind = \"embedded\"\npath = \"{d}/embedded\"");
     run_bounded(&topo(&d, &embedded, "reference", "1s"), 2);
     let port = free_port();
-    // Redis is down when the job starts; it comes up two seconds later.
+    // Redis is down when the job starts; it comes up once a write has failed.
     let redis = format!("kind = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\nttl = \"7d\"");
     let t = topology(&topo(&d, &redis, "outage", "200ms"));
-    let job = std::thread::spawn(move || runtime::run(t, RunOptions::bounded(2)));
-    std::thread::sleep(Duration::from_secs(2));
+    let opts = RunOptions::bounded(2);
+    let metrics = opts.metrics.clone();
+    let job = std::thread::spawn(move || runtime::run(t, opts));
+    let failed = super::support::wait_until(Duration::from_secs(60), "a failed write to the stopped Redis", || {
+        let n = metrics.counter_sum("sink_errors_total", "sink", "online");
+        (n > 0).then_some(n)
+    });
+    assert!(failed > 0);
+    let committed_before = metrics.counter_sum("sink_commits_total", "sink", "online");
     start_redis(port);
     let report = job.join().unwrap().unwrap();
     assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(committed_before, 0, "nothing reached Redis while it was down");
+    assert!(metrics.counter_sum("sink_commits_total", "sink", "online") > 0);
     let reference = EmbeddedStore::open(&dir.path().join("embedded"), 0).unwrap();
     let store = RedisStore::open(&format!("redis://127.0.0.1:{port}"), Duration::from_secs(1)).unwrap();
     for p in &players {
@@ -160,20 +169,16 @@ fn an_established_connection_survives_redis_being_killed_and_restarted() {
     assert!(err.is_retryable(), "{err}");
     start_redis(port);
     // The sink retries the same updates: the first attempt after the restart may still fail.
-    let mut written = None;
-    for _ in 0..50 {
+    let written = super::support::wait_until(Duration::from_secs(10), "a write after the restart", || {
         match store.write(&[update(2, 2.0)]) {
-            Ok(s) => {
-                written = Some(s.written);
-                break;
-            }
+            Ok(s) => Some(s.written),
             Err(e) => {
                 assert!(e.is_retryable(), "{e}");
-                std::thread::sleep(Duration::from_millis(100));
+                None
             }
         }
-    }
-    assert_eq!(written, Some(1));
+    });
+    assert_eq!(written, 1);
     assert_eq!(store.get("player", "p1").unwrap().unwrap()["x"], "2");
     stop_redis(port);
 }

@@ -214,3 +214,34 @@ pub fn start_server(program: &str, args: &[&str], port: u16) {
     spawn_tied(cmd);
     wait_for_port(port, program);
 }
+
+/// The champion/challenger split as documented, computed from scratch: a
+/// match is challenged when the top 53 bits of its FNV-1a hash (with the
+/// murmur3 finalizer) are, as a fraction of 2^53, below `share`.
+pub fn reference_challenger_share(match_id: &str, share: f64) -> bool {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in match_id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    for (shift, mul) in [(33, 0xff51_afd7_ed55_8ccd_u64), (33, 0xc4ce_b9fe_1a85_ec53)] {
+        h ^= h >> shift;
+        h = h.wrapping_mul(mul);
+    }
+    h ^= h >> 33;
+    share > 0.0 && ((h >> 11) as f64) < share * 9_007_199_254_740_992.0
+}
+
+/// Polls `probe` until it returns `Some`, failing with `what` after `timeout`.
+pub fn wait_until<T>(timeout: std::time::Duration, what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -111,3 +111,44 @@ fn bad_events_stats_and_requests_are_rejected() {
     let (_, reason) = reject::<PredictionRequest>(&req);
     assert!(reason.contains("twice") || reason.contains("5 players"), "{reason}");
 }
+
+#[test]
+fn a_json_reader_ignores_fields_it_does_not_know_and_still_checks_the_rest() {
+    // A producer that adds a field (the most common compatible change) must
+    // not send every record to the dead-letter topic.
+    let s = sample();
+    let m = &s.matches[0];
+    let mut newer = serde_json::to_value(m).unwrap();
+    newer["tournament_stage"] = "groups".into();
+    newer["participants"][0]["pings"] = 42.into();
+    let read: Match = decode_json(newer.to_string().as_bytes(), now()).expect("unknown fields are ignored");
+    assert_eq!(&read, m, "the known fields are read as before");
+
+    let frame = s
+        .game_events
+        .iter()
+        .find(|e| e.kind == riftstream::events::GameEventKind::Frame)
+        .unwrap();
+    let mut newer = serde_json::to_value(frame).unwrap();
+    newer["blue"]["plates"] = 3.into();
+    newer["server_region"] = "EUW".into();
+    let read: GameEvent = decode_json(newer.to_string().as_bytes(), now()).expect("unknown fields are ignored");
+    assert_eq!(&read, frame);
+
+    let mut req = serde_json::to_value(&s.requests[0]).unwrap();
+    req["client"] = "web".into();
+    let read: PredictionRequest = decode_json(req.to_string().as_bytes(), now()).expect("unknown fields are ignored");
+    assert_eq!(read, s.requests[0]);
+
+    // Wrong types and missing required fields are still rejected, with a reason.
+    let mut wrong_type = serde_json::to_value(m).unwrap();
+    wrong_type["extra"] = 1.into();
+    wrong_type["start_time"] = "long".into();
+    let (stage, reason) = reject::<Match>(&wrong_type);
+    assert_eq!(stage, "decode");
+    assert!(reason.contains("invalid type"), "{reason}");
+    let mut missing = serde_json::to_value(m).unwrap();
+    missing["extra"] = 1.into();
+    missing.as_object_mut().unwrap().remove("winning_team");
+    assert!(reject::<Match>(&missing).1.contains("missing field `winning_team`"));
+}

@@ -15,6 +15,11 @@
 //! 6. summarize: events and events/s, lake tables with row counts, example
 //!    predictions, model accuracy, and how to query the lake with DuckDB.
 
+mod summary;
+
+pub use summary::lake_tables;
+use summary::summarize_predictions;
+
 use crate::config::Topology;
 use crate::error::{Result, RiftError};
 use crate::events::{Event, Prediction, Team};
@@ -29,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The Kaggle 10-minute training games, embedded so the demo runs from any directory.
-const TEN_MINUTE_CSV: &[u8] = include_bytes!("../data/high_diamond_ranked_10min.train.csv");
+const TEN_MINUTE_CSV: &[u8] = include_bytes!("../../data/high_diamond_ranked_10min.train.csv");
 
 /// How much data the demo generates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -326,8 +331,9 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         opts.workers,
         topo_path.display()
     );
-    let before = crate::metrics::counter_sum("source_records_total", "", "");
+    let metrics = crate::metrics::Metrics::new();
     let first = run_with_progress(
+        &metrics,
         topology.clone(),
         opts.workers,
         &["lake", "player_features"],
@@ -380,8 +386,8 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
 
     // 5. Predictions, live and pre-game.
     println!("5. running job predictions (live events and pre-game requests)");
-    let second = run_with_progress(topology, opts.workers, &["predictions"], total_input)?;
-    let processed = crate::metrics::counter_sum("source_records_total", "", "") - before;
+    let second = run_with_progress(&metrics, topology, opts.workers, &["predictions"], total_input)?;
+    let processed = metrics.counter_sum("source_records_total", "", "");
     let secs = (first + second).as_secs_f64().max(1e-9);
 
     // 6. Summary.
@@ -391,12 +397,12 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
         secs,
         processed as f64 / secs
     );
-    let dead = crate::metrics::counter_sum("dead_letters_total", "job", "lake");
+    let dead = metrics.counter_sum("dead_letters_total", "job", "lake");
     println!(
         "dead letters: {dead} (each with its reason in {}/output/lake-dlq.jsonl)",
         dir.display()
     );
-    let late = crate::metrics::counter_sum("late_rows_total", "", "");
+    let late = metrics.counter_sum("late_rows_total", "", "");
     println!("late events: {late} (stored in lake/silver/late_events)");
     println!("\nlake tables ({}):", lake_root.display());
     for (table, (files, rows)) in lake_tables(&lake_root)? {
@@ -426,11 +432,18 @@ pub fn run(opts: &DemoOptions) -> Result<()> {
 
 /// Appends three bad records (invalid JSON, a negative count, an unknown team).
 /// Runs `jobs` of `topology` bounded, with a progress bar over records read; returns the run's time.
-fn run_with_progress(topology: Arc<Topology>, workers: usize, jobs: &[&str], expected: u64) -> Result<Duration> {
+fn run_with_progress(
+    metrics: &Arc<crate::metrics::Metrics>,
+    topology: Arc<Topology>,
+    workers: usize,
+    jobs: &[&str],
+    expected: u64,
+) -> Result<Duration> {
     let done = Arc::new(AtomicBool::new(false));
-    let start = crate::metrics::counter_sum("source_records_total", "", "");
+    let start = metrics.counter_sum("source_records_total", "", "");
     let progress = {
         let done = done.clone();
+        let metrics = metrics.clone();
         std::thread::spawn(move || {
             let bar = indicatif::ProgressBar::new(expected);
             bar.set_style(
@@ -439,7 +452,11 @@ fn run_with_progress(topology: Arc<Topology>, workers: usize, jobs: &[&str], exp
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let read = || crate::metrics::counter_sum("source_records_total", "", "").saturating_sub(start);
+            let read = || {
+                metrics
+                    .counter_sum("source_records_total", "", "")
+                    .saturating_sub(start)
+            };
             while !done.load(Ordering::Relaxed) {
                 bar.set_position(read());
                 std::thread::sleep(Duration::from_millis(100));
@@ -450,6 +467,7 @@ fn run_with_progress(topology: Arc<Topology>, workers: usize, jobs: &[&str], exp
     };
     let opts = RunOptions {
         jobs: jobs.iter().map(|j| j.to_string()).collect(),
+        metrics: metrics.clone(),
         ..RunOptions::bounded(workers)
     };
     let report = runtime::run(topology, opts);
@@ -482,150 +500,5 @@ fn append_corrupt_records(path: &Path, sim: &crate::generator::Simulation) -> Re
     for l in lines {
         writeln!(f, "{l}").map_err(|e| RiftError::io(path, e))?;
     }
-    Ok(())
-}
-
-/// Per table: (files, rows), read from Parquet footers.
-pub fn lake_tables(root: &Path) -> Result<BTreeMap<String, (usize, i64)>> {
-    let mut out = BTreeMap::new();
-    for layer in ["bronze", "silver", "gold"] {
-        let layer_dir = root.join(layer);
-        let Ok(tables) = std::fs::read_dir(&layer_dir) else {
-            continue;
-        };
-        for t in tables.flatten() {
-            let mut files = 0;
-            let mut rows = 0;
-            let mut stack = vec![t.path()];
-            while let Some(p) = stack.pop() {
-                let Ok(entries) = std::fs::read_dir(&p) else {
-                    continue;
-                };
-                for e in entries.flatten() {
-                    let path = e.path();
-                    if path.is_dir() {
-                        stack.push(path);
-                    } else if path.extension().is_some_and(|x| x == "parquet") {
-                        let file = std::fs::File::open(&path).map_err(|e| RiftError::io(&path, e))?;
-                        let reader = parquet::file::reader::SerializedFileReader::new(file)?;
-                        use parquet::file::reader::FileReader;
-                        rows += reader.metadata().file_metadata().num_rows();
-                        files += 1;
-                    }
-                }
-            }
-            out.insert(format!("{layer}/{}", t.file_name().to_string_lossy()), (files, rows));
-        }
-    }
-    Ok(out)
-}
-
-fn summarize_predictions(
-    dir: &Path,
-    outcomes: &[(String, Team, f64)],
-    model: &crate::model::ModelVersionInfo,
-    pre_game_model: &crate::model::ModelVersionInfo,
-) -> Result<()> {
-    let mut preds: Vec<Prediction> = Vec::new();
-    for entry in std::fs::read_dir(dir.join("output"))
-        .map_err(|e| RiftError::io(dir.join("output"), e))?
-        .flatten()
-    {
-        let name = entry.file_name().to_string_lossy().to_string();
-        if name.starts_with("predictions") {
-            let text = std::fs::read_to_string(entry.path()).map_err(|e| RiftError::io(entry.path(), e))?;
-            for line in text.lines() {
-                if let Ok(p) = serde_json::from_str::<Prediction>(line) {
-                    preds.push(p);
-                }
-            }
-        }
-    }
-    let (pre_game, preds): (Vec<Prediction>, Vec<Prediction>) = preds
-        .into_iter()
-        .partition(|p| p.kind == crate::events::PredictionKind::PreGame);
-    println!(
-        "\npredictions: {} live and {} pre-game predictions in {}/output/predictions*.jsonl",
-        preds.len(),
-        pre_game.len(),
-        dir.display()
-    );
-    let winners: HashMap<&str, (Team, f64)> = outcomes.iter().map(|(m, w, p)| (m.as_str(), (*w, *p))).collect();
-    let (mut pre_correct, mut pre_scored) = (0, 0);
-    for p in &pre_game {
-        if let Some((w, _)) = winners.get(p.match_id.as_str()) {
-            pre_scored += 1;
-            pre_correct += ((p.blue_win_probability > 0.5) == (*w == Team::Blue)) as usize;
-        }
-    }
-    for p in pre_game.iter().take(2) {
-        println!(
-            "  {} before the game: P(blue wins) = {:.3}  ({} {}, {:.1} ms)",
-            p.match_id, p.blue_win_probability, p.model_name, p.model_version, p.latency_ms
-        );
-    }
-    // The last prediction at or before minute 10 of each live game, vs its result.
-    let mut at10: HashMap<String, &Prediction> = HashMap::new();
-    for p in &preds {
-        if p.game_minute.unwrap_or(99) <= 10 {
-            let e = at10.entry(p.match_id.clone()).or_insert(p);
-            if p.event_time >= e.event_time {
-                *e = p;
-            }
-        }
-    }
-    let mut correct = 0;
-    let mut sim_correct = 0;
-    for (m, p) in &at10 {
-        if let Some((w, sim_p)) = winners.get(m.as_str()) {
-            correct += ((p.blue_win_probability > 0.5) == (*w == Team::Blue)) as usize;
-            sim_correct += ((*sim_p > 0.5) == (*w == Team::Blue)) as usize;
-        }
-    }
-    let mut shown: Vec<&str> = Vec::new();
-    for p in preds.iter().filter(|p| p.game_minute == Some(10)) {
-        if shown.len() == 3 {
-            break;
-        }
-        if shown.contains(&p.match_id.as_str()) {
-            continue;
-        }
-        shown.push(&p.match_id);
-        println!(
-            "  {} minute {:>2}: P(blue wins) = {:.3}  (gold diff {:+.0}, kills diff {:+.0}; {} {}, {:.1} ms)",
-            p.match_id,
-            p.game_minute.unwrap_or(0),
-            p.blue_win_probability,
-            p.features.get("gold_diff").copied().unwrap_or(0.0),
-            p.features.get("kills_diff").copied().unwrap_or(0.0),
-            p.model_name,
-            p.model_version,
-            p.latency_ms
-        );
-    }
-    let m = &model.metadata.metrics;
-    println!(
-        "\nlive model {} {}: accuracy {:.3}, log loss {:.3} on held-out real Diamond games (validation split)",
-        model.name, model.version, m.accuracy, m.log_loss
-    );
-    if !at10.is_empty() {
-        println!(
-            "on this demo's {} simulated live games at minute 10: accuracy {:.3} (simulator's own pre-game probability: {:.3})",
-            at10.len(),
-            correct as f64 / at10.len() as f64,
-            sim_correct as f64 / at10.len() as f64
-        );
-    }
-    if pre_scored > 0 {
-        println!(
-            "pre-game model {} {} on the same games: accuracy {:.3} (validation on history: {:.3})",
-            pre_game_model.name,
-            pre_game_model.version,
-            pre_correct as f64 / pre_scored as f64,
-            pre_game_model.metadata.metrics.accuracy
-        );
-    }
-    let _ = Prediction::TOPIC;
-    let _ = <crate::events::Match as Event>::TOPIC;
     Ok(())
 }

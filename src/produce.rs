@@ -77,22 +77,9 @@ pub fn produce<E: Event>(target: &ProduceTarget, mut records: Vec<E>) -> Result<
 /// Sends one record and waits for its delivery once, without retrying:
 /// for announcements (a registered model) that must not hang a command.
 pub fn announce<E: Event>(target: &ProduceTarget, record: E) -> Result<()> {
-    use rdkafka::producer::{BaseProducer, Producer};
     let topic = format!("{}{}", target.topic_prefix, E::TOPIC.kafka_name());
     // Fail fast when no broker answers, instead of waiting out every timeout.
-    let probe: BaseProducer = crate::kafka::client_config(&target.kafka)
-        .create()
-        .map_err(|e| RiftError::external_caused("kafka", e, false))?;
-    probe
-        .client()
-        .fetch_metadata(None, std::time::Duration::from_secs(3))
-        .map_err(|e| {
-            RiftError::external(
-                "kafka",
-                format!("no broker answered at {}: {e}", target.kafka.brokers),
-                true,
-            )
-        })?;
+    crate::kafka::check_reachable(&target.kafka)?;
     let encoder = ValueEncoder::new(&target.kafka, target.encoding, E::TOPIC, &topic)?;
     let mut writer = KafkaWriter::<E>::new(&target.kafka, &topic, encoder, target.partitions)?;
     writer.write(&mut vec![record])?;

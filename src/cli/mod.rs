@@ -352,6 +352,9 @@ pub fn exit_code(e: &anyhow::Error) -> i32 {
         if let Some(rift) = cause.downcast_ref::<RiftError>() {
             return rift.kind().exit_code();
         }
+        if let Some(model) = cause.downcast_ref::<crate::model::ModelError>() {
+            return model.kind().exit_code();
+        }
     }
     crate::error::ErrorKind::Internal.exit_code()
 }

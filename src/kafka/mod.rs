@@ -56,8 +56,30 @@ pub fn topic_partitions(kafka: &KafkaConfig, topic: &str) -> Result<Vec<u32>> {
     Ok(parts)
 }
 
+/// How long a broker has to answer the first metadata request before the
+/// cluster counts as unreachable.
+pub const REACHABLE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Fails fast, naming the addresses tried, when no broker of `kafka` answers
+/// a metadata request within [`REACHABLE_TIMEOUT`].
+pub fn check_reachable(kafka: &KafkaConfig) -> Result<()> {
+    let probe: BaseConsumer = client_config(kafka).create().map_err(kafka_err)?;
+    probe.fetch_metadata(None, REACHABLE_TIMEOUT).map(|_| ()).map_err(|e| {
+        RiftError::external(
+            "kafka",
+            format!(
+                "no broker answered at {} within {}s: {e}",
+                kafka.brokers,
+                REACHABLE_TIMEOUT.as_secs()
+            ),
+            true,
+        )
+    })
+}
+
 /// Creates `topics` (name, partitions) that do not exist yet.
 pub fn ensure_topics(kafka: &KafkaConfig, topics: &[(&str, i32)]) -> Result<()> {
+    check_reachable(kafka)?;
     let admin: AdminClient<DefaultClientContext> = client_config(kafka)
         .create()
         .map_err(|e| RiftError::external_caused("kafka", e, false))?;

@@ -106,6 +106,21 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// Whose fault the error is (see [`crate::error::ErrorKind`]).
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            ModelError::Io { source, .. } => match source.kind() {
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => ErrorKind::Usage,
+                _ => ErrorKind::Unavailable,
+            },
+            ModelError::InvalidConfig(_) | ModelError::NotFound(_) => ErrorKind::Usage,
+            ModelError::Csv { .. } | ModelError::Candle(_) | ModelError::Json(_) | ModelError::InvalidData(_) => {
+                ErrorKind::Data
+            }
+        }
+    }
+
     /// Builds a closure that wraps a `csv::Error` with the file it concerns.
     pub(crate) fn csv(path: &Path) -> impl FnOnce(csv::Error) -> ModelError + '_ {
         move |source| ModelError::Csv {
@@ -228,6 +243,16 @@ impl Scorer {
     }
 }
 
+impl From<ModelError> for crate::error::RiftError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Io { path, source } => crate::error::RiftError::Io { path, source },
+            ModelError::InvalidConfig(m) | ModelError::NotFound(m) => crate::error::RiftError::Usage(m),
+            other => crate::error::RiftError::Model(other.to_string()),
+        }
+    }
+}
+
 /// Helpers shared by the tests of several files.
 #[cfg(test)]
 pub(crate) mod test_support {
@@ -282,15 +307,5 @@ pub(crate) mod test_support {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         dir
-    }
-}
-
-impl From<ModelError> for crate::error::RiftError {
-    fn from(e: ModelError) -> Self {
-        match e {
-            ModelError::Io { path, source } => crate::error::RiftError::Io { path, source },
-            ModelError::InvalidConfig(m) | ModelError::NotFound(m) => crate::error::RiftError::Usage(m),
-            other => crate::error::RiftError::Model(other.to_string()),
-        }
     }
 }

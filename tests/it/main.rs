@@ -1,6 +1,7 @@
 //! riftstream's integration tests: one test binary (one link of the
 //! dependency set), one module per area.
 
+mod cli;
 mod cluster;
 mod generator;
 mod gold;

@@ -16,6 +16,7 @@ use crate::operators::source::WatermarkBoard;
 use crate::sinks::file::JsonLinesWriter;
 use crate::sinks::SinkWriter;
 use crate::util::JobHealth;
+use crate::util::Time;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -101,6 +102,7 @@ impl JobContext {
             progress: Some(self.probes.progress.clone()),
             max_in_flight: self.topology.runtime.max_in_flight,
             board: Some(self.shared.watermark_board(&self.job)),
+            epoch_ms: self.topology.runtime.checkpoint_interval.as_millis().max(1) as u64,
         })
     }
 
@@ -234,7 +236,7 @@ impl JobContext {
     /// Attaches `writer` to `stream` as sink `name`.
     pub fn write<'s, T: Clone + 'static, W: SinkWriter<T>>(
         &self,
-        stream: StreamVec<'s, u64, T>,
+        stream: StreamVec<'s, Time, T>,
         name: &str,
         writer: W,
     ) {
@@ -250,7 +252,7 @@ impl JobContext {
     }
 
     /// Sends dead letters to sink `dlq` (file or lake), if configured.
-    pub fn dead_letters<'s>(&self, stream: StreamVec<'s, u64, DeadLetter>, dlq: Option<&str>) -> Result<()> {
+    pub fn dead_letters<'s>(&self, stream: StreamVec<'s, Time, DeadLetter>, dlq: Option<&str>) -> Result<()> {
         let Some(name) = dlq else { return Ok(()) };
         match self.sink(name)? {
             SinkConfig::File { path } => {

@@ -18,7 +18,8 @@ use crate::events::Match;
 use crate::lake::gold::{ChampionStatsRow, LeaderboardRow, PlayerDailyRow};
 use crate::lake::Lake;
 use crate::operators::snapshot::{write_snapshots, SnapshotMode};
-use crate::util::JobHealth;
+use crate::util::time::message_time;
+use crate::util::{JobHealth, Time};
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
@@ -35,12 +36,16 @@ fn day_start(end_time: i64) -> i64 {
 }
 
 /// Turns a stream into differential updates at each record's stamp.
-fn as_updates<'s, D: timely::ExchangeData + Clone>(stream: StreamVec<'s, u64, D>) -> VecCollection<'s, u64, D, isize> {
+fn as_updates<'s, D: timely::ExchangeData + Clone>(
+    stream: StreamVec<'s, Time, D>,
+) -> VecCollection<'s, Time, D, isize> {
     stream
-        .unary::<CapacityContainerBuilder<Vec<(D, u64, isize)>>, _, _, _>(Pipeline, "AsUpdates", |_cap, _info| {
+        .unary::<CapacityContainerBuilder<Vec<(D, Time, isize)>>, _, _, _>(Pipeline, "AsUpdates", |_cap, _info| {
             move |input, output| {
                 input.for_each_stamp(|cap, data| {
-                    let t = cap.least().copied().unwrap_or(0);
+                    let Some(t) = message_time(cap.stamp().iter()) else {
+                        return;
+                    };
                     let mut session = output.session(&cap);
                     for batch in data {
                         session.give_iterator(batch.drain(..).map(|d| (d, t, 1isize)));
@@ -52,7 +57,12 @@ fn as_updates<'s, D: timely::ExchangeData + Clone>(stream: StreamVec<'s, u64, D>
 }
 
 /// Builds the gold tables from deduplicated matches and writes their snapshots.
-pub fn build_gold<'s>(matches: StreamVec<'s, u64, Match>, lake: Lake, health: JobHealth, committed: ProbeHandle<u64>) {
+pub fn build_gold<'s>(
+    matches: StreamVec<'s, Time, Match>,
+    lake: Lake,
+    health: JobHealth,
+    committed: ProbeHandle<Time>,
+) {
     let matches = as_updates(matches);
 
     // Champion statistics: one reduce per (day, patch, champion) over picks (0 loss, 1 win) and bans (2).

@@ -18,6 +18,7 @@ use crate::events::{DeadLetter, Event, GameEvent, Match, PlayerStats, Prediction
 use crate::lake::tables::{LakeRow, ParticipantRow};
 use crate::operators::dedup::{DedupByKey, SeenKeys};
 use crate::operators::source::read_source;
+use crate::util::Time;
 use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::Concatenate;
 use timely::dataflow::{Scope, StreamVec};
@@ -34,12 +35,12 @@ pub struct LakeJob {
 }
 
 type Branches<'s, E> = (
-    StreamVec<'s, u64, BronzeRecord>,
-    StreamVec<'s, u64, DeadLetter>,
-    StreamVec<'s, u64, E>,
+    StreamVec<'s, Time, BronzeRecord>,
+    StreamVec<'s, Time, DeadLetter>,
+    StreamVec<'s, Time, E>,
 );
 
-fn silver<'s, E>(scope: Scope<'s, u64>, ctx: &JobContext, source: &str) -> Result<Branches<'s, E>>
+fn silver<'s, E>(scope: Scope<'s, Time>, ctx: &JobContext, source: &str) -> Result<Branches<'s, E>>
 where
     E: Event + LakeRow + timely::ExchangeData,
 {
@@ -62,7 +63,7 @@ where
 }
 
 impl Job for LakeJob {
-    fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()> {
+    fn install<'s>(&self, scope: Scope<'s, Time>, ctx: &JobContext) -> Result<()> {
         let mut bronze = Vec::new();
         let mut dead = Vec::new();
         for source in &self.sources {

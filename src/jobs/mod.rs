@@ -22,12 +22,13 @@ pub use context::{JobContext, RunShared};
 
 use crate::config::{JobConfig, Topology};
 use crate::error::{Result, RiftError};
+use crate::util::Time;
 use timely::dataflow::Scope;
 
 /// A job: a dataflow built from its configuration.
 pub trait Job: Send + Sync {
     /// Builds the job's dataflow in `scope`.
-    fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()>;
+    fn install<'s>(&self, scope: Scope<'s, Time>, ctx: &JobContext) -> Result<()>;
 }
 
 /// Builds job `name` of `topology`.

@@ -25,6 +25,7 @@ use crate::operators::window::{
 use crate::sinks::embedded::{EmbeddedStore, FeatureStore, FeatureStoreWriter};
 use crate::sinks::file::JsonLinesWriter;
 use crate::sinks::SinkWriter;
+use crate::util::Time;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -189,16 +190,16 @@ fn count_by_set(sets: impl Iterator<Item = usize>, counters: &[(usize, prometheu
 
 /// Fired windows, late rows and dead letters of a job's feature sets.
 pub type FeatureStreams<'s> = (
-    timely::dataflow::StreamVec<'s, u64, WindowResult>,
-    timely::dataflow::StreamVec<'s, u64, LateRow>,
-    timely::dataflow::StreamVec<'s, u64, crate::events::DeadLetter>,
+    timely::dataflow::StreamVec<'s, Time, WindowResult>,
+    timely::dataflow::StreamVec<'s, Time, LateRow>,
+    timely::dataflow::StreamVec<'s, Time, crate::events::DeadLetter>,
 );
 
 /// The windowed results, late rows and dead letters of feature sets `sets`
 /// (indexed as given) over their sources: one source operator per source,
 /// one window operator per set, state spilling to RocksDB under the job.
 pub fn feature_windows<'s>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, Time>,
     ctx: &JobContext,
     sets: &[Arc<FeatureSpec>],
 ) -> Result<FeatureStreams<'s>> {
@@ -296,7 +297,7 @@ pub fn feature_windows<'s>(
 }
 
 impl Job for FeaturesJob {
-    fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()> {
+    fn install<'s>(&self, scope: Scope<'s, Time>, ctx: &JobContext) -> Result<()> {
         let (results, lates, dead) = feature_windows(scope, ctx, &self.sets)?;
         ctx.dead_letters(dead, self.dlq.as_deref())?;
 

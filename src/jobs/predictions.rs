@@ -38,6 +38,7 @@ use crate::operators::pregame::{pre_game_predictions, PreGameScoring};
 use crate::operators::score::{LiveScoring, ModelSlot, ScoreLive};
 use crate::operators::source::read_source;
 use crate::sinks::file::JsonLinesWriter;
+use crate::util::Time;
 use std::path::PathBuf;
 use std::sync::Arc;
 use timely::dataflow::operators::Concatenate;
@@ -146,7 +147,7 @@ impl PredictionsJob {
 }
 
 impl Job for PredictionsJob {
-    fn install<'s>(&self, scope: Scope<'s, u64>, ctx: &JobContext) -> Result<()> {
+    fn install<'s>(&self, scope: Scope<'s, Time>, ctx: &JobContext) -> Result<()> {
         let mut outputs = Vec::new();
         let mut dead = Vec::new();
         if let Some(source) = &self.live_source {

@@ -25,13 +25,17 @@
 use crate::events::Arrived;
 use crate::events::{Building, GameEvent, GameEventKind, Monster, Team};
 use crate::model::TeamTotals;
+use crate::operators::epoch_gate::EpochGate;
 use crate::util::stable_hash;
+use crate::util::time::{epoch_frontier, message_time, time, watermark};
+use crate::util::Time;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
+use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::StreamVec;
 
 /// A match's state right after one of its events.
@@ -122,7 +126,7 @@ impl MatchState {
 /// Maintains live match state.
 pub trait LiveMatchState<'s> {
     /// One [`LiveUpdate`] per (new) game event.
-    fn live_match_state(self) -> StreamVec<'s, u64, LiveUpdate>;
+    fn live_match_state(self) -> StreamVec<'s, Time, LiveUpdate>;
 }
 
 /// Applies one event to its match and returns the update to score (`None`
@@ -158,6 +162,33 @@ fn apply_event(matches: &mut HashMap<String, MatchState>, a: Arrived<GameEvent>)
     Some(update)
 }
 
+/// Applies a batch of admitted events stamped at `cap`'s time: in-order
+/// events update their match (their updates go to `ready`), events ahead of
+/// a missing predecessor wait.
+fn apply_batch(
+    matches: &mut HashMap<String, MatchState>,
+    waiting: &mut BTreeMap<(u64, String), Capability<Time>>,
+    ready: &mut Vec<LiveUpdate>,
+    cap: &Capability<Time>,
+    events: Vec<Arrived<GameEvent>>,
+) {
+    let t = cap.time().inner;
+    for a in events {
+        let id = a.event.match_id.clone();
+        let state = matches.entry(id.clone()).or_default();
+        if state.ended {
+            continue; // a replay of an ended match
+        }
+        if a.event.seq > state.next_seq && !state.applied.contains(&a.event.seq) {
+            state.waiting.insert(a.event.seq, (t, a));
+            waiting.entry((t, id)).or_insert_with(|| cap.clone());
+            continue;
+        }
+        ready.extend(apply_event(matches, a));
+        drain_in_order(matches, &id, ready);
+    }
+}
+
 /// Records the matches that `updates` ended (their tombstones' times).
 fn note_ended(updates: &[LiveUpdate], ended: &mut BTreeSet<(i64, String)>) {
     for u in updates.iter().filter(|u| u.winner.is_some()) {
@@ -179,93 +210,96 @@ fn drain_in_order(matches: &mut HashMap<String, MatchState>, match_id: &str, out
     }
 }
 
-impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
-    fn live_match_state(self) -> StreamVec<'s, u64, LiveUpdate> {
+impl<'s> LiveMatchState<'s> for StreamVec<'s, Time, Arrived<GameEvent>> {
+    fn live_match_state(self) -> StreamVec<'s, Time, LiveUpdate> {
         self.unary_frontier::<CapacityContainerBuilder<Vec<LiveUpdate>>, _, _, _>(
             Exchange::new(|a: &Arrived<GameEvent>| stable_hash(a.event.match_id.as_bytes())),
             "LiveMatchState",
-            |_cap, _info| {
+            |cap, _info| {
                 let mut matches: HashMap<String, MatchState> = HashMap::new();
-                // (stamp, match) of waiting events, and a capability at the earliest stamp.
-                let mut waiting: BTreeSet<(u64, String)> = BTreeSet::new();
-                let mut held: Option<timely::dataflow::operators::Capability<u64>> = None;
+                // Events waiting for a missing predecessor, by (stamp, match), each
+                // with a capability for its own time.
+                let mut waiting: BTreeMap<(u64, String), Capability<Time>> = BTreeMap::new();
                 let mut ready: Vec<LiveUpdate> = Vec::new();
                 // (game_end event time, match) of tombstones, for purging.
                 let mut ended: BTreeSet<(i64, String)> = BTreeSet::new();
+                let mut gate: EpochGate<(Capability<Time>, Vec<Arrived<GameEvent>>)> = EpochGate::default();
+                // At (admitted epoch, effective watermark): the output passes an
+                // epoch only once the operator is done with it.
+                let mut hold = CapabilitySet::from_elem(cap);
                 move |(input, frontier), output| {
-                    input.for_each_stamp(|cap, data| {
-                        let t = cap.least().copied().unwrap_or(0);
+                    input.for_each_stamp(|stamp, data| {
+                        let Some(at) = message_time(stamp.stamp().iter()) else {
+                            return;
+                        };
+                        let mut events = Vec::new();
                         for batch in data {
-                            for a in batch.drain(..) {
-                                let id = a.event.match_id.clone();
-                                let state = matches.entry(id.clone()).or_default();
-                                if state.ended {
-                                    continue; // a replay of an ended match
-                                }
-                                if a.event.seq > state.next_seq && !state.applied.contains(&a.event.seq) {
-                                    state.waiting.insert(a.event.seq, (t, a));
-                                    waiting.insert((t, id));
-                                    if held.as_ref().is_none_or(|h| *h.time() > t) {
-                                        held = Some(cap.delayed(&t, output.output_index()));
-                                    }
-                                    continue;
-                                }
-                                ready.extend(apply_event(&mut matches, a));
-                                drain_in_order(&mut matches, &id, &mut ready);
-                            }
+                            events.append(batch);
                         }
-                        if !ready.is_empty() {
-                            note_ended(&ready, &mut ended);
-                            output.session(&cap).give_iterator(ready.drain(..));
+                        let cap = stamp.delayed(&at, output.output_index());
+                        if let Some((cap, events)) = gate.offer(at, (cap, events)) {
+                            apply_batch(&mut matches, &mut waiting, &mut ready, &cap, events);
+                            if !ready.is_empty() {
+                                note_ended(&ready, &mut ended);
+                                output.session(&cap).give_iterator(ready.drain(..));
+                            }
                         }
                     });
-                    // Release waiting events whose stamp the watermark has passed: their gap will not fill.
-                    while let Some((t, id)) = waiting.first().cloned() {
-                        if frontier.less_equal(&t) {
-                            break;
+                    let f = frontier.frontier();
+                    let (wm, epochs) = (watermark(f), epoch_frontier(f));
+                    loop {
+                        let limit = gate.watermark(wm).unwrap_or(u64::MAX);
+                        // Release waiting events whose stamp the watermark has passed: their gap will not fill.
+                        while let Some(((t, id), cap)) = waiting.first_key_value().map(|(k, c)| (k.clone(), c.clone()))
+                        {
+                            if t >= limit {
+                                break;
+                            }
+                            waiting.pop_first();
+                            if let Some(state) = matches.get_mut(&id) {
+                                let due: Vec<i64> = state
+                                    .waiting
+                                    .iter()
+                                    .filter(|(_, (s, _))| *s <= t)
+                                    .map(|(q, _)| *q)
+                                    .collect();
+                                for q in due {
+                                    if let Some(state) = matches.get_mut(&id) {
+                                        if let Some((_, a)) = state.waiting.remove(&q) {
+                                            ready.extend(apply_event(&mut matches, a));
+                                            drain_in_order(&mut matches, &id, &mut ready);
+                                        }
+                                    }
+                                }
+                                if matches
+                                    .get(&id)
+                                    .is_some_and(|s| !s.ended && s.waiting.is_empty() && s.applied.is_empty())
+                                {
+                                    matches.remove(&id);
+                                }
+                            }
+                            if !ready.is_empty() {
+                                note_ended(&ready, &mut ended);
+                                output.session(&cap).give_iterator(ready.drain(..));
+                            }
                         }
-                        waiting.pop_first();
-                        if let Some(state) = matches.get_mut(&id) {
-                            let due: Vec<i64> = state
-                                .waiting
-                                .iter()
-                                .filter(|(_, (s, _))| *s <= t)
-                                .map(|(q, _)| *q)
-                                .collect();
-                            for q in due {
-                                if let Some(state) = matches.get_mut(&id) {
-                                    if let Some((_, a)) = state.waiting.remove(&q) {
-                                        ready.extend(apply_event(&mut matches, a));
-                                        drain_in_order(&mut matches, &id, &mut ready);
+                        match gate.next_boundary(epochs) {
+                            Some((_completed, released)) => {
+                                for (_, (cap, events)) in released {
+                                    apply_batch(&mut matches, &mut waiting, &mut ready, &cap, events);
+                                    if !ready.is_empty() {
+                                        note_ended(&ready, &mut ended);
+                                        output.session(&cap).give_iterator(ready.drain(..));
                                     }
                                 }
                             }
-                            if matches
-                                .get(&id)
-                                .is_some_and(|s| !s.ended && s.waiting.is_empty() && s.applied.is_empty())
-                            {
-                                matches.remove(&id);
-                            }
-                        }
-                    }
-                    if let Some(h) = held.as_mut() {
-                        if !ready.is_empty() {
-                            note_ended(&ready, &mut ended);
-                            output.session(h).give_iterator(ready.drain(..));
-                        }
-                        match waiting.first() {
-                            Some((t, _)) => {
-                                if *t > *h.time() {
-                                    h.downgrade(t);
-                                }
-                            }
-                            None => held = None,
+                            None => break,
                         }
                     }
                     // Purge tombstones the watermark has left far behind.
-                    if let Some(f) = frontier.frontier().first().map(|f| *f as i64) {
+                    if let Some(w) = gate.watermark(wm).map(|w| w as i64) {
                         while let Some((t, _)) = ended.first() {
-                            if t.saturating_add(TOMBSTONE_RETENTION_MS) >= f {
+                            if t.saturating_add(TOMBSTONE_RETENTION_MS) >= w {
                                 break;
                             }
                             if let Some((_, id)) = ended.pop_first() {
@@ -274,6 +308,11 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, u64, Arrived<GameEvent>> {
                                 }
                             }
                         }
+                    }
+                    match (gate.admitted(), gate.watermark(wm)) {
+                        (Some(e), Some(w)) if e < u64::MAX => hold.downgrade([time(e, w)]),
+                        _ if wm.is_none() && gate.is_empty() => hold = CapabilitySet::new(),
+                        _ => {}
                     }
                 }
             },

@@ -14,6 +14,7 @@
 //! * [`snapshot`] — materializes differential gold collections into lake partitions.
 
 pub mod dedup;
+pub mod epoch_gate;
 pub mod live_state;
 pub mod pregame;
 pub mod route;

@@ -37,9 +37,12 @@ use crate::features::{FeatureSpec, WindowResult};
 use crate::lake::offline::lineup_entity_id;
 use crate::metrics::ModelMetrics;
 use crate::model::pregame::{player_features_of, pregame_features};
+use crate::operators::epoch_gate::EpochGate;
 use crate::util::now_us;
 use crate::util::stable_hash;
+use crate::util::time::{epoch_frontier, message_time, time, watermark};
 use crate::util::JobHealth;
+use crate::util::Time;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -47,7 +50,7 @@ use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::Map;
-use timely::dataflow::operators::Capability;
+use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::StreamVec;
 
 /// Vectors kept per (feature set, entity).
@@ -97,6 +100,23 @@ fn request_route(match_id: &str, request_time: i64) -> u64 {
     stable_hash(match_id.as_bytes()) ^ (request_time as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// Lookups by (due stamp, epoch), each group with a capability for its own time.
+type PendingLookups = BTreeMap<(u64, u64), (Capability<Time>, Vec<Lookup>)>;
+
+/// What the feature lookup takes in: window results, or lookups (with a
+/// capability for their time).
+enum LookupInput {
+    Results(Vec<WindowResult>),
+    Lookups(Capability<Time>, Vec<Lookup>),
+}
+
+/// What pre-game scoring takes in: answers, or requests (with a capability
+/// for their time).
+enum ScoreInput {
+    Answers(Vec<Answer>),
+    Requests(Capability<Time>, Vec<Arrived<PredictionRequest>>),
+}
+
 /// How pre-game requests are scored.
 pub struct PreGameScoring {
     /// The feature sets looked up, indexed like the window results.
@@ -111,11 +131,11 @@ pub struct PreGameScoring {
 
 /// Pre-game predictions for `requests`, from the feature `results` of `scoring.sets`.
 pub fn pre_game_predictions<'s>(
-    results: StreamVec<'s, u64, WindowResult>,
-    requests: StreamVec<'s, u64, Arrived<PredictionRequest>>,
+    results: StreamVec<'s, Time, WindowResult>,
+    requests: StreamVec<'s, Time, Arrived<PredictionRequest>>,
     scoring: PreGameScoring,
     health: JobHealth,
-) -> StreamVec<'s, u64, Prediction> {
+) -> StreamVec<'s, Time, Prediction> {
     let entities = scoring.entities.clone();
     let lookups = requests.clone().flat_map(move |a| {
         let r = a.event;
@@ -142,57 +162,116 @@ pub fn pre_game_predictions<'s>(
         Exchange::new(|r: &WindowResult| route(r.set, &r.key)),
         Exchange::new(|l: &Lookup| route(l.set, &l.entity_id)),
         "FeatureLookup",
-        |_cap, _info| {
+        |cap, _info| {
             // (set, entity) -> window end -> (revision, values)
             let mut vectors: HashMap<(usize, String), Windows> = HashMap::new();
-            let mut pending: BTreeMap<u64, (Capability<u64>, Vec<Lookup>)> = BTreeMap::new();
-            move |(results, results_frontier), (lookups, _), output| {
-                results.for_each(|_cap, data| {
-                    for r in data.drain(..) {
-                        let windows = vectors.entry((r.set, r.key)).or_default();
-                        let keep = windows.get(&r.end).is_none_or(|(rev, _)| *rev <= r.revision);
-                        if keep {
-                            windows.insert(r.end, (r.revision, r.values));
+            // Lookups by (due stamp, epoch), each with a capability for its own time.
+            let mut pending: PendingLookups = BTreeMap::new();
+            let mut gate: EpochGate<LookupInput> = EpochGate::default();
+            let mut hold = CapabilitySet::from_elem(cap);
+            move |(results, results_frontier), (lookups, lookups_frontier), output| {
+                let admit = |item: LookupInput,
+                             vectors: &mut HashMap<(usize, String), Windows>,
+                             pending: &mut PendingLookups| {
+                    match item {
+                        LookupInput::Results(data) => {
+                            for r in data {
+                                let windows = vectors.entry((r.set, r.key)).or_default();
+                                let keep = windows.get(&r.end).is_none_or(|(rev, _)| *rev <= r.revision);
+                                if keep {
+                                    windows.insert(r.end, (r.revision, r.values));
+                                }
+                                while windows.len() > KEPT_WINDOWS {
+                                    windows.pop_first();
+                                }
+                            }
                         }
-                        while windows.len() > KEPT_WINDOWS {
-                            windows.pop_first();
+                        LookupInput::Lookups(cap, data) => {
+                            let at = *cap.time();
+                            for l in data {
+                                // Due once the features' watermark has passed the request time itself
+                                // (not only its stamp), so every window ending by then has fired.
+                                let due = at.inner.max(l.request_time.max(0) as u64);
+                                pending
+                                    .entry((due, at.outer))
+                                    .or_insert_with(|| (cap.delayed(&time(at.outer, due)), Vec::new()))
+                                    .1
+                                    .push(l);
+                            }
                         }
+                    }
+                };
+                results.for_each_stamp(|stamp, data| {
+                    let Some(at) = message_time(stamp.stamp().iter()) else {
+                        return;
+                    };
+                    let mut batch = Vec::new();
+                    for d in data {
+                        batch.append(d);
+                    }
+                    if let Some(item) = gate.offer(at, LookupInput::Results(batch)) {
+                        admit(item, &mut vectors, &mut pending);
                     }
                 });
-                lookups.for_each_stamp(|cap, data| {
-                    let t = cap.least().copied().unwrap_or(0);
-                    for batch in data {
-                        for l in batch.drain(..) {
-                            // Due once the features' frontier has passed the request time itself
-                            // (not only its stamp), so every window ending by then has fired.
-                            let due = t.max(l.request_time.max(0) as u64);
-                            pending
-                                .entry(due)
-                                .or_insert_with(|| (cap.delayed(&due, output.output_index()), Vec::new()))
-                                .1
-                                .push(l);
-                        }
+                lookups.for_each_stamp(|stamp, data| {
+                    let Some(at) = message_time(stamp.stamp().iter()) else {
+                        return;
+                    };
+                    let mut batch = Vec::new();
+                    for d in data {
+                        batch.append(d);
+                    }
+                    let cap = stamp.delayed(&at, output.output_index());
+                    if let Some(item) = gate.offer(at, LookupInput::Lookups(cap, batch)) {
+                        admit(item, &mut vectors, &mut pending);
                     }
                 });
-                while let Some(entry) = pending.first_entry() {
-                    if results_frontier.less_equal(entry.key()) {
-                        break;
+                let (rf, lf) = (results_frontier.frontier(), lookups_frontier.frontier());
+                let wm = watermark(rf);
+                let epochs = match (epoch_frontier(rf), epoch_frontier(lf)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let lookups_wm = watermark(lf);
+                loop {
+                    let limit = gate.watermark(wm).unwrap_or(u64::MAX);
+                    while let Some(entry) = pending.first_entry() {
+                        if entry.key().0 >= limit {
+                            break;
+                        }
+                        let (cap, lookups) = entry.remove();
+                        let mut session = output.session(&cap);
+                        for l in lookups {
+                            let values = vectors
+                                .get(&(l.set, l.entity_id))
+                                .and_then(|w| w.range(..=l.request_time).next_back())
+                                .map(|(_, (_, v))| v.clone());
+                            session.give(Answer {
+                                match_id: l.match_id,
+                                request_time: l.request_time,
+                                slot: l.slot,
+                                set: l.set,
+                                values,
+                            });
+                        }
                     }
-                    let (cap, lookups) = entry.remove();
-                    let mut session = output.session(&cap);
-                    for l in lookups {
-                        let values = vectors
-                            .get(&(l.set, l.entity_id))
-                            .and_then(|w| w.range(..=l.request_time).next_back())
-                            .map(|(_, (_, v))| v.clone());
-                        session.give(Answer {
-                            match_id: l.match_id,
-                            request_time: l.request_time,
-                            slot: l.slot,
-                            set: l.set,
-                            values,
-                        });
+                    match gate.next_boundary(epochs) {
+                        Some((_completed, released)) => {
+                            for (_, item) in released {
+                                admit(item, &mut vectors, &mut pending);
+                            }
+                        }
+                        None => break,
                     }
+                }
+                let least = match (gate.watermark(wm), lookups_wm) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                match (gate.admitted(), least) {
+                    (Some(e), Some(w)) if e < u64::MAX => hold.downgrade([time(e, w)]),
+                    _ if epochs.is_none() && gate.is_empty() => hold = CapabilitySet::new(),
+                    _ => {}
                 }
             }
         },
@@ -209,9 +288,9 @@ pub fn pre_game_predictions<'s>(
         Exchange::new(|a: &Answer| request_route(&a.match_id, a.request_time)),
         Exchange::new(|a: &Arrived<PredictionRequest>| request_route(&a.event.match_id, a.event.request_time)),
         "ScorePreGame",
-        move |_cap, _info| {
+        move |cap, _info| {
             struct Waiting {
-                request: Option<(Capability<u64>, Arrived<PredictionRequest>)>,
+                request: Option<(Capability<Time>, Arrived<PredictionRequest>)>,
                 /// By (slot, set): a replayed request's duplicate answers count once.
                 answers: BTreeMap<(u8, usize), Answer>,
             }
@@ -219,137 +298,194 @@ pub fn pre_game_predictions<'s>(
             // Requests already scored, by request time: replays are dropped, not scored again.
             let mut scored_keys: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
             let mut scored_order: std::collections::BTreeSet<(i64, String)> = std::collections::BTreeSet::new();
-            move |(answers, _), (requests, requests_frontier), output| {
-                answers.for_each(|_cap, data| {
-                    for a in data.drain(..) {
-                        if scored_keys.contains(&(a.match_id.clone(), a.request_time)) {
-                            continue;
-                        }
-                        waiting
-                            .entry((a.match_id.clone(), a.request_time))
-                            .or_insert_with(|| Waiting {
-                                request: None,
-                                answers: BTreeMap::new(),
-                            })
-                            .answers
-                            .insert((a.slot, a.set), a);
-                    }
-                });
-                requests.for_each_stamp(|cap, data| {
-                    let t = cap.least().copied().unwrap_or(0);
-                    for batch in data {
-                        for r in batch.drain(..) {
-                            if scored_keys.contains(&(r.event.match_id.clone(), r.event.request_time)) {
-                                continue; // a replay of a request already scored
-                            }
-                            let w = waiting
-                                .entry((r.event.match_id.clone(), r.event.request_time))
-                                .or_insert_with(|| Waiting {
-                                    request: None,
-                                    answers: BTreeMap::new(),
-                                });
-                            // A replayed request (same match and time) is scored once.
-                            if w.request.is_none() {
-                                w.request = Some((cap.delayed(&t, output.output_index()), r));
+            let mut gate: EpochGate<ScoreInput> = EpochGate::default();
+            let mut hold = CapabilitySet::from_elem(cap);
+            move |(answers, answers_frontier), (requests, requests_frontier), output| {
+                let admit = |item: ScoreInput,
+                             waiting: &mut HashMap<(String, i64), Waiting>,
+                             scored_keys: &std::collections::HashSet<(String, i64)>| {
+                    match item {
+                        ScoreInput::Answers(data) => {
+                            for a in data {
+                                if scored_keys.contains(&(a.match_id.clone(), a.request_time)) {
+                                    continue;
+                                }
+                                waiting
+                                    .entry((a.match_id.clone(), a.request_time))
+                                    .or_insert_with(|| Waiting {
+                                        request: None,
+                                        answers: BTreeMap::new(),
+                                    })
+                                    .answers
+                                    .insert((a.slot, a.set), a);
                             }
                         }
-                    }
-                });
-                // Requests whose every lookup was answered.
-                let complete: Vec<(String, i64)> = waiting
-                    .iter()
-                    .filter(|(_, w)| {
-                        w.request
-                            .as_ref()
-                            .is_some_and(|(_, r)| w.answers.len() >= r.event.participants.len() * expected_per_slot)
-                    })
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                // Forget scored requests the requests' watermark has left far behind.
-                if let Some(f) = requests_frontier.frontier().first().map(|f| *f as i64) {
-                    while let Some((t, _)) = scored_order.first() {
-                        if t.saturating_add(SCORED_RETENTION_MS) >= f {
-                            break;
-                        }
-                        if let Some((t, id)) = scored_order.pop_first() {
-                            scored_keys.remove(&(id, t));
-                        }
-                    }
-                }
-                if complete.is_empty() {
-                    return;
-                }
-                if let Err(e) = model.refresh() {
-                    health.report(
-                        "pre-game model reload",
-                        crate::error::RiftError::external("model_registry", e, true),
-                    );
-                }
-                let inputs = model.current().feature_names().to_vec();
-                let player_features = player_features_of(&inputs).unwrap_or_default();
-                let mut rows: Vec<f32> = Vec::with_capacity(complete.len() * inputs.len());
-                let mut scored: Vec<(Capability<u64>, Arrived<PredictionRequest>)> = Vec::new();
-                for key in complete {
-                    let Some(Waiting {
-                        request: Some((cap, request)),
-                        answers,
-                    }) = waiting.remove(&key)
-                    else {
-                        continue;
-                    };
-                    let slots = request.event.participants.len();
-                    let mut known: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); slots];
-                    for a in answers.into_values() {
-                        let (Some(values), Some(slot)) = (a.values, known.get_mut(a.slot as usize)) else {
-                            continue;
-                        };
-                        let spec = &sets[a.set];
-                        slot.insert(format!("known_{}", spec.name), 1.0);
-                        for (name, v) in spec.output_names().zip(values) {
-                            if let Some(v) = v {
-                                slot.insert(name.to_string(), v);
+                        ScoreInput::Requests(cap, data) => {
+                            for r in data {
+                                if scored_keys.contains(&(r.event.match_id.clone(), r.event.request_time)) {
+                                    continue; // a replay of a request already scored
+                                }
+                                let w = waiting
+                                    .entry((r.event.match_id.clone(), r.event.request_time))
+                                    .or_insert_with(|| Waiting {
+                                        request: None,
+                                        answers: BTreeMap::new(),
+                                    });
+                                // A replayed request (same match and time) is scored once.
+                                if w.request.is_none() {
+                                    w.request = Some((cap.clone(), r));
+                                }
                             }
                         }
-                    }
-                    let side = |team: Team| -> Vec<Option<&BTreeMap<String, f64>>> {
-                        request
-                            .event
-                            .participants
-                            .iter()
-                            .zip(&known)
-                            .filter(|(p, _)| p.team == team)
-                            .map(|(_, k)| (!k.is_empty()).then_some(k))
-                            .collect()
-                    };
-                    rows.extend(pregame_features(&player_features, &side(Team::Blue), &side(Team::Red)));
-                    scored_order.insert((key.1, key.0.clone()));
-                    scored_keys.insert(key);
-                    scored.push((cap, request));
-                }
-                let probs = match model.current().predict_batch(&rows) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        health.report("score_pre_game", e.into());
-                        return;
                     }
                 };
-                let current = model.current();
-                for (i, (cap, request)) in scored.into_iter().enumerate() {
-                    let x = &rows[i * inputs.len()..(i + 1) * inputs.len()];
-                    let latency_ms = (now_us() - request.received_at_us).max(0) as f64 / 1000.0;
-                    metrics.prediction("pre_game", current.version(), latency_ms);
-                    output.session(&cap).give(Prediction {
-                        match_id: request.event.match_id,
-                        kind: PredictionKind::PreGame,
-                        event_time: request.event.request_time,
-                        game_minute: None,
-                        blue_win_probability: (probs[i] as f64).clamp(1e-6, 1.0 - 1e-6),
-                        model_name: current.name().to_string(),
-                        model_version: current.version().to_string(),
-                        variant: "champion".into(),
-                        features: inputs.iter().cloned().zip(x.iter().map(|v| *v as f64)).collect(),
-                        latency_ms,
-                    });
+                answers.for_each_stamp(|stamp, data| {
+                    let Some(at) = message_time(stamp.stamp().iter()) else {
+                        return;
+                    };
+                    let mut batch = Vec::new();
+                    for d in data {
+                        batch.append(d);
+                    }
+                    if let Some(item) = gate.offer(at, ScoreInput::Answers(batch)) {
+                        admit(item, &mut waiting, &scored_keys);
+                    }
+                });
+                requests.for_each_stamp(|stamp, data| {
+                    let Some(at) = message_time(stamp.stamp().iter()) else {
+                        return;
+                    };
+                    let mut batch = Vec::new();
+                    for d in data {
+                        batch.append(d);
+                    }
+                    let cap = stamp.delayed(&at, output.output_index());
+                    if let Some(item) = gate.offer(at, ScoreInput::Requests(cap, batch)) {
+                        admit(item, &mut waiting, &scored_keys);
+                    }
+                });
+                let (af, rf) = (answers_frontier.frontier(), requests_frontier.frontier());
+                let epochs = match (epoch_frontier(af), epoch_frontier(rf)) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let requests_wm = gate.watermark(watermark(rf));
+                loop {
+                    'score: {
+                        // Requests whose every lookup was answered.
+                        let complete: Vec<(String, i64)> = waiting
+                            .iter()
+                            .filter(|(_, w)| {
+                                w.request.as_ref().is_some_and(|(_, r)| {
+                                    w.answers.len() >= r.event.participants.len() * expected_per_slot
+                                })
+                            })
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        // Forget scored requests the requests' watermark has left far behind.
+                        if let Some(f) = requests_wm.map(|f| f as i64) {
+                            while let Some((t, _)) = scored_order.first() {
+                                if t.saturating_add(SCORED_RETENTION_MS) >= f {
+                                    break;
+                                }
+                                if let Some((t, id)) = scored_order.pop_first() {
+                                    scored_keys.remove(&(id, t));
+                                }
+                            }
+                        }
+                        if complete.is_empty() {
+                            break 'score;
+                        }
+                        if let Err(e) = model.refresh() {
+                            health.report(
+                                "pre-game model reload",
+                                crate::error::RiftError::external("model_registry", e, true),
+                            );
+                        }
+                        let inputs = model.current().feature_names().to_vec();
+                        let player_features = player_features_of(&inputs).unwrap_or_default();
+                        let mut rows: Vec<f32> = Vec::with_capacity(complete.len() * inputs.len());
+                        let mut scored: Vec<(Capability<Time>, Arrived<PredictionRequest>)> = Vec::new();
+                        for key in complete {
+                            let Some(Waiting {
+                                request: Some((cap, request)),
+                                answers,
+                            }) = waiting.remove(&key)
+                            else {
+                                continue;
+                            };
+                            let slots = request.event.participants.len();
+                            let mut known: Vec<BTreeMap<String, f64>> = vec![BTreeMap::new(); slots];
+                            for a in answers.into_values() {
+                                let (Some(values), Some(slot)) = (a.values, known.get_mut(a.slot as usize)) else {
+                                    continue;
+                                };
+                                let spec = &sets[a.set];
+                                slot.insert(format!("known_{}", spec.name), 1.0);
+                                for (name, v) in spec.output_names().zip(values) {
+                                    if let Some(v) = v {
+                                        slot.insert(name.to_string(), v);
+                                    }
+                                }
+                            }
+                            let side = |team: Team| -> Vec<Option<&BTreeMap<String, f64>>> {
+                                request
+                                    .event
+                                    .participants
+                                    .iter()
+                                    .zip(&known)
+                                    .filter(|(p, _)| p.team == team)
+                                    .map(|(_, k)| (!k.is_empty()).then_some(k))
+                                    .collect()
+                            };
+                            rows.extend(pregame_features(&player_features, &side(Team::Blue), &side(Team::Red)));
+                            scored_order.insert((key.1, key.0.clone()));
+                            scored_keys.insert(key);
+                            scored.push((cap, request));
+                        }
+                        let probs = match model.current().predict_batch(&rows) {
+                            Ok(p) => p,
+                            Err(e) => {
+                                health.report("score_pre_game", e.into());
+                                break 'score;
+                            }
+                        };
+                        let current = model.current();
+                        for (i, (cap, request)) in scored.into_iter().enumerate() {
+                            let x = &rows[i * inputs.len()..(i + 1) * inputs.len()];
+                            let latency_ms = (now_us() - request.received_at_us).max(0) as f64 / 1000.0;
+                            metrics.prediction("pre_game", current.version(), latency_ms);
+                            output.session(&cap).give(Prediction {
+                                match_id: request.event.match_id,
+                                kind: PredictionKind::PreGame,
+                                event_time: request.event.request_time,
+                                game_minute: None,
+                                blue_win_probability: (probs[i] as f64).clamp(1e-6, 1.0 - 1e-6),
+                                model_name: current.name().to_string(),
+                                model_version: current.version().to_string(),
+                                variant: "champion".into(),
+                                features: inputs.iter().cloned().zip(x.iter().map(|v| *v as f64)).collect(),
+                                latency_ms,
+                            });
+                        }
+                    }
+                    match gate.next_boundary(epochs) {
+                        Some((_completed, released)) => {
+                            for (_, item) in released {
+                                admit(item, &mut waiting, &scored_keys);
+                            }
+                        }
+                        None => break,
+                    }
+                }
+                let least = match (watermark(af), requests_wm) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                match (gate.admitted(), least) {
+                    (Some(e), Some(w)) if e < u64::MAX => hold.downgrade([time(e, w)]),
+                    _ if epochs.is_none() && gate.is_empty() => hold = CapabilitySet::new(),
+                    _ => {}
                 }
             }
         },

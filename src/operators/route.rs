@@ -12,7 +12,7 @@
 //! per second.
 
 use crate::error::RiftError;
-use crate::util::JobHealth;
+use crate::util::{JobHealth, Time};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -22,11 +22,11 @@ use timely::dataflow::StreamVec;
 /// Splits `(index, record)` pairs into `outputs` streams by index.
 pub trait RouteByIndex<'s, D: timely::ExchangeData> {
     /// Stream `i` of the result carries the pairs of index `i`.
-    fn route_by_index(self, outputs: usize, health: JobHealth) -> Vec<StreamVec<'s, u64, (usize, D)>>;
+    fn route_by_index(self, outputs: usize, health: JobHealth) -> Vec<StreamVec<'s, Time, (usize, D)>>;
 }
 
-impl<'s, D: timely::ExchangeData> RouteByIndex<'s, D> for StreamVec<'s, u64, (usize, D)> {
-    fn route_by_index(self, outputs: usize, health: JobHealth) -> Vec<StreamVec<'s, u64, (usize, D)>> {
+impl<'s, D: timely::ExchangeData> RouteByIndex<'s, D> for StreamVec<'s, Time, (usize, D)> {
+    fn route_by_index(self, outputs: usize, health: JobHealth) -> Vec<StreamVec<'s, Time, (usize, D)>> {
         let mut builder = OperatorBuilder::new("RouteByIndex".to_string(), self.scope());
         let mut input = builder.new_input(self, Pipeline);
         let mut handles = Vec::with_capacity(outputs);

@@ -30,14 +30,18 @@ use crate::error::{Result, RiftError};
 use crate::events::{ModelOutcome, Prediction, PredictionKind};
 use crate::metrics::ModelMetrics;
 use crate::model::{live_features, LoadedModel, ModelRegistry, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
+use crate::operators::epoch_gate::EpochGate;
 use crate::util::now_us;
+use crate::util::time::{epoch_frontier, message_time, time, watermark};
 use crate::util::JobHealth;
+use crate::util::Time;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::vec::{Map, Partition};
+use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::StreamVec;
 
 /// A registered model that follows its registry to newer versions.
@@ -145,9 +149,9 @@ pub struct LiveScoring {
 /// The outputs of live scoring.
 pub struct LiveScored<'s> {
     /// One prediction per update (two for matches the challenger also scores).
-    pub predictions: StreamVec<'s, u64, Prediction>,
+    pub predictions: StreamVec<'s, Time, Prediction>,
     /// One outcome per ended match and model variant.
-    pub outcomes: StreamVec<'s, u64, ModelOutcome>,
+    pub outcomes: StreamVec<'s, Time, ModelOutcome>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -216,7 +220,7 @@ fn predict(model: &LoadedModel, rows: &[f32], health: &JobHealth) -> Option<Vec<
     }
 }
 
-impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
+impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
     fn score_live(self, scoring: LiveScoring, health: JobHealth) -> LiveScored<'s> {
         let LiveScoring {
             mut champion,
@@ -227,13 +231,19 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
         } = scoring;
         metrics.version(&champion.name, worker, champion.number(), false);
         let scope = self.scope();
-        let scored =
-            self.unary::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(Pipeline, "ScoreLive", move |_cap, info| {
+        let scored = self.unary_frontier::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(
+            Pipeline,
+            "ScoreLive",
+            move |cap, info| {
                 // Wakes up every poll interval, so a new version is picked up
                 // (and reported) even while no update arrives.
                 let activator = scope.activator_for(info.address.clone());
                 let poll = champion.poll_interval();
-                let mut held = Vec::new();
+                let mut held: Vec<(Capability<Time>, Vec<LiveUpdate>)> = Vec::new();
+                let mut gate: EpochGate<(Capability<Time>, Vec<LiveUpdate>)> = EpochGate::default();
+                // At (admitted epoch, watermark): the output passes an epoch only
+                // once the operator is done with it.
+                let mut hold = CapabilitySet::from_elem(cap);
                 let mut rows: Vec<f32> = Vec::new();
                 // Rows of matches in the challenger's share.
                 let mut challenged: Vec<f32> = Vec::new();
@@ -244,10 +254,8 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
                 };
                 let mut tally: std::collections::HashMap<(String, &'static str, String), MatchTally> =
                     std::collections::HashMap::new();
-                move |input, output| {
+                move |(input, frontier), output| {
                     held.clear();
-                    rows.clear();
-                    challenged.clear();
                     // Between batches: pick up newer registered versions.
                     activator.activate_after(poll);
                     for slot in std::iter::once(&mut champion).chain(challenger.as_mut().map(|(s, _)| s)) {
@@ -260,116 +268,146 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, u64, LiveUpdate> {
                             Err(e) => health.report("model reload", RiftError::external("model_registry", e, true)),
                         }
                     }
-                    input.for_each_stamp(|cap, data| {
-                        let Some(c) = cap.retain_least(output.output_index()) else {
+                    input.for_each_stamp(|stamp, data| {
+                        let Some(at) = message_time(stamp.stamp().iter()) else {
                             return;
                         };
+                        let c = stamp.delayed(&at, output.output_index());
                         let mut updates = Vec::new();
                         for batch in data {
                             updates.append(batch);
                         }
-                        held.push((c, updates));
+                        if let Some(admitted) = gate.offer(at, (c, updates)) {
+                            held.push(admitted);
+                        }
                     });
-                    for (_, updates) in &held {
-                        for u in updates {
-                            let x = live_features(&u.blue, &u.red);
-                            if challenger
-                                .as_ref()
-                                .is_some_and(|(_, share)| in_challenger_share(&u.match_id, *share))
-                            {
-                                challenged.extend_from_slice(&x);
+                    let f = frontier.frontier();
+                    let (wm, epochs) = (watermark(f), epoch_frontier(f));
+                    loop {
+                        'score: {
+                            rows.clear();
+                            challenged.clear();
+                            for (_, updates) in &held {
+                                for u in updates {
+                                    let x = live_features(&u.blue, &u.red);
+                                    if challenger
+                                        .as_ref()
+                                        .is_some_and(|(_, share)| in_challenger_share(&u.match_id, *share))
+                                    {
+                                        challenged.extend_from_slice(&x);
+                                    }
+                                    rows.extend_from_slice(&x);
+                                }
                             }
-                            rows.extend_from_slice(&x);
-                        }
-                    }
-                    if rows.is_empty() {
-                        return;
-                    }
-                    let started = std::time::Instant::now();
-                    let Some(probs) = predict(champion.current(), &rows, &health) else {
-                        return;
-                    };
-                    inference.record(rows.len() / LIVE_FEATURE_COUNT, started.elapsed());
-                    let challenger_probs = match &challenger {
-                        Some((slot, _)) if !challenged.is_empty() => {
-                            match predict(slot.current(), &challenged, &health) {
-                                Some(p) => p,
-                                None => return,
+                            if rows.is_empty() {
+                                break 'score;
                             }
-                        }
-                        _ => Vec::new(),
-                    };
-                    let mut next = 0;
-                    let mut next_challenged = 0;
-                    for (cap, updates) in held.drain(..) {
-                        let mut session = output.session(&cap);
-                        for u in updates {
-                            let x = &rows[next * LIVE_FEATURE_COUNT..(next + 1) * LIVE_FEATURE_COUNT];
-                            let latency_ms = (now_us() - u.received_at_us).max(0) as f64 / 1000.0;
-                            let features: std::collections::BTreeMap<String, f64> = LIVE_FEATURE_NAMES
-                                .iter()
-                                .map(|n| n.to_string())
-                                .zip(x.iter().map(|v| *v as f64))
-                                .collect();
-                            let prediction = |model: &LoadedModel, p: f32, variant: &str| Prediction {
-                                match_id: u.match_id.clone(),
-                                kind: PredictionKind::Live,
-                                event_time: u.event_time,
-                                game_minute: Some(u.game_minute),
-                                blue_win_probability: (p as f64).clamp(1e-6, 1.0 - 1e-6),
-                                model_name: model.name().to_string(),
-                                model_version: model.version().to_string(),
-                                variant: variant.into(),
-                                features: features.clone(),
-                                latency_ms,
+                            let started = std::time::Instant::now();
+                            let Some(probs) = predict(champion.current(), &rows, &health) else {
+                                held.clear();
+                                break 'score;
                             };
-                            let mut scored: Vec<(&LoadedModel, f32, &'static str)> =
-                                vec![(champion.current(), probs[next], "champion")];
-                            if let Some((slot, share)) = &challenger {
-                                if in_challenger_share(&u.match_id, *share) {
-                                    scored.push((slot.current(), challenger_probs[next_challenged], "challenger"));
-                                    next_challenged += 1;
+                            inference.record(rows.len() / LIVE_FEATURE_COUNT, started.elapsed());
+                            let challenger_probs = match &challenger {
+                                Some((slot, _)) if !challenged.is_empty() => {
+                                    match predict(slot.current(), &challenged, &health) {
+                                        Some(p) => p,
+                                        None => {
+                                            held.clear();
+                                            break 'score;
+                                        }
+                                    }
+                                }
+                                _ => Vec::new(),
+                            };
+                            let mut next = 0;
+                            let mut next_challenged = 0;
+                            for (cap, updates) in held.drain(..) {
+                                let mut session = output.session(&cap);
+                                for u in updates {
+                                    let x = &rows[next * LIVE_FEATURE_COUNT..(next + 1) * LIVE_FEATURE_COUNT];
+                                    let latency_ms = (now_us() - u.received_at_us).max(0) as f64 / 1000.0;
+                                    let features: std::collections::BTreeMap<String, f64> = LIVE_FEATURE_NAMES
+                                        .iter()
+                                        .map(|n| n.to_string())
+                                        .zip(x.iter().map(|v| *v as f64))
+                                        .collect();
+                                    let prediction = |model: &LoadedModel, p: f32, variant: &str| Prediction {
+                                        match_id: u.match_id.clone(),
+                                        kind: PredictionKind::Live,
+                                        event_time: u.event_time,
+                                        game_minute: Some(u.game_minute),
+                                        blue_win_probability: (p as f64).clamp(1e-6, 1.0 - 1e-6),
+                                        model_name: model.name().to_string(),
+                                        model_version: model.version().to_string(),
+                                        variant: variant.into(),
+                                        features: features.clone(),
+                                        latency_ms,
+                                    };
+                                    let mut scored: Vec<(&LoadedModel, f32, &'static str)> =
+                                        vec![(champion.current(), probs[next], "champion")];
+                                    if let Some((slot, share)) = &challenger {
+                                        if in_challenger_share(&u.match_id, *share) {
+                                            scored.push((
+                                                slot.current(),
+                                                challenger_probs[next_challenged],
+                                                "challenger",
+                                            ));
+                                            next_challenged += 1;
+                                        }
+                                    }
+                                    for (model, p, variant) in scored {
+                                        metrics.prediction("live", model.version(), latency_ms);
+                                        let scored = prediction(model, p, variant);
+                                        let t = tally
+                                            .entry((u.match_id.clone(), variant, model.version().to_string()))
+                                            .or_default();
+                                        t.model_name = model.name().to_string();
+                                        t.n += 1;
+                                        t.blue += u64::from(p >= 0.5);
+                                        t.ln_blue += scored.blue_win_probability.ln();
+                                        t.ln_red += (1.0 - scored.blue_win_probability).ln();
+                                        session.give(Scored::Prediction(scored));
+                                    }
+                                    if let Some(winner) = u.winner {
+                                        let ended: Vec<_> =
+                                            tally.keys().filter(|k| k.0 == u.match_id).cloned().collect();
+                                        for key in ended {
+                                            let Some(t) = tally.remove(&key) else { continue };
+                                            let blue_won = winner == crate::events::Team::Blue;
+                                            let correct = if blue_won { t.blue } else { t.n - t.blue };
+                                            metrics.outcomes(key.1, &key.2, correct, t.n);
+                                            let n = t.n.max(1) as f64;
+                                            session.give(Scored::Outcome(ModelOutcome {
+                                                match_id: key.0,
+                                                variant: key.1.to_string(),
+                                                model_name: t.model_name,
+                                                model_version: key.2,
+                                                ended_at: u.event_time,
+                                                predictions: t.n as i64,
+                                                correct: correct as i64,
+                                                accuracy: correct as f64 / n,
+                                                log_loss: -(if blue_won { t.ln_blue } else { t.ln_red }) / n,
+                                            }));
+                                        }
+                                    }
+                                    next += 1;
                                 }
                             }
-                            for (model, p, variant) in scored {
-                                metrics.prediction("live", model.version(), latency_ms);
-                                let scored = prediction(model, p, variant);
-                                let t = tally
-                                    .entry((u.match_id.clone(), variant, model.version().to_string()))
-                                    .or_default();
-                                t.model_name = model.name().to_string();
-                                t.n += 1;
-                                t.blue += u64::from(p >= 0.5);
-                                t.ln_blue += scored.blue_win_probability.ln();
-                                t.ln_red += (1.0 - scored.blue_win_probability).ln();
-                                session.give(Scored::Prediction(scored));
-                            }
-                            if let Some(winner) = u.winner {
-                                let ended: Vec<_> = tally.keys().filter(|k| k.0 == u.match_id).cloned().collect();
-                                for key in ended {
-                                    let Some(t) = tally.remove(&key) else { continue };
-                                    let blue_won = winner == crate::events::Team::Blue;
-                                    let correct = if blue_won { t.blue } else { t.n - t.blue };
-                                    metrics.outcomes(key.1, &key.2, correct, t.n);
-                                    let n = t.n.max(1) as f64;
-                                    session.give(Scored::Outcome(ModelOutcome {
-                                        match_id: key.0,
-                                        variant: key.1.to_string(),
-                                        model_name: t.model_name,
-                                        model_version: key.2,
-                                        ended_at: u.event_time,
-                                        predictions: t.n as i64,
-                                        correct: correct as i64,
-                                        accuracy: correct as f64 / n,
-                                        log_loss: -(if blue_won { t.ln_blue } else { t.ln_red }) / n,
-                                    }));
-                                }
-                            }
-                            next += 1;
                         }
+                        match gate.next_boundary(epochs) {
+                            Some((_completed, released)) => held.extend(released.into_iter().map(|(_, b)| b)),
+                            None => break,
+                        }
+                    }
+                    match (gate.admitted(), gate.watermark(wm)) {
+                        (Some(e), Some(w)) if e < u64::MAX => hold.downgrade([time(e, w)]),
+                        _ if wm.is_none() && gate.is_empty() => hold = CapabilitySet::new(),
+                        _ => {}
                     }
                 }
-            });
+            },
+        );
         let mut split = scored.partition(2, |s| match s {
             Scored::Prediction(_) => (0, s),
             Scored::Outcome(_) => (1, s),

@@ -27,6 +27,9 @@
 
 use crate::lake::tables::{GoldRow, LakeRow};
 use crate::lake::Lake;
+use crate::operators::epoch_gate::EpochGate;
+use crate::util::time::{epoch_frontier, time, watermark};
+use crate::util::Time;
 use crate::util::{block_on, JobHealth};
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
@@ -55,11 +58,11 @@ fn day_of(ms: i64) -> i64 {
 
 /// Writes snapshots of `updates` (a differential collection's `(row, time, diff)`s).
 pub fn write_snapshots<'s, R: GoldRow>(
-    updates: StreamVec<'s, u64, (R, u64, isize)>,
+    updates: StreamVec<'s, Time, (R, Time, isize)>,
     lake: Lake,
     mode: SnapshotMode,
     health: JobHealth,
-    committed: ProbeHandle<u64>,
+    committed: ProbeHandle<Time>,
 ) {
     use timely::dataflow::operators::Probe;
     let props = WriterProperties::builder()
@@ -73,6 +76,8 @@ pub fn write_snapshots<'s, R: GoldRow>(
             let activator = scope.activator_for(info.address.clone());
             let mut cap = Some(cap);
             let mut pending: BTreeMap<u64, Vec<(R, isize)>> = BTreeMap::new();
+            // Differential updates of later epochs wait (see `EpochGate`).
+            let mut gate: EpochGate<Vec<(R, isize)>> = EpochGate::default();
             let mut state: HashMap<R, isize> = HashMap::new();
             // ByDate: days whose rows changed since they were last written.
             let mut dirty: BTreeSet<i64> = BTreeSet::new();
@@ -84,10 +89,19 @@ pub fn write_snapshots<'s, R: GoldRow>(
             move |(input, frontier), _output| {
                 input.for_each(|_stamp, data| {
                     for (row, t, diff) in data.drain(..) {
-                        pending.entry(t).or_default().push((row, diff));
+                        if let Some(admitted) = gate.offer(t, vec![(row, diff)]) {
+                            pending.entry(t.inner).or_default().extend(admitted);
+                        }
                     }
                 });
-                let f = frontier.frontier().as_option().copied();
+                let fr = frontier.frontier();
+                let epochs = epoch_frontier(fr);
+                while let Some((_completed, released)) = gate.next_boundary(epochs) {
+                    for (t, updates) in released {
+                        pending.entry(t).or_default().extend(updates);
+                    }
+                }
+                let f = gate.watermark(watermark(fr));
                 let limit = f.unwrap_or(u64::MAX);
                 // Every day starting before this is closed.
                 let closed_until = f.map_or(i64::MAX, |f| day_of(f as i64));
@@ -163,9 +177,14 @@ pub fn write_snapshots<'s, R: GoldRow>(
                         }
                     }
                 }
-                match (f, cap.as_mut()) {
-                    (Some(f), Some(c)) if f > *c.time() => c.downgrade(&f),
-                    (None, _) => cap = None,
+                match (gate.admitted(), f, cap.as_mut()) {
+                    (Some(e), Some(f), Some(c)) if e < u64::MAX => {
+                        let at = time(e, f);
+                        if at != *c.time() {
+                            c.downgrade(&at);
+                        }
+                    }
+                    (_, None, _) => cap = None,
                     _ => {}
                 }
             }

@@ -20,7 +20,7 @@ use crate::config::Topology;
 use crate::error::{Result, RiftError};
 use crate::jobs::{self, JobContext, RunShared};
 use crate::metrics::Metrics;
-use crate::util::JobHealth;
+use crate::util::{JobHealth, Time};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -127,8 +127,11 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     metrics: metrics.clone(),
                 };
                 let index = worker.next_dataflow_index();
-                let built: Result<()> = jobs::build(name, &topology)
-                    .and_then(|job| worker.dataflow_named::<u64, _, _>(name, |scope| job.install(scope, &ctx)));
+                let built: Result<()> = jobs::build(name, &topology).and_then(|job| {
+                    worker.dataflow_named::<u64, _, _>(name, |outer| {
+                        outer.scoped::<Time, _, _>(name, |scope| job.install(scope, &ctx))
+                    })
+                });
                 if let Err(e) = built {
                     // Other workers may have installed theirs: make them stop too, and
                     // drop what this worker built, or the process would wait forever.

@@ -1,6 +1,7 @@
 //! Small utilities every layer shares: stable hashing, the composite-key
-//! separator, wall clocks, hive partition values, the I/O runtime that
-//! synchronous timely workers `block_on`, and per-job health.
+//! separator, wall clocks, hive partition values, the dataflow time
+//! (epoch × event-time stamp), the I/O runtime that synchronous timely
+//! workers `block_on`, and per-job health.
 //!
 //! Nothing here knows about dataflows, records or connectors; it is the
 //! bottom layer with [`crate::error`], [`crate::events`] and
@@ -8,9 +9,11 @@
 
 mod health;
 mod io;
+pub mod time;
 
 pub use health::JobHealth;
 pub use io::{block_on, io_runtime};
+pub use time::Time;
 
 /// Joins the parts of a composite key (`player+champion` → `p1/Ahri`).
 pub const KEY_SEPARATOR: char = '/';

@@ -40,7 +40,8 @@ use crate::error::RiftError;
 use crate::events::{BronzeRecord, DeadLetter, RawRecord};
 use crate::metrics::SourceMetrics;
 use crate::sources::{assigned, PollStatus, Source, SourceReader};
-use crate::util::{now_ms, JobHealth};
+use crate::util::time::time;
+use crate::util::{now_ms, JobHealth, Time};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,28 +67,31 @@ pub struct SourceSettings {
     pub batch: usize,
     /// Frontier of what every sink of the job has committed: offsets of
     /// records stamped before it are committed back to the source.
-    pub committed: Option<ProbeHandle<u64>>,
+    pub committed: Option<ProbeHandle<Time>>,
     /// Frontier of what every sink of the job has received: bounds records in flight.
-    pub progress: Option<ProbeHandle<u64>>,
+    pub progress: Option<ProbeHandle<Time>>,
     /// Records emitted but not yet through to the sinks before the source pauses.
     pub max_in_flight: usize,
     /// Where this source's readers in the process post their watermarks (see [`WatermarkBoard`]).
     pub board: Option<Arc<WatermarkBoard>>,
+    /// Length of a checkpoint epoch, ms: the source moves to the next epoch
+    /// each time the wall clock enters a new multiple of it.
+    pub epoch_ms: u64,
 }
 
 /// The three streams of a source.
 pub struct SourceStreams<'s, O> {
     /// Decoded, valid records.
-    pub records: StreamVec<'s, u64, O>,
+    pub records: StreamVec<'s, Time, O>,
     /// Rejected records.
-    pub dead_letters: StreamVec<'s, u64, DeadLetter>,
+    pub dead_letters: StreamVec<'s, Time, DeadLetter>,
     /// Every record as read (empty unless `keep_raw`).
-    pub raw: StreamVec<'s, u64, BronzeRecord>,
+    pub raw: StreamVec<'s, Time, BronzeRecord>,
 }
 
 /// Builds the source operator in `scope`.
 pub fn read_source<'s, D: Decoder>(
-    scope: Scope<'s, u64>,
+    scope: Scope<'s, Time>,
     settings: SourceSettings,
     mut decoder: D,
     metrics: SourceMetrics,
@@ -105,7 +109,7 @@ pub fn read_source<'s, D: Decoder>(
     let (index, peers) = (scope.index(), scope.peers());
 
     builder.build_reschedule(move |caps| {
-        let mut caps: Option<Vec<timely::dataflow::operators::Capability<u64>>> = Some(caps);
+        let mut caps: Option<Vec<timely::dataflow::operators::Capability<Time>>> = Some(caps);
         let reader_id = format!("{}/{index}", settings.name);
         let topic = settings.source.topic().to_string();
         let mut reader: Option<Box<dyn SourceReader>> = None;
@@ -121,6 +125,9 @@ pub fn read_source<'s, D: Decoder>(
         let mut backoff = Backoff::default();
         // Records to decode again after a transient failure (not yet counted or emitted).
         let mut retry: VecDeque<RawRecord> = VecDeque::new();
+        let epoch_ms = settings.epoch_ms.max(1);
+        // The checkpoint epoch records are read in (see `util::time`).
+        let mut epoch = now_ms().max(0) as u64 / epoch_ms;
         // Returns whether the operator still has work (a final offset commit after its input ended).
         move |_frontiers| -> bool {
             let Some(cap_vec) = caps.as_mut() else {
@@ -133,7 +140,7 @@ pub fn read_source<'s, D: Decoder>(
                     activator.activate_after(Duration::from_millis(10));
                     return true;
                 }
-                if let (Some(r), Some(positions)) = (reader.as_mut(), commits.ready(None)) {
+                if let (Some(r), Some(positions)) = (reader.as_mut(), commits.ready(|_| true)) {
                     if let Err(e) = r.commit(&positions) {
                         health.report(&settings.name, e);
                     }
@@ -162,10 +169,19 @@ pub fn read_source<'s, D: Decoder>(
                 }
             }
             let Some(r) = reader.as_mut() else { return true };
+            // A new checkpoint epoch: everything read so far belongs to the
+            // ones before; what is read from now on to this one.
+            epoch = epoch.max(now_ms().max(0) as u64 / epoch_ms);
+            for c in cap_vec.iter_mut() {
+                if c.time().outer < epoch {
+                    let at = time(epoch, c.time().inner);
+                    c.downgrade(&at);
+                }
+            }
             // Commit offsets the sinks have made durable.
             if let Some(probe) = &settings.committed {
-                let frontier = probe.with_frontier(|f| f.as_option().copied());
-                if let Some(positions) = commits.ready(frontier) {
+                let frontier = probe.with_frontier(|f| f.to_owned());
+                if let Some(positions) = commits.ready(|t| !frontier.less_equal(t)) {
                     if let Err(e) = r.commit(&positions) {
                         health.report(&settings.name, e);
                     }
@@ -173,8 +189,8 @@ pub fn read_source<'s, D: Decoder>(
             }
             // Back-pressure: pause while too many records are on their way to the sinks.
             if let Some(probe) = &settings.progress {
-                let frontier = probe.with_frontier(|f| f.as_option().copied());
-                if let Some(pause) = pressure.update(frontier, *cap_vec[0].time()) {
+                let frontier = probe.with_frontier(|f| f.to_owned());
+                if let Some(pause) = pressure.update(|t| !frontier.less_equal(t), *cap_vec[0].time()) {
                     if let Err(e) = r.set_paused(pause) {
                         health.report(&settings.name, e);
                     }
@@ -211,7 +227,7 @@ pub fn read_source<'s, D: Decoder>(
                 }
             };
             let now = Instant::now();
-            let cap_time = *cap_vec[0].time();
+            let cap_time = cap_vec[0].time().inner;
             // Stamp, decode and route every record.
             let mut by_time: BTreeMap<u64, Vec<D::Output>> = BTreeMap::new();
             let mut dead: Vec<DeadLetter> = Vec::new();
@@ -270,11 +286,11 @@ pub fn read_source<'s, D: Decoder>(
                 }
             }
             if settings.committed.is_some() && progressed {
-                commits.seal();
+                commits.seal(epoch);
             }
             if settings.progress.is_some() {
                 for (t, recs) in &by_time {
-                    pressure.emitted(*t, recs.len());
+                    pressure.emitted(time(epoch, *t), recs.len());
                 }
             }
             {
@@ -282,7 +298,8 @@ pub fn read_source<'s, D: Decoder>(
                 for (t, mut recs) in by_time {
                     // Handed on whole, not copied record by record; what comes
                     // back (an empty or recycled vector) is kept for its capacity.
-                    out.session(&cap_vec[0].delayed(&t)).give_container(&mut recs);
+                    out.session(&cap_vec[0].delayed(&time(epoch, t)))
+                        .give_container(&mut recs);
                     recs.clear();
                     if spare_batches.len() < 32 && recs.capacity() > 0 {
                         spare_batches.push(recs);
@@ -296,7 +313,8 @@ pub fn read_source<'s, D: Decoder>(
             {
                 let mut out = raw_out.activate();
                 for (t, recs) in bronze {
-                    out.session(&cap_vec[2].delayed(&t)).give_iterator(recs.into_iter());
+                    out.session(&cap_vec[2].delayed(&time(epoch, t)))
+                        .give_iterator(recs.into_iter());
                 }
             }
             for p in status.finished {
@@ -341,7 +359,7 @@ pub fn read_source<'s, D: Decoder>(
                 if let Some(w) = advance_to {
                     if w > cap_time {
                         for c in cap_vec.iter_mut() {
-                            c.downgrade(&w);
+                            c.downgrade(&time(epoch, w));
                         }
                         metrics.watermark.set(w as i64);
                     }
@@ -350,7 +368,9 @@ pub fn read_source<'s, D: Decoder>(
             if !retry.is_empty() {
                 activator.activate_after(backoff.next());
             } else if status.idle {
-                activator.activate_after(Duration::from_millis(20));
+                // Woken up at least once per epoch, so the epoch (and with it
+                // checkpoints) advances on a quiet source too.
+                activator.activate_after(Duration::from_millis(20).min(Duration::from_millis(epoch_ms)));
             } else {
                 activator.activate();
             }

@@ -1,26 +1,43 @@
 //! The window operator: one timely operator running the window state
 //! machines of every feature set that reads one row stream.
+//!
+//! Rows (tagged with their group) are exchanged by [`FeatureRow::key_hash`],
+//! so the windows of a key are on one worker. Each state machine reads every
+//! row in place (a row is cloned only where a state machine keeps rows that
+//! others read too). Rows pass an [`EpochGate`]: the state machines see one
+//! checkpoint epoch at a time and fire up to the gate's effective watermark,
+//! so at the end of each epoch their state holds exactly that epoch's rows
+//! and the earlier ones. Results and late rows are emitted at the operator's
+//! capability, which stands at (admitted epoch, effective watermark).
 
 use super::core::{LateRow, WindowCore};
 use crate::features::{FeatureRow, WindowResult};
-use crate::util::JobHealth;
+use crate::operators::epoch_gate::EpochGate;
+use crate::util::time::{epoch_frontier, message_time, time, watermark};
+use crate::util::{JobHealth, Time};
+use timely::dataflow::StreamVec;
 
-/// Runs the window state machines of the feature sets that read one row
-/// stream as one timely operator: rows (tagged with their group) are
-/// exchanged by [`FeatureRow::key_hash`], so the windows of a key are on one
-/// worker; each state machine reads every row in place (a row is cloned
-/// only where a state machine keeps rows that others read too); results
-/// and late rows of all of them are emitted at the operator's capability,
-/// which follows the input frontier.
+/// A batch of rows tagged with their group.
+type Rows = Vec<(usize, FeatureRow)>;
+
+/// Hands `batch` (stamped `t`) to every state machine: all but the last read
+/// it in place, the last takes it, so nothing is cloned for it.
+fn deliver(cores: &mut [Box<dyn WindowCore>], t: u64, batch: Rows) {
+    if let Some((last, others)) = cores.split_last_mut() {
+        for core in others {
+            core.push_shared(t, &batch);
+        }
+        last.push_owned(t, batch);
+    }
+}
+
+/// Runs `cores` as one operator named `name` over `rows` (see the module docs).
 pub fn window_operator<'s>(
-    rows: timely::dataflow::StreamVec<'s, u64, (usize, FeatureRow)>,
+    rows: StreamVec<'s, Time, (usize, FeatureRow)>,
     name: &str,
     mut cores: Vec<Box<dyn WindowCore>>,
     health: JobHealth,
-) -> (
-    timely::dataflow::StreamVec<'s, u64, WindowResult>,
-    timely::dataflow::StreamVec<'s, u64, LateRow>,
-) {
+) -> (StreamVec<'s, Time, WindowResult>, StreamVec<'s, Time, LateRow>) {
     use timely::container::CapacityContainerBuilder;
     use timely::dataflow::channels::pact::Exchange;
     use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -33,29 +50,40 @@ pub fn window_operator<'s>(
     let mut results_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<WindowResult>>>::from(results_out);
     let mut late_out = OutputBuilder::<_, CapacityContainerBuilder<Vec<LateRow>>>::from(late_out);
     builder.build(move |capabilities| {
-        // One capability per output, both following the input frontier.
+        // One capability per output, at (admitted epoch, effective watermark).
         let mut capabilities = Some(capabilities);
+        let mut gate: EpochGate<Rows> = EpochGate::default();
         let mut fired = Vec::new();
         let mut late = Vec::new();
         move |frontiers| {
             input.for_each_stamp(|stamp, data| {
-                let t = stamp.least().copied().unwrap_or(0);
+                let Some(at) = message_time(stamp.stamp().iter()) else {
+                    return;
+                };
                 for batch in data {
-                    // Every state machine but the last reads the batch in
-                    // place; the last takes it, so nothing is cloned for it.
-                    if let Some((last, others)) = cores.split_last_mut() {
-                        for core in others {
-                            core.push_shared(t, batch);
-                        }
-                        last.push_owned(t, std::mem::take(batch));
+                    if let Some(batch) = gate.offer(at, std::mem::take(batch)) {
+                        deliver(&mut cores, at.inner, batch);
                     }
                 }
             });
-            let f = frontiers[0].frontier().iter().min().copied();
-            for core in cores.iter_mut() {
-                core.advance(f, &mut fired, &mut late);
-                if let Some(e) = core.take_error() {
-                    health.report("window state", e);
+            let frontier = frontiers[0].frontier();
+            let (wm, epochs) = (watermark(frontier), epoch_frontier(frontier));
+            loop {
+                let w = gate.watermark(wm);
+                for core in cores.iter_mut() {
+                    core.advance(w, &mut fired, &mut late);
+                    if let Some(e) = core.take_error() {
+                        health.report("window state", e);
+                    }
+                }
+                // The admitted epoch complete: the next one's held rows, in order.
+                match gate.next_boundary(epochs) {
+                    Some((_completed, released)) => {
+                        for (t, batch) in released {
+                            deliver(&mut cores, t, batch);
+                        }
+                    }
+                    None => break,
                 }
             }
             let Some(caps) = capabilities.as_mut() else {
@@ -75,15 +103,17 @@ pub fn window_operator<'s>(
                 late_out.activate().session(&caps[1]).give_container(&mut late);
                 late.clear();
             }
-            match f {
-                Some(t) => {
+            match (gate.admitted(), gate.watermark(wm)) {
+                (Some(e), Some(w)) if e < u64::MAX => {
+                    let at = time(e, w);
                     for cap in caps.iter_mut() {
-                        if t > *cap.time() {
-                            cap.downgrade(&t);
+                        if cap.time() != &at {
+                            cap.downgrade(&at);
                         }
                     }
                 }
-                None => capabilities = None,
+                _ if wm.is_none() && gate.is_empty() => capabilities = None,
+                _ => {}
             }
         }
     });

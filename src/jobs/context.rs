@@ -10,7 +10,7 @@ use crate::lake::tables::LakeRow;
 use crate::lake::writer::LakeWriter;
 use crate::lake::Lake;
 use crate::metrics::{Metrics, SourceMetrics};
-use crate::operators::sink::{write_sink, SinkProbes};
+use crate::operators::sink::{write_sink, SinkCheckpoints, SinkProbes};
 use crate::operators::source::SourceSettings;
 use crate::operators::source::WatermarkBoard;
 use crate::sinks::file::JsonLinesWriter;
@@ -21,7 +21,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::Mutex;
-use std::time::Duration;
 use timely::dataflow::StreamVec;
 
 /// What the workers of one process share during a run.
@@ -81,6 +80,10 @@ pub struct JobContext {
     pub shared: Arc<RunShared>,
     /// Where the run's metrics go.
     pub metrics: Arc<Metrics>,
+    /// The job's checkpointed state in this process.
+    pub state: Arc<crate::state::JobState>,
+    /// The checkpoint the run restored, if any.
+    pub restored: Option<u64>,
 }
 
 impl JobContext {
@@ -103,6 +106,7 @@ impl JobContext {
             max_in_flight: self.topology.runtime.max_in_flight,
             board: Some(self.shared.watermark_board(&self.job)),
             epoch_ms: self.topology.runtime.checkpoint_interval.as_millis().max(1) as u64,
+            first_epoch: self.restored.map_or(0, |r| r.saturating_add(1)),
         })
     }
 
@@ -146,15 +150,6 @@ impl JobContext {
     /// Metrics of source `name` in this job.
     pub fn source_metrics(&self, name: &str) -> SourceMetrics {
         self.metrics.source(&self.job, name, self.worker)
-    }
-
-    /// How often sink `name` commits: a lake sink every `roll_interval`
-    /// (files stay open that long), any other sink every checkpoint interval.
-    pub fn commit_interval(&self, name: &str) -> Duration {
-        match self.topology.sinks.get(name) {
-            Some(SinkConfig::Lake { roll_interval, .. }) => *roll_interval,
-            _ => self.topology.runtime.checkpoint_interval,
-        }
     }
 
     fn sink(&self, name: &str) -> Result<&SinkConfig> {
@@ -244,7 +239,10 @@ impl JobContext {
             stream,
             name,
             writer,
-            self.commit_interval(name),
+            SinkCheckpoints {
+                state: self.state.clone(),
+                restored: self.restored,
+            },
             self.metrics.sink(&self.job, name),
             self.health.clone(),
             &self.probes,

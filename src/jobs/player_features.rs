@@ -134,6 +134,14 @@ struct PerSetFiles {
 }
 
 impl SinkWriter<WindowResult> for PerSetFiles {
+    fn begin_epoch(&mut self, epoch: u64) {
+        self.files.iter_mut().for_each(|f| f.begin_epoch(epoch));
+    }
+
+    fn recover(&mut self, restored: Option<u64>) -> Result<()> {
+        self.files.iter_mut().try_for_each(|f| f.recover(restored))
+    }
+
     fn write(&mut self, records: &mut Vec<WindowResult>) -> Result<()> {
         for r in records.drain(..) {
             if let Some(v) = self.routed.get_mut(r.set) {

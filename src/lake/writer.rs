@@ -1,21 +1,28 @@
-//! The lake sink: rows to Parquet files, staged and committed per epoch.
+//! The lake sink: rows to Parquet files, staged per checkpoint epoch and
+//! committed once the checkpoint is complete.
 //!
 //! Rows are grouped by (table, partition). Each group accumulates rows into
 //! row groups of `row_group_rows` and rolls to a new file past
-//! `target_file_bytes`. `pre_commit` closes every open file and uploads it
-//! under `_staging/`; `commit` moves staged files into their partitions.
-//! File names carry the writer, worker, epoch and a sequence number, all
-//! deterministic, so replaying an epoch overwrites the same objects.
+//! `target_file_bytes`. `pre_commit(N)` closes every open file and uploads
+//! it under `_staging/`; `commit(N)` moves every staged file of epochs up to
+//! `N` into its partition. File names carry the writer, worker, checkpoint
+//! epoch and a sequence number:
+//! `part-{writer}-w{worker}-e{epoch}-{seq}.parquet`.
 //!
-//! Epochs continue across runs: `commit` records the next epoch in
-//! `_writers/{writer}-w{worker}.json`, and a new writer starts there, so a
-//! restarted or repeated run adds files instead of overwriting committed
-//! ones. A crash between the renames and that record replays the epoch under
-//! the same number: at-least-once until checkpoints restore exact epochs.
+//! # Exactly once
+//! Checkpoint epochs are unique across runs (they count checkpoint
+//! intervals of wall-clock time), so no two epochs' files share a name. A
+//! commit renames staged files and is idempotent (a file already moved is
+//! found in place). On start, `recover` commits every staged file of the
+//! restored checkpoint or earlier (pre-committed, its commit interrupted)
+//! and deletes staged files of later epochs (their rows are read again from
+//! the sources). So every row of a checkpointed epoch is in the lake once.
+//! Each file appears atomically; the files of one epoch appear one after
+//! another (a reader listing a table mid-commit can see some of them).
 
 use super::tables::LakeRow;
 use super::Lake;
-use crate::error::{Result, RiftError};
+use crate::error::Result;
 use crate::sinks::SinkWriter;
 use crate::util::block_on;
 use object_store::path::Path as ObjectPath;
@@ -44,25 +51,17 @@ pub struct LakeWriter<R: LakeRow> {
     target_file_bytes: usize,
     row_group_rows: usize,
     open: BTreeMap<(String, String), OpenFile<R>>,
-    /// (staging path, final path) of files staged in the current epoch.
-    staged: Vec<(ObjectPath, ObjectPath)>,
+    /// Per epoch: (staging path, final path) of files staged, not yet committed.
+    staged: BTreeMap<u64, Vec<(ObjectPath, ObjectPath)>>,
     /// Closed files not uploaded yet.
     uploads: Vec<(ObjectPath, bytes::Bytes)>,
-    /// Epoch of the files being written (the run's first epoch plus the sink's epoch).
+    /// The checkpoint epoch of the rows being written.
     epoch: u64,
-    /// This run's first epoch, from the `_writers/` record.
-    first_epoch: u64,
     props: WriterProperties,
 }
 
-/// What `_writers/{writer}-w{worker}.json` holds.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct WriterRecord {
-    next_epoch: u64,
-}
-
 impl<R: LakeRow> LakeWriter<R> {
-    /// A writer into `lake`, continuing after the epochs its earlier runs committed.
+    /// A writer into `lake`; `writer_id` names it in file names (job and output).
     pub fn new(
         lake: Lake,
         writer_id: &str,
@@ -71,21 +70,6 @@ impl<R: LakeRow> LakeWriter<R> {
         row_group_rows: usize,
     ) -> Result<Self> {
         let writer_id = crate::util::partition_value(writer_id);
-        let record_path = lake.path(&format!("_writers/{writer_id}-w{worker:03}.json"));
-        let first_epoch = match lake.get_opt(&record_path)? {
-            Some(bytes) => {
-                serde_json::from_slice::<WriterRecord>(&bytes)
-                    .map_err(|e| {
-                        RiftError::external(
-                            "object_store",
-                            format!("{record_path}: unreadable writer record: {e}"),
-                            false,
-                        )
-                    })?
-                    .next_epoch
-            }
-            None => 0,
-        };
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
@@ -97,17 +81,11 @@ impl<R: LakeRow> LakeWriter<R> {
             target_file_bytes,
             row_group_rows: row_group_rows.max(1),
             open: BTreeMap::new(),
-            staged: Vec::new(),
+            staged: BTreeMap::new(),
             uploads: Vec::new(),
-            epoch: first_epoch,
-            first_epoch,
+            epoch: 0,
             props,
         })
-    }
-
-    fn record_path(&self) -> ObjectPath {
-        self.lake
-            .path(&format!("_writers/{}-w{:03}.json", self.writer_id, self.worker))
     }
 
     fn flush_rows(props: &WriterProperties, f: &mut OpenFile<R>) -> Result<()> {
@@ -134,15 +112,12 @@ impl<R: LakeRow> LakeWriter<R> {
             return Ok(());
         };
         let bytes = writer.into_inner()?;
-        let name = format!(
-            "part-{}-w{:03}-e{:08}-{:04}.parquet",
-            self.writer_id, self.worker, self.epoch, f.seq
-        );
+        let name = file_name(&self.writer_id, self.worker, self.epoch, f.seq);
         f.seq += 1;
         let staging = self.lake.path(&format!("_staging/{table}/{partition}/{name}"));
         let final_path = self.lake.path(&format!("{table}/{partition}/{name}"));
         self.uploads.push((staging.clone(), bytes::Bytes::from(bytes)));
-        self.staged.push((staging, final_path));
+        self.staged.entry(self.epoch).or_default().push((staging, final_path));
         Ok(())
     }
 
@@ -199,8 +174,12 @@ impl<R: LakeRow> SinkWriter<R> for LakeWriter<R> {
         Ok(())
     }
 
+    fn begin_epoch(&mut self, epoch: u64) {
+        self.epoch = epoch;
+    }
+
     fn pre_commit(&mut self, epoch: u64) -> Result<()> {
-        self.epoch = self.first_epoch + epoch;
+        self.epoch = epoch;
         let keys: Vec<(String, String)> = self.open.keys().cloned().collect();
         for (table, partition) in keys {
             self.close_file(&table, &partition)?;
@@ -210,34 +189,100 @@ impl<R: LakeRow> SinkWriter<R> for LakeWriter<R> {
     }
 
     fn commit(&mut self, epoch: u64) -> Result<()> {
-        use futures::{StreamExt, TryStreamExt};
-        let store = self.lake.store.clone();
-        let staged = self.staged.clone();
-        let had_files = !staged.is_empty();
-        block_on(async move {
-            futures::stream::iter(staged)
-                .map(|(from, to)| {
-                    let store = store.clone();
-                    async move {
-                        match store.rename(&from, &to).await {
-                            // Moved by an earlier attempt of this commit: done.
-                            Err(object_store::Error::NotFound { .. }) => store.head(&to).await.map(|_| ()),
-                            other => other,
-                        }
-                    }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .try_collect::<Vec<()>>()
-                .await
-        })?;
-        self.staged.clear();
-        self.epoch = self.first_epoch + epoch + 1;
-        if !had_files {
-            // No file carries this epoch: nothing a later run could overwrite.
-            return Ok(());
+        let due: Vec<u64> = self.staged.range(..=epoch).map(|(e, _)| *e).collect();
+        let moves: Vec<(ObjectPath, ObjectPath)> = due
+            .iter()
+            .flat_map(|e| self.staged.get(e).cloned().unwrap_or_default())
+            .collect();
+        move_into_place(&self.lake, moves)?;
+        for e in due {
+            self.staged.remove(&e);
         }
-        let record = serde_json::to_vec(&WriterRecord { next_epoch: self.epoch })
-            .map_err(|e| RiftError::Internal(format!("writer record: {e}")))?;
-        self.lake.put(&self.record_path(), bytes::Bytes::from(record))
+        Ok(())
+    }
+
+    fn recover(&mut self, restored: Option<u64>) -> Result<()> {
+        let mine = format!("part-{}-w{:03}-e", self.writer_id, self.worker);
+        let mut moves = Vec::new();
+        for (path, _) in self.lake.list("_staging")? {
+            let relative = self.lake.relative(&path);
+            let Some(rest) = relative.strip_prefix("_staging/") else {
+                continue;
+            };
+            let Some(name) = rest.rsplit('/').next() else { continue };
+            let Some(epoch) = name.strip_prefix(&mine).and_then(epoch_of) else {
+                continue;
+            };
+            if restored.is_some_and(|r| epoch <= r) {
+                moves.push((path.clone(), self.lake.path(rest)));
+            } else {
+                self.lake.delete(&path)?;
+            }
+        }
+        move_into_place(&self.lake, moves)
+    }
+}
+
+/// The name of a data file: writer, worker, checkpoint epoch, sequence.
+fn file_name(writer: &str, worker: usize, epoch: u64, seq: u32) -> String {
+    format!(
+        "part-{writer}-w{worker:03}-e{epoch:020}-{:x}-{seq:04}.parquet",
+        run_id()
+    )
+}
+
+/// This process's start time in ms: two runs that reach the same epoch
+/// number (a fresh state directory writing into an existing lake) never
+/// share a file name.
+fn run_id() -> u64 {
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *RUN.get_or_init(|| crate::util::now_ms().max(0) as u64)
+}
+
+/// The epoch in the rest of a file name after `part-{writer}-w{worker}-e`.
+fn epoch_of(rest: &str) -> Option<u64> {
+    rest.split('-').next()?.parse().ok()
+}
+
+/// Renames staged files into place, several at a time; a file already moved
+/// (by an earlier attempt) is found in place.
+fn move_into_place(lake: &Lake, moves: Vec<(ObjectPath, ObjectPath)>) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    if moves.is_empty() {
+        return Ok(());
+    }
+    let store = lake.store.clone();
+    block_on(async move {
+        futures::stream::iter(moves)
+            .map(|(from, to)| {
+                let store = store.clone();
+                async move {
+                    match store.rename(&from, &to).await {
+                        Err(object_store::Error::NotFound { .. }) => store.head(&to).await.map(|_| ()),
+                        other => other,
+                    }
+                }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+    })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_carry_the_epoch_back() {
+        let name = file_name("lake-matches", 3, 352_194_417, 7);
+        assert!(
+            name.starts_with("part-lake-matches-w003-e00000000000352194417-"),
+            "{name}"
+        );
+        assert!(name.ends_with("-0007.parquet"), "{name}");
+        let rest = name.strip_prefix("part-lake-matches-w003-e").unwrap();
+        assert_eq!(epoch_of(rest), Some(352_194_417));
     }
 }

@@ -1,33 +1,45 @@
-//! The sink operator: drives a [`SinkWriter`] through its epochs.
+//! The sink operator: drives a [`SinkWriter`] through checkpoint epochs.
 //!
+//! # Time and commits
 //! Records are handed to the writer as they arrive (per worker, no
 //! exchange), one checkpoint epoch at a time: records of a later epoch wait
-//! in an [`EpochGate`] until every earlier epoch is complete at the sink.
-//! When an epoch completes and `commit_interval` of wall-clock time has
-//! passed since the last commit (or the input ended), the sink commits —
-//! `pre_commit` then `commit` — everything of that epoch and the earlier
-//! ones; the input's end commits what is left and completes the operator.
-//! A failed write or commit is reported to the job's health and retried with
-//! back-off; records are not dropped while it fails, and records of later
-//! epochs wait until the commit succeeds.
+//! in an [`EpochGate`]. When an epoch is complete at the sink, the writer
+//! pre-commits it (its output is durable, not visible) and the sink's
+//! *pre-committed* output moves past it: that is the sink's part of the
+//! job's checkpoint. Once the checkpoint is complete in the whole cluster
+//! (recorded in the job's [`JobState`]), the writer commits it: the epoch's
+//! output becomes visible exactly once. At the end of a bounded input the
+//! last epoch is pre-committed, and the operator stays until it is
+//! committed.
+//!
+//! # Failure
+//! On start the writer recovers: output pre-committed for the restored
+//! checkpoint is committed, output staged for later epochs discarded. A
+//! failed write, pre-commit or commit is reported to the job's health and
+//! retried with back-off; nothing is dropped meanwhile.
 //!
 //! # Progress it reports
 //! * `progress`: a probe on the sink's input — how far records have reached
 //!   the sink (sources use it to bound records in flight);
+//! * `checkpointed`: a probe on the pre-committed output — the job's
+//!   checkpoint completion (with every other sink's);
 //! * `committed`: a probe on an (empty) output whose capability stands at
-//!   the first epoch not yet committed: every record of an earlier epoch is
-//!   durably committed, on every worker. Sources commit their offsets behind
-//!   it, so a consumer group never skips data a sink has not made durable.
+//!   the first epoch not yet committed. Sources commit their offsets to
+//!   Kafka behind it, for monitoring tools.
 
 use crate::metrics::SinkMetrics;
 use crate::operators::epoch_gate::EpochGate;
 use crate::sinks::SinkWriter;
+use crate::state::JobState;
 use crate::util::time::{epoch_frontier, message_time, time};
 use crate::util::{JobHealth, Time};
-use std::time::{Duration, Instant};
+use std::collections::BTreeSet;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::{Capability, Probe};
 use timely::dataflow::{ProbeHandle, StreamVec};
 
 /// The probes a job's sinks report to.
@@ -37,6 +49,30 @@ pub struct SinkProbes {
     pub progress: ProbeHandle<Time>,
     /// Records committed by every sink.
     pub committed: ProbeHandle<Time>,
+    /// Epochs every sink has pre-committed and every stateful operator
+    /// checkpointed: the job's checkpoint completion.
+    pub checkpointed: ProbeHandle<Time>,
+    /// Set once a sink reports to `checkpointed` (until then it says nothing).
+    pub attached: Rc<std::cell::Cell<bool>>,
+}
+
+/// How a sink commits: the job's checkpoint state and the checkpoint restored.
+#[derive(Clone)]
+pub struct SinkCheckpoints {
+    /// Where completed checkpoints are recorded.
+    pub state: Arc<JobState>,
+    /// The checkpoint the run restored.
+    pub restored: Option<u64>,
+}
+
+/// Moves `cap` (if any) to the first epoch after `epoch`.
+fn pass_epoch(cap: &mut Option<Capability<Time>>, epoch: u64) {
+    if let Some(c) = cap.as_mut() {
+        let at = time(epoch.saturating_add(1), 0);
+        if c.time().outer < at.outer {
+            c.downgrade(&at);
+        }
+    }
 }
 
 /// Writes `stream` through `writer`.
@@ -44,7 +80,7 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
     stream: StreamVec<'s, Time, T>,
     name: &str,
     mut writer: W,
-    commit_interval: Duration,
+    checkpoints: SinkCheckpoints,
     metrics: SinkMetrics,
     health: JobHealth,
     probes: &SinkProbes,
@@ -55,27 +91,39 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
     let info = builder.operator_info();
     let activator = scope.activator_for(info.address.clone());
     let mut input = builder.new_input(stream, Pipeline);
+    let (_precommitted_out, precommitted) = builder.new_output::<Vec<()>>();
     let (_committed_out, committed) = builder.new_output::<Vec<()>>();
     let name = name.to_string();
     builder.build_reschedule(move |mut caps| {
-        // At the first epoch not yet committed; dropped when done.
         let mut committed_cap = caps.pop();
+        let mut precommitted_cap = caps.pop();
         let mut gate: EpochGate<Vec<T>> = EpochGate::default();
+        let mut recovered = false;
         // Records of the admitted epoch not yet handed to the writer.
         let mut pending: Vec<T> = Vec::new();
-        // Records released by a later epoch while a commit is due.
-        let mut blocked: Vec<T> = Vec::new();
-        // Written since the last commit.
+        // The admitted epoch, once the writer was told.
+        let mut writing: Option<u64> = None;
+        // Whether the writer holds records of `writing` not pre-committed.
         let mut dirty = false;
-        // The latest complete epoch whose records are written but not committed.
-        let mut due: Option<u64> = None;
-        // Commits so far (the writer's epoch numbers: file names, records).
-        let mut commits = 0u64;
-        let mut last_commit = Instant::now();
+        // Epochs pre-committed, not yet committed.
+        let mut uncommitted: BTreeSet<u64> = BTreeSet::new();
         let mut backoff = Duration::from_millis(100);
         move |frontiers| {
             if committed_cap.is_none() {
                 return false;
+            }
+            let retry = |e, health: &JobHealth, backoff: &mut Duration| {
+                metrics.errors.inc();
+                health.report(&name, e);
+                activator.activate_after(*backoff);
+                *backoff = (*backoff * 2).min(Duration::from_secs(10));
+            };
+            if !recovered {
+                if let Err(e) = writer.recover(checkpoints.restored) {
+                    retry(e, &health, &mut backoff);
+                    return true;
+                }
+                recovered = true;
             }
             input.for_each(|stamp, data| {
                 let Some(at) = message_time(stamp.stamp().iter()) else {
@@ -87,83 +135,87 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
             });
             let epochs = epoch_frontier(frontiers[0].frontier());
             loop {
-                if due.is_none() && !pending.is_empty() {
+                if let Some(epoch) = gate.admitted().filter(|e| *e < u64::MAX) {
+                    if writing != Some(epoch) {
+                        writer.begin_epoch(epoch);
+                        writing = Some(epoch);
+                    }
+                }
+                if !pending.is_empty() {
                     let n = pending.len() as u64;
                     if let Err(e) = writer.write(&mut pending) {
-                        // The writer may hold part of the records: nothing counts as
-                        // committed until a commit succeeds.
+                        // The writer may hold part of the records: they are pre-committed
+                        // with the rest once a write succeeds.
                         dirty = true;
-                        metrics.errors.inc();
-                        health.report(&name, e);
-                        activator.activate_after(backoff);
-                        backoff = (backoff * 2).min(Duration::from_secs(10));
+                        retry(e, &health, &mut backoff);
                         return true;
                     }
                     metrics.records.inc_by(n);
                     dirty = true;
                 }
-                if let Some(n) = due {
-                    let started = Instant::now();
-                    match writer.pre_commit(commits).and_then(|()| writer.commit(commits)) {
-                        Ok(()) => {
-                            metrics.commits.inc();
-                            metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
-                            commits += 1;
-                            dirty = false;
-                            due = None;
-                            last_commit = Instant::now();
-                            backoff = Duration::from_millis(100);
-                            if let Some(cap) = committed_cap.as_mut() {
-                                let at = time(n.saturating_add(1), 0);
-                                if cap.time().outer < at.outer {
-                                    cap.downgrade(&at);
-                                }
-                            }
-                            pending.append(&mut blocked);
-                            continue;
-                        }
-                        Err(e) => {
-                            metrics.errors.inc();
-                            health.report(&name, e);
-                            activator.activate_after(backoff);
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                // The admitted epoch complete: pre-commit it before admitting the next.
+                let open = epochs.unwrap_or(u64::MAX);
+                if let Some(epoch) = gate.admitted().filter(|e| *e < open && *e < u64::MAX) {
+                    if dirty {
+                        let started = std::time::Instant::now();
+                        if let Err(e) = writer.pre_commit(epoch) {
+                            retry(e, &health, &mut backoff);
                             return true;
                         }
+                        metrics.commit_seconds.observe(started.elapsed().as_secs_f64());
+                        dirty = false;
+                        uncommitted.insert(epoch);
+                        checkpoints.state.note_epoch(epoch);
+                    }
+                    pass_epoch(&mut precommitted_cap, epoch);
+                    if uncommitted.is_empty() {
+                        pass_epoch(&mut committed_cap, epoch);
                     }
                 }
                 match gate.next_boundary(epochs) {
-                    Some((completed, released)) => {
-                        let ended = gate.admitted() == Some(u64::MAX);
-                        if let Some(n) = completed {
-                            if dirty && (ended || last_commit.elapsed() >= commit_interval) {
-                                due = Some(n);
-                            } else if !dirty {
-                                // Nothing written: everything through `n` is committed.
-                                if let Some(cap) = committed_cap.as_mut() {
-                                    let at = time(n.saturating_add(1), 0);
-                                    if cap.time().outer < at.outer {
-                                        cap.downgrade(&at);
-                                    }
-                                }
-                            }
-                        }
-                        let target = if due.is_some() { &mut blocked } else { &mut pending };
+                    Some((_completed, released)) => {
                         for (_, mut batch) in released {
-                            target.append(&mut batch);
+                            pending.append(&mut batch);
                         }
                     }
                     None => break,
                 }
             }
-            if epochs.is_none() && gate.is_empty() && pending.is_empty() && blocked.is_empty() && !dirty {
+            backoff = Duration::from_millis(100);
+            if epochs.is_none() && gate.is_empty() && pending.is_empty() {
+                // Every epoch pre-committed: the job's checkpoints can complete.
+                precommitted_cap = None;
+            }
+            // Commit what the cluster has checkpointed.
+            let complete = checkpoints.state.complete_epoch();
+            while let Some(&epoch) = uncommitted.first() {
+                if complete.is_none_or(|c| c < epoch) {
+                    break;
+                }
+                if let Err(e) = writer.commit(epoch) {
+                    retry(e, &health, &mut backoff);
+                    return true;
+                }
+                metrics.commits.inc();
+                uncommitted.pop_first();
+                if uncommitted.is_empty() {
+                    let through = gate.admitted().map_or(epoch, |a| a.saturating_sub(1)).max(epoch);
+                    pass_epoch(&mut committed_cap, through);
+                }
+            }
+            if !uncommitted.is_empty() {
+                // The checkpoint completes in the runtime: look again shortly.
+                activator.activate_after(Duration::from_millis(5));
+                return true;
+            }
+            if precommitted_cap.is_none() {
                 committed_cap = None;
                 return false;
-            }
-            if dirty {
-                activator.activate_after(commit_interval.saturating_sub(last_commit.elapsed()));
             }
             false
         }
     });
+    probes.attached.set(true);
+    precommitted.probe_with(&probes.checkpointed);
     committed.probe_with(&probes.committed);
 }

@@ -20,12 +20,85 @@ use crate::config::Topology;
 use crate::error::{Result, RiftError};
 use crate::jobs::{self, JobContext, RunShared};
 use crate::metrics::Metrics;
+use crate::state::JobState;
+use crate::util::time::epoch_frontier;
 use crate::util::{JobHealth, Time};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use timely::dataflow::ProbeHandle;
+
+/// A job installed on a worker.
+struct RunningJob {
+    name: String,
+    /// Its dataflow's index on the worker.
+    index: usize,
+    health: JobHealth,
+    /// Where the job's checkpoints complete.
+    checkpointed: ProbeHandle<Time>,
+    /// Whether a sink reports to `checkpointed` (a probe nothing feeds says nothing).
+    attached: std::rc::Rc<std::cell::Cell<bool>>,
+    state: Arc<JobState>,
+}
+
+impl RunningJob {
+    /// Records the checkpoints the job's completion probe has passed (every
+    /// worker of every process staged them): the latest becomes the state a
+    /// restart restores. Done by whichever worker sees it first; idempotent.
+    fn complete_checkpoints(&self) -> Result<()> {
+        if !self.attached.get() {
+            return Ok(());
+        }
+        let frontier = self.checkpointed.with_frontier(epoch_frontier);
+        let done = match frontier {
+            Some(0) => return Ok(()),
+            Some(e) => Some(e - 1),
+            // Input complete: everything staged is complete.
+            None => self.state.latest_epoch(),
+        };
+        if let Some(n) = done {
+            if self.state.complete_epoch().is_none_or(|c| c < n) {
+                self.state.complete(n)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The maximum of each worker's `local` values over every worker of the
+/// cluster, per position (a small dataflow run to completion before the
+/// jobs are installed, identically on every worker).
+fn agree_on_latest(worker: &mut timely::worker::Worker, local: &[Option<u64>]) -> Vec<Option<u64>> {
+    use timely::dataflow::operators::vec::Broadcast;
+    use timely::dataflow::operators::{Input, Inspect, Probe};
+    let agreed = std::rc::Rc::new(std::cell::RefCell::new(vec![None; local.len()]));
+    let sink = agreed.clone();
+    let (mut input, probe) = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, stream) = scope.new_input::<Vec<(usize, Option<u64>)>>();
+        let probe = stream
+            .broadcast()
+            .inspect(move |(i, v): &(usize, Option<u64>)| {
+                let mut a = sink.borrow_mut();
+                if let Some(slot) = a.get_mut(*i) {
+                    *slot = (*slot).max(*v);
+                }
+            })
+            .probe()
+            .0;
+        (input, probe)
+    });
+    for (i, v) in local.iter().enumerate() {
+        input.send((i, *v));
+    }
+    input.close();
+    while !probe.done() {
+        worker.step();
+    }
+    let out = agreed.borrow().clone();
+    out
+}
 
 /// How to run a topology.
 #[derive(Clone, Debug)]
@@ -109,12 +182,32 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
     let shutdown = opts.shutdown.clone();
     let names = selected.clone();
     let metrics = opts.metrics.clone();
+    // Identifies this run to the process's shared checkpoint state.
+    static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run_id = RUNS.fetch_add(1, Ordering::Relaxed);
     let guards = timely::execute(
         config,
         move |worker| -> std::result::Result<BTreeMap<String, String>, String> {
-            let mut running: Vec<(String, usize, JobHealth)> = Vec::new();
-            for name in &names {
+            // Every worker of every process agrees on the checkpoint each job
+            // restores: the latest any process recorded complete.
+            let states: Vec<Arc<JobState>> = names
+                .iter()
+                .map(|name| JobState::open(std::path::Path::new(&topology.runtime.state_dir), name))
+                .collect::<Result<_>>()
+                .map_err(|e| format!("opening checkpoint state: {e}"))?;
+            let local: Vec<Option<u64>> = states.iter().map(|s| s.complete_epoch()).collect();
+            let agreed = agree_on_latest(worker, &local);
+            let mut running: Vec<RunningJob> = Vec::new();
+            for (i, name) in names.iter().enumerate() {
+                let state = states[i].clone();
+                let restored = state
+                    .recover_once(run_id, agreed[i])
+                    .map_err(|e| format!("job `{name}`: restoring checkpoint: {e}"))?;
+                if let Some(n) = restored {
+                    tracing::info!(job = %name, checkpoint = n, "restoring");
+                }
                 let health = JobHealth::default();
+                let probes = crate::operators::sink::SinkProbes::default();
                 let ctx = JobContext {
                     job: name.clone(),
                     topology: topology.clone(),
@@ -122,9 +215,11 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     peers: worker.peers(),
                     bounded,
                     health: health.clone(),
-                    probes: Default::default(),
+                    probes: probes.clone(),
                     shared: shared.clone(),
                     metrics: metrics.clone(),
+                    state: state.clone(),
+                    restored,
                 };
                 let index = worker.next_dataflow_index();
                 let built: Result<()> = jobs::build(name, &topology).and_then(|job| {
@@ -145,15 +240,26 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     }
                     return Err(why);
                 }
-                running.push((name.clone(), index, health));
+                running.push(RunningJob {
+                    name: name.clone(),
+                    index,
+                    health,
+                    checkpointed: probes.checkpointed,
+                    attached: probes.attached,
+                    state,
+                });
             }
             let mut failures = BTreeMap::new();
             loop {
                 worker.step_or_park(Some(Duration::from_millis(5)));
                 let installed = worker.installed_dataflows();
-                running.retain(|(name, index, health)| {
+                running.retain(|job| {
+                    let (name, index, health) = (&job.name, &job.index, &job.health);
                     if let Some(f) = health.fatal() {
                         shared.fail(name, f);
+                    }
+                    if let Err(e) = job.complete_checkpoints() {
+                        shared.fail(name, format!("checkpoint: {e}"));
                     }
                     // A failure on any worker of the process stops the job on all of them.
                     if let Some(f) = shared.failure(name) {
@@ -168,9 +274,9 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                 });
                 if !bounded && shutdown.load(Ordering::Relaxed) {
                     // Stop: drop the dataflows so the workers (and the process) can exit.
-                    for (_, index, _) in running.drain(..) {
-                        if worker.installed_dataflows().contains(&index) {
-                            worker.drop_dataflow(index);
+                    for job in running.drain(..) {
+                        if worker.installed_dataflows().contains(&job.index) {
+                            worker.drop_dataflow(job.index);
                         }
                     }
                 }

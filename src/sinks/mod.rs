@@ -1,12 +1,14 @@
 //! Sinks: where results go, behind one lifecycle that follows the checkpoint.
 //!
-//! A [`SinkWriter`] receives batches (`write`), makes everything written in
-//! an epoch durable but not yet visible (`pre_commit`), then visible
-//! (`commit`). The sink operator (`operators::sink`) drives it: an epoch ends
-//! every checkpoint interval and at the end of a bounded input. Writers are
-//! idempotent per epoch (deterministic file names, event-time-guarded
-//! feature writes), which is what lets a replay after a crash rewrite rather
-//! than duplicate output.
+//! A [`SinkWriter`] receives the batches of one checkpoint epoch at a time
+//! (`begin_epoch`, `write`), makes everything written in the epoch durable
+//! but not yet visible (`pre_commit`), and, once the checkpoint of that
+//! epoch is complete in the whole cluster, visible (`commit`). On start it
+//! rolls forward what it pre-committed for the restored checkpoint (or
+//! earlier) and discards what it staged for later epochs (`recover`). The
+//! sink operator (`operators::sink`) drives it. Commits are idempotent
+//! (deterministic names, recorded progress), so output of a checkpointed
+//! epoch appears once whatever crashes in between.
 //!
 //! Kinds, chosen by name in `topology.toml`: `file` (JSON lines), `lake`
 //! (Parquet, [`crate::lake::writer`]), `embedded` (the RocksDB feature store),
@@ -21,20 +23,40 @@ use crate::error::Result;
 
 /// The write/pre-commit/commit lifecycle of a sink.
 pub trait SinkWriter<T>: 'static {
+    /// The records written from now on belong to checkpoint epoch `epoch`.
+    fn begin_epoch(&mut self, _epoch: u64) {}
+
     /// Takes (drains) a batch of records into the current epoch.
     fn write(&mut self, records: &mut Vec<T>) -> Result<()>;
 
-    /// Makes the epoch's records durable (staged, not yet visible).
+    /// Makes the records written since the last pre-commit durable as the
+    /// output of checkpoint epoch `epoch` (staged, not yet visible).
     fn pre_commit(&mut self, epoch: u64) -> Result<()>;
 
-    /// Makes the epoch's staged records visible. Must be idempotent.
+    /// Makes the staged output of every epoch up to `epoch` visible (its
+    /// checkpoint is complete). Must be idempotent.
     fn commit(&mut self, epoch: u64) -> Result<()>;
+
+    /// On start: `restored` is the checkpoint the job restored (`None`:
+    /// none). Output pre-committed for it or earlier epochs is committed;
+    /// output staged for later epochs is discarded (it will be produced again).
+    fn recover(&mut self, _restored: Option<u64>) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A sink writer that fans each batch out to several writers.
 pub struct FanOut<T>(pub Vec<Box<dyn SinkWriter<T>>>);
 
 impl<T: Clone + 'static> SinkWriter<T> for FanOut<T> {
+    fn begin_epoch(&mut self, epoch: u64) {
+        self.0.iter_mut().for_each(|w| w.begin_epoch(epoch));
+    }
+
+    fn recover(&mut self, restored: Option<u64>) -> Result<()> {
+        self.0.iter_mut().try_for_each(|w| w.recover(restored))
+    }
+
     fn write(&mut self, records: &mut Vec<T>) -> Result<()> {
         let n = self.0.len();
         for (i, w) in self.0.iter_mut().enumerate() {

@@ -1,4 +1,5 @@
-//! RocksDB: the one place that opens databases for state.
+//! RocksDB: the one place that opens databases for state, and checkpointed
+//! operator state ([`checkpoint`]).
 //!
 //! Dedup keys, spilled window state and the embedded feature store live in
 //! RocksDB databases under the state directory. A database is opened once
@@ -8,6 +9,10 @@
 //!
 //! Keys that order by time use [`time_key`]: big-endian with the sign bit
 //! flipped, so byte order is numeric order for negative times too.
+
+pub mod checkpoint;
+
+pub use checkpoint::{key_group, owns, JobState, KEY_GROUPS};
 
 use crate::error::{Result, RiftError};
 use rocksdb::{Options, DB};

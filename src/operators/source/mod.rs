@@ -77,6 +77,8 @@ pub struct SourceSettings {
     /// Length of a checkpoint epoch, ms: the source moves to the next epoch
     /// each time the wall clock enters a new multiple of it.
     pub epoch_ms: u64,
+    /// The first epoch the source may use: after the restored checkpoint.
+    pub first_epoch: u64,
 }
 
 /// The three streams of a source.
@@ -127,7 +129,7 @@ pub fn read_source<'s, D: Decoder>(
         let mut retry: VecDeque<RawRecord> = VecDeque::new();
         let epoch_ms = settings.epoch_ms.max(1);
         // The checkpoint epoch records are read in (see `util::time`).
-        let mut epoch = now_ms().max(0) as u64 / epoch_ms;
+        let mut epoch = (now_ms().max(0) as u64 / epoch_ms).max(settings.first_epoch);
         // Returns whether the operator still has work (a final offset commit after its input ended).
         move |_frontiers| -> bool {
             let Some(cap_vec) = caps.as_mut() else {

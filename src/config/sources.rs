@@ -141,6 +141,17 @@ impl SourceConfig {
         }
     }
 
+    /// What the source reads, independent of its name: a checkpointed
+    /// position is restored only into a source that reads the same thing
+    /// (the same file or directory, topic, or simulation).
+    pub fn identity(&self) -> String {
+        match self {
+            SourceConfig::Kafka { topic, .. } => format!("kafka:{topic}"),
+            SourceConfig::File { path, splits, .. } => format!("file:{path}:{splits}"),
+            SourceConfig::Generator { schema, settings, .. } => format!("generator:{schema:?}:{settings:?}"),
+        }
+    }
+
     /// The source's watermark settings.
     pub fn watermark(&self) -> WatermarkConfig {
         match self {

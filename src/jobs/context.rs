@@ -107,7 +107,24 @@ impl JobContext {
             board: Some(self.shared.watermark_board(&self.job)),
             epoch_ms: self.topology.runtime.checkpoint_interval.as_millis().max(1) as u64,
             first_epoch: self.restored.map_or(0, |r| r.saturating_add(1)),
+            checkpoint: Some(crate::operators::source::SourceCheckpoint {
+                state: self.state.clone(),
+                op: format!(
+                    "source/{name}/{:016x}",
+                    crate::util::stable_hash(cfg.identity().as_bytes())
+                ),
+                restored: self.restored,
+            }),
         })
+    }
+
+    /// The checkpoint state of the job's operator with stable id `op`.
+    pub fn operator_state(&self, op: &str) -> crate::state::OperatorState {
+        crate::state::OperatorState {
+            state: self.state.clone(),
+            op: op.to_string(),
+            restored: self.restored,
+        }
     }
 
     /// How source `name`'s values are encoded.

@@ -53,7 +53,7 @@ where
         ctx.health.clone(),
     );
     let table = E::TOPIC.short_name();
-    let seen = SeenKeys::open(&ctx.topology.runtime.state_dir, &ctx.job, table)?;
+    let seen = SeenKeys::new(ctx.operator_state(&format!("dedup/{table}")));
     let duplicates = ctx.metrics.duplicates(&ctx.job, table);
     let events = streams
         .records

@@ -260,6 +260,7 @@ pub fn feature_windows<'s>(
         };
         for (members, rows) in groups.iter().zip(per_group) {
             let mut cores = Vec::new();
+            let mut states = Vec::new();
             let mut names = Vec::new();
             let mut result_counters = Vec::new();
             let mut late_counters = Vec::new();
@@ -279,12 +280,13 @@ pub fn feature_windows<'s>(
                     WindowSpec::Session { .. } => session_core(spec.clone(), *i),
                 });
                 names.push(spec.name.clone());
+                states.push(ctx.operator_state(&format!("windows/{}", spec.name)));
                 let m = ctx.metrics.window(&ctx.job, &spec.name);
                 result_counters.push((*i, m.results));
                 late_counters.push((*i, m.late_rows));
             }
             let name = format!("Windows({})", names.join(", "));
-            let (fired, late) = window_operator(rows, &name, cores, ctx.health.clone());
+            let (fired, late) = window_operator(rows, &name, cores, states, ctx.health.clone());
             results.push(fired.inspect_core(move |event| {
                 if let Ok((_, batch)) = event {
                     count_by_set(batch.iter().map(|r| r.set), &result_counters);

@@ -11,54 +11,101 @@
 //! stamp waiting until every epoch holding records of it is admitted. Each
 //! record is emitted in its own epoch.
 //!
-//! # State
-//! The set of seen keys lives in RocksDB (`{state_dir}/dedup`, one database
-//! per process, keys prefixed by job and table), so it survives restarts and
-//! does not grow memory with history.
+//! # State and checkpoints
+//! The seen keys live in the job's checkpoint state (RocksDB, by key group),
+//! not in memory: a key remembered while processing epoch `N` is staged with
+//! `N`, so it is part of checkpoint `N` exactly when the record it came from
+//! is. Records waiting for the watermark are state too: at the end of each
+//! epoch the changes to the waiting set are staged. After a restart both are
+//! restored (waiting records in the run's first epoch), so a record replayed
+//! from the sources is judged as it was the first time: nothing lost to a
+//! key remembered too early, nothing doubled.
 
-use crate::error::Result;
+use crate::error::{Result, RiftError};
 use crate::events::Event;
 use crate::operators::epoch_gate::EpochGate;
+use crate::state::OperatorState;
 use crate::util::stable_hash;
-use crate::util::time::{epoch_frontier, message_time, watermark};
+use crate::util::time::{epoch_frontier, message_time, time, watermark};
 use crate::util::{JobHealth, Time};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::StreamVec;
 
-/// Remembered business keys.
+/// Sections of the operator's state.
+const SEEN: &[u8] = b"k";
+const WAITING: &[u8] = b"w";
+
+/// Remembered business keys, in the job's checkpoint state.
 pub struct SeenKeys {
-    db: Arc<rocksdb::DB>,
-    prefix: String,
+    state: OperatorState,
 }
 
 impl SeenKeys {
-    /// The seen-key set of `table` in `job`, stored under `state_dir`.
-    pub fn open(state_dir: &str, job: &str, table: &str) -> Result<SeenKeys> {
-        let db = crate::state::shared_db(&std::path::Path::new(state_dir).join("dedup"))?;
-        Ok(SeenKeys {
-            db,
-            prefix: format!("{job}\u{1}{table}\u{1}"),
-        })
+    /// The seen keys of the dedup operator whose checkpoint state is `state`.
+    pub fn new(state: OperatorState) -> SeenKeys {
+        SeenKeys { state }
     }
 
-    /// Records `key`; true if it was new.
-    pub fn insert(&self, key: &str) -> Result<bool> {
-        let k = format!("{}{key}", self.prefix);
-        if self.db.get_pinned(k.as_bytes())?.is_some() {
-            return Ok(false);
-        }
-        self.db.put(k.as_bytes(), [])?;
-        Ok(true)
+    /// Whether `key` was seen before.
+    fn contains(&self, key: &str) -> Result<bool> {
+        Ok(self
+            .state
+            .get(SEEN, stable_hash(key.as_bytes()), key.as_bytes())?
+            .is_some())
+    }
+
+    /// Remembers `keys` as of epoch `epoch`.
+    fn remember(&self, epoch: u64, keys: &[String]) -> Result<()> {
+        self.state.stage(
+            epoch,
+            keys.iter().map(|k| {
+                (
+                    self.state.key(SEEN, stable_hash(k.as_bytes()), k.as_bytes()),
+                    Some(Vec::new()),
+                )
+            }),
+        )
     }
 }
 
 /// Admitted records by (stamp, epoch), each group with a capability for its own time.
 type Stash<E> = BTreeMap<(u64, u64), (Capability<Time>, Vec<E>)>;
+
+/// The key of a waiting group in the checkpoint: stamp then epoch.
+fn waiting_key(stamp: u64, epoch: u64) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..8].copy_from_slice(&stamp.to_be_bytes());
+    k[8..].copy_from_slice(&epoch.to_be_bytes());
+    k
+}
+
+/// Stages the waiting groups that changed: present ones whole, gone ones deleted.
+fn stage_waiting<E: Event>(
+    seen: &SeenKeys,
+    epoch: u64,
+    stash: &Stash<E>,
+    changed: &mut BTreeSet<(u64, u64)>,
+    worker: usize,
+) -> Result<()> {
+    let mut changes = Vec::with_capacity(changed.len());
+    for (stamp, e) in std::mem::take(changed) {
+        // Waiting groups belong to the worker that holds them: its index picks the key group.
+        let key = seen.state.key(WAITING, worker as u64, &waiting_key(stamp, e));
+        let value = match stash.get(&(stamp, e)) {
+            Some((_, records)) => Some(
+                bincode::serialize(records)
+                    .map_err(|err| RiftError::Internal(format!("dedup: waiting records: {err}")))?,
+            ),
+            None => None,
+        };
+        changes.push((key, value));
+    }
+    seen.state.stage(epoch, changes)
+}
 
 /// Keeps the first record per business key.
 pub trait DedupByKey<'s, E> {
@@ -78,19 +125,49 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
         duplicates: prometheus::IntCounter,
         health: JobHealth,
     ) -> StreamVec<'s, Time, E> {
+        let (worker, peers) = (self.scope().index(), self.scope().peers());
         self.unary_frontier::<CapacityContainerBuilder<Vec<E>>, _, _, _>(
             Exchange::new(|e: &E| stable_hash(e.business_key().as_bytes())),
             "DedupByKey",
             |cap, _info| {
-                // Admitted records by (stamp, epoch), each with a capability for its own time.
                 let mut stash: Stash<E> = BTreeMap::new();
+                // Waiting groups added or removed since the last checkpoint.
+                let mut changed: BTreeSet<(u64, u64)> = BTreeSet::new();
+                let first = seen.state.first_epoch();
+                // Records that waited at the restored checkpoint wait again, in this run's first epoch.
+                match seen.state.restore(WAITING, worker, peers) {
+                    Ok(entries) => {
+                        for (key, value) in entries {
+                            let stamp = key
+                                .get(..8)
+                                .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap_or_default()));
+                            match bincode::deserialize::<Vec<E>>(&value) {
+                                Ok(records) => {
+                                    let at = time(first, stamp);
+                                    let group = stash
+                                        .entry((stamp, first))
+                                        .or_insert_with(|| (cap.delayed(&at), Vec::new()));
+                                    group.1.extend(records);
+                                    changed.insert((stamp, first));
+                                }
+                                Err(e) => health
+                                    .report("dedup", RiftError::Internal(format!("restoring waiting records: {e}"))),
+                            }
+                        }
+                    }
+                    Err(e) => health.report("dedup", e),
+                }
                 let mut gate: EpochGate<(Capability<Time>, Vec<E>)> = EpochGate::default();
                 // The operator's own capability, at (admitted epoch, effective watermark):
                 // its output passes an epoch only once the operator is done with it.
                 let mut hold: CapabilitySet<Time> = CapabilitySet::from_elem(cap);
                 move |(input, frontier), output| {
-                    let admit = |stash: &mut Stash<E>, cap: Capability<Time>, mut records: Vec<E>| {
+                    let admit = |stash: &mut Stash<E>,
+                                 changed: &mut BTreeSet<(u64, u64)>,
+                                 cap: Capability<Time>,
+                                 mut records: Vec<E>| {
                         let at = *cap.time();
+                        changed.insert((at.inner, at.outer));
                         stash
                             .entry((at.inner, at.outer))
                             .or_insert_with(|| (cap, Vec::new()))
@@ -107,13 +184,14 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                             records.append(batch);
                         }
                         if let Some((cap, records)) = gate.offer(at, (cap, records)) {
-                            admit(&mut stash, cap, records);
+                            admit(&mut stash, &mut changed, cap, records);
                         }
                     });
                     let f = frontier.frontier();
                     let (wm, epochs) = (watermark(f), epoch_frontier(f));
                     loop {
                         let limit = gate.watermark(wm).unwrap_or(u64::MAX);
+                        let epoch = gate.admitted().unwrap_or(first).min(u64::MAX - 1);
                         // Every stamp below the effective watermark, all its epochs together.
                         while let Some(entry) = stash.first_entry() {
                             let stamp = entry.key().0;
@@ -122,7 +200,8 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                             }
                             let mut group = Vec::new();
                             while stash.first_key_value().is_some_and(|(k, _)| k.0 == stamp) {
-                                if let Some((_, (cap, records))) = stash.pop_first() {
+                                if let Some(((s, e), (cap, records))) = stash.pop_first() {
+                                    changed.insert((s, e));
                                     group.extend(records.into_iter().map(|e| (cap.clone(), e)));
                                 }
                             }
@@ -132,14 +211,18 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                                 .collect();
                             keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
                             let mut last: Option<String> = None;
+                            let mut new_keys = Vec::new();
                             for (key, _, cap, e) in keyed {
                                 if last.as_ref() == Some(&key) {
                                     duplicates.inc();
                                     continue;
                                 }
-                                match seen.insert(&key) {
-                                    Ok(true) => output.session(&cap).give(e),
-                                    Ok(false) => duplicates.inc(),
+                                match seen.contains(&key) {
+                                    Ok(false) => {
+                                        output.session(&cap).give(e);
+                                        new_keys.push(key.clone());
+                                    }
+                                    Ok(true) => duplicates.inc(),
                                     Err(err) => {
                                         // Never drop silently: pass it on and report the state failure.
                                         health.report("dedup", err);
@@ -148,11 +231,19 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                                 }
                                 last = Some(key);
                             }
+                            if let Err(err) = seen.remember(epoch, &new_keys) {
+                                health.report("dedup", err);
+                            }
                         }
                         match gate.next_boundary(epochs) {
-                            Some((_completed, released)) => {
+                            Some((completed, released)) => {
+                                if let Some(n) = completed {
+                                    if let Err(err) = stage_waiting(&seen, n, &stash, &mut changed, worker) {
+                                        health.report("dedup", err);
+                                    }
+                                }
                                 for (_, (cap, records)) in released {
-                                    admit(&mut stash, cap, records);
+                                    admit(&mut stash, &mut changed, cap, records);
                                 }
                             }
                             None => break,
@@ -160,7 +251,7 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                     }
                     match (gate.admitted(), gate.watermark(wm)) {
                         (Some(e), Some(w)) if e < u64::MAX => {
-                            hold.downgrade([crate::util::time::time(e, w)]);
+                            hold.downgrade([time(e, w)]);
                         }
                         _ if wm.is_none() && gate.is_empty() && stash.is_empty() => hold = CapabilitySet::new(),
                         _ => {}

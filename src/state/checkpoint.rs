@@ -512,6 +512,56 @@ impl JobState {
     }
 }
 
+/// One operator's view of its job's checkpoint state: its stable id and
+/// the checkpoint the run restored.
+#[derive(Clone, Debug)]
+pub struct OperatorState {
+    /// The job's checkpoint state.
+    pub state: Arc<JobState>,
+    /// The operator's stable id.
+    pub op: String,
+    /// The checkpoint the run restored (`None`: a fresh start).
+    pub restored: Option<u64>,
+}
+
+impl OperatorState {
+    /// The first epoch of this run: state restored from the checkpoint is
+    /// placed in it (earlier epochs are complete and cannot change).
+    pub fn first_epoch(&self) -> u64 {
+        self.restored.map_or(0, |r| r.saturating_add(1))
+    }
+
+    /// The entry key of `key` (key group from `hash`) in `section`.
+    pub fn key(&self, section: &[u8], hash: u64, key: &[u8]) -> Vec<u8> {
+        entry_key(&self.op, section, key_group(hash), key)
+    }
+
+    /// The latest value of `key` in `section`.
+    pub fn get(&self, section: &[u8], hash: u64, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.state.get(&self.op, section, key_group(hash), key)
+    }
+
+    /// Stages `changes` for checkpoint `epoch`.
+    pub fn stage(&self, epoch: u64, changes: impl IntoIterator<Item = Change>) -> Result<()> {
+        self.state.stage(epoch, changes)
+    }
+
+    /// The restored entries of `section` in key groups `worker` owns of
+    /// `peers` (nothing on a fresh start): (key, value).
+    pub fn restore(&self, section: &[u8], worker: usize, peers: usize) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if self.restored.is_none() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .state
+            .scan(&self.op, section)?
+            .into_iter()
+            .filter(|(g, _, _)| owns(*g, worker, peers))
+            .map(|(_, k, v)| (k, v))
+            .collect())
+    }
+}
+
 /// The job names with checkpoint state under `state_dir`, and each one's records.
 pub fn list_checkpoints(state_dir: &Path) -> Result<BTreeMap<String, Vec<CheckpointInfo>>> {
     let dir = state_dir.join("checkpoints");

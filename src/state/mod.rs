@@ -12,7 +12,7 @@
 
 pub mod checkpoint;
 
-pub use checkpoint::{key_group, owns, JobState, KEY_GROUPS};
+pub use checkpoint::{key_group, owns, JobState, OperatorState, KEY_GROUPS};
 
 use crate::error::{Result, RiftError};
 use rocksdb::{Options, DB};

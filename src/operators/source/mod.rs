@@ -28,11 +28,13 @@ mod backpressure;
 mod board;
 mod clock;
 mod commits;
+mod positions;
 
 pub use backpressure::BackPressure;
 pub use board::WatermarkBoard;
 pub use clock::{ClockStatus, WatermarkClock};
 pub use commits::OffsetCommitQueue;
+pub use positions::{Position, SourceCheckpoint};
 
 use crate::codec::Decoder;
 use crate::config::WatermarkConfig;
@@ -42,7 +44,7 @@ use crate::metrics::SourceMetrics;
 use crate::sources::{assigned, PollStatus, Source, SourceReader};
 use crate::util::time::time;
 use crate::util::{now_ms, JobHealth, Time};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
@@ -79,6 +81,8 @@ pub struct SourceSettings {
     pub epoch_ms: u64,
     /// The first epoch the source may use: after the restored checkpoint.
     pub first_epoch: u64,
+    /// Where the source's positions are checkpointed (none: not checkpointed).
+    pub checkpoint: Option<SourceCheckpoint>,
 }
 
 /// The three streams of a source.
@@ -130,6 +134,8 @@ pub fn read_source<'s, D: Decoder>(
         let epoch_ms = settings.epoch_ms.max(1);
         // The checkpoint epoch records are read in (see `util::time`).
         let mut epoch = (now_ms().max(0) as u64 / epoch_ms).max(settings.first_epoch);
+        // Partitions read from in the current epoch (staged at its end).
+        let mut touched: BTreeSet<u32> = BTreeSet::new();
         // Returns whether the operator still has work (a final offset commit after its input ended).
         move |_frontiers| -> bool {
             let Some(cap_vec) = caps.as_mut() else {
@@ -154,13 +160,22 @@ pub fn read_source<'s, D: Decoder>(
                     .source
                     .partitions()
                     .map(|all| assigned(&all, index, peers))
-                    .and_then(|mine| settings.source.open(&mine, &[]).map(|r| (mine, r)));
+                    .and_then(|mine| {
+                        let restored = match &settings.checkpoint {
+                            Some(cp) => cp.restore(&mine)?,
+                            None => BTreeMap::new(),
+                        };
+                        let start: Vec<(u32, u64)> = restored.iter().map(|(p, pos)| (*p, pos.next)).collect();
+                        settings.source.open(&mine, &start).map(|r| (mine, restored, r))
+                    });
                 match opened {
-                    Ok((mine, r)) => {
+                    Ok((mine, restored, r)) => {
                         let now = Instant::now();
                         for p in mine {
-                            clock.add_partition(p, None, now);
+                            clock.add_partition(p, restored.get(&p).and_then(|pos| pos.max_event_time), now);
                         }
+                        let start: Vec<(u32, u64)> = restored.iter().map(|(p, pos)| (*p, pos.next)).collect();
+                        commits = OffsetCommitQueue::starting_at(&start);
                         reader = Some(r);
                     }
                     Err(e) => {
@@ -173,7 +188,15 @@ pub fn read_source<'s, D: Decoder>(
             let Some(r) = reader.as_mut() else { return true };
             // A new checkpoint epoch: everything read so far belongs to the
             // ones before; what is read from now on to this one.
-            epoch = epoch.max(now_ms().max(0) as u64 / epoch_ms);
+            let next_epoch = epoch.max(now_ms().max(0) as u64 / epoch_ms);
+            if next_epoch > epoch {
+                if let Err(e) = stage_positions(&settings, epoch, &mut touched, &commits, &clock) {
+                    health.report(&settings.name, e);
+                    activator.activate_after(backoff.next());
+                    return true;
+                }
+                epoch = next_epoch;
+            }
             for c in cap_vec.iter_mut() {
                 if c.time().outer < epoch {
                     let at = time(epoch, c.time().inner);
@@ -256,6 +279,7 @@ pub fn read_source<'s, D: Decoder>(
                 let event_time = decoded.iter().map(|(ts, _)| *ts).max();
                 let stamp = clock.stamp(raw.partition, decoded.iter().map(|(ts, _)| *ts), now, cap_time);
                 commits.processed(raw.partition, raw.offset, stamp);
+                touched.insert(raw.partition);
                 if settings.keep_raw {
                     let partition_time = raw.timestamp.or(event_time).unwrap_or(stamp as i64);
                     bronze.entry(stamp).or_default().push(BronzeRecord {
@@ -346,6 +370,12 @@ pub fn read_source<'s, D: Decoder>(
                 }
             }
             if state.all_finished && retry.is_empty() {
+                // The input's end: its last positions belong to the current epoch.
+                if let Err(e) = stage_positions(&settings, epoch, &mut touched, &commits, &clock) {
+                    health.report(&settings.name, e);
+                    activator.activate_after(backoff.next());
+                    return true;
+                }
                 if let Some(board) = &settings.board {
                     board.post(&reader_id, None);
                 }
@@ -384,6 +414,40 @@ pub fn read_source<'s, D: Decoder>(
         dead_letters,
         raw,
     }
+}
+
+/// Stages the positions of the partitions `touched` in `epoch` (and forgets them).
+fn stage_positions(
+    settings: &SourceSettings,
+    epoch: u64,
+    touched: &mut BTreeSet<u32>,
+    commits: &OffsetCommitQueue,
+    clock: &WatermarkClock,
+) -> crate::error::Result<()> {
+    let Some(cp) = &settings.checkpoint else {
+        touched.clear();
+        return Ok(());
+    };
+    if touched.is_empty() {
+        return Ok(());
+    }
+    let next: BTreeMap<u32, u64> = commits.positions().into_iter().collect();
+    let event_times: BTreeMap<u32, Option<i64>> = clock.event_times().into_iter().collect();
+    let positions: BTreeMap<u32, Position> = touched
+        .iter()
+        .filter_map(|p| {
+            Some((
+                *p,
+                Position {
+                    next: *next.get(p)?,
+                    max_event_time: event_times.get(p).copied().flatten(),
+                },
+            ))
+        })
+        .collect();
+    cp.stage(epoch, &positions)?;
+    touched.clear();
+    Ok(())
 }
 
 /// Exponential back-off between retries: 50 ms doubling up to 10 s.

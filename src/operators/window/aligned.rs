@@ -2,6 +2,7 @@
 //! pane accumulators per key, firing, lateness, purging and spilling (see the
 //! module docs of [`super`]).
 
+use super::checkpoint::{decode, encode, CoreChanges, CoreRestore, PendingLog};
 use super::core::{LateRow, WindowCore, WindowEnv};
 use super::interner::KeyInterner;
 use super::panes::Panes;
@@ -9,7 +10,7 @@ use super::spill::{Spill, SpillConfig};
 use crate::error::{Result, RiftError};
 use crate::features::{Accumulator, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
 use smallvec::SmallVec;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// One key's state on a worker: its panes' accumulators in start order and,
@@ -57,7 +58,25 @@ pub struct AlignedWindowState {
     spill: Option<Spill>,
     /// A state-backend failure not yet reported.
     error: Option<RiftError>,
+    /// Per key id: changed since the last checkpoint.
+    changed: Vec<bool>,
+    /// Key ids marked in `changed`.
+    changed_ids: Vec<u32>,
+    /// Keys changed since the last checkpoint whose id was freed (spilled or purged).
+    changed_names: BTreeSet<Box<str>>,
+    /// Stamps of waiting rows that changed since the last checkpoint.
+    pending_log: PendingLog,
 }
+
+/// One key's state in a checkpoint: pane accumulators and firing counts.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeyCheckpoint {
+    panes: Vec<(i64, Accumulator)>,
+    fired: Vec<(i64, u32)>,
+}
+
+/// The checkpoint entry of the fire cursor.
+const CURSOR: &[u8] = b"fire_cursor";
 
 impl AlignedWindowState {
     /// State for feature set `set` (a tumbling or sliding `spec`).
@@ -83,7 +102,72 @@ impl AlignedWindowState {
             in_memory: 0,
             spill: None,
             error: None,
+            changed: Vec::new(),
+            changed_ids: Vec::new(),
+            changed_names: BTreeSet::new(),
+            pending_log: PendingLog::default(),
         }
+    }
+
+    /// Notes that `key`'s state changed since the last checkpoint.
+    #[inline]
+    fn mark(&mut self, key: u32) {
+        let i = key as usize;
+        if i >= self.changed.len() {
+            self.changed.resize(i + 1, false);
+        }
+        if !self.changed[i] {
+            self.changed[i] = true;
+            self.changed_ids.push(key);
+        }
+    }
+
+    /// Before `key`'s id is freed: a change it carries is kept by name.
+    fn unmark_freed(&mut self, key: u32) {
+        if let Some(flag) = self.changed.get_mut(key as usize) {
+            if *flag {
+                *flag = false;
+                self.changed_names.insert(self.keys.name(key).into());
+            }
+        }
+    }
+
+    /// `name`'s whole state, in memory and spilled; `None` when it has none.
+    fn key_checkpoint(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        let mut panes: BTreeMap<i64, Accumulator> = BTreeMap::new();
+        let mut fired: BTreeMap<i64, u32> = BTreeMap::new();
+        if let Some(id) = self.keys.get(name) {
+            let state = &self.states[id as usize];
+            for (pane, acc) in &state.panes {
+                panes.insert(*pane, acc.clone());
+            }
+            for (start, n) in &state.fired {
+                fired.insert(*start, *n);
+            }
+        }
+        if let Some(spill) = &self.spill {
+            let spilled = spill.peek_key(name)?;
+            for (pane, acc) in spilled.panes {
+                match panes.get_mut(&pane) {
+                    Some(a) => self.spec.merge(a, &acc),
+                    None => {
+                        panes.insert(pane, acc);
+                    }
+                }
+            }
+            for (start, n) in spilled.fired {
+                let m = fired.entry(start).or_insert(0);
+                *m = (*m).max(n);
+            }
+        }
+        if panes.is_empty() && fired.is_empty() {
+            return Ok(None);
+        }
+        encode(&KeyCheckpoint {
+            panes: panes.into_iter().collect(),
+            fired: fired.into_iter().collect(),
+        })
+        .map(Some)
     }
 
     /// Spills to RocksDB beyond `cfg.max_entries` accumulators in memory.
@@ -167,6 +251,12 @@ impl AlignedWindowState {
                 continue;
             }
             let name = self.keys.name(key as u32).to_string();
+            if let Some(flag) = self.changed.get_mut(key) {
+                if *flag {
+                    *flag = false;
+                    self.changed_names.insert(name.as_str().into());
+                }
+            }
             fired.extend(state.fired.drain(..).map(|(s, n)| (s, name.clone(), n)));
             for (pane, acc) in std::mem::take(&mut state.panes) {
                 panes.push((pane, name.clone(), acc));
@@ -210,6 +300,7 @@ impl AlignedWindowState {
         let key = self.intern(&row.key);
         let i = self.pane_slot(key, self.geometry.pane_of(row.ts));
         self.spec.update(&mut self.states[key as usize].panes[i].1, row);
+        self.mark(key);
         key
     }
 
@@ -322,6 +413,7 @@ impl AlignedWindowState {
             out.push(self.result(start, key, 0));
             if self.lateness > 0 {
                 self.states[key as usize].fired.push((start, 1));
+                self.mark(key);
             }
         }
     }
@@ -350,6 +442,7 @@ impl AlignedWindowState {
                 }
             };
             out.push(self.result(start, key, revision));
+            self.mark(key);
         }
         dirty.clear();
         self.dirty = dirty;
@@ -423,6 +516,10 @@ impl AlignedWindowState {
                     self.in_memory -= 1;
                 }
                 state.fired.retain(|(s, _)| *s > bound);
+                self.mark(key);
+                if self.keys.refs(key) == 1 {
+                    self.unmark_freed(key);
+                }
                 if self.keys.release(key) {
                     self.states[key as usize] = KeyPanes::default();
                 }
@@ -439,6 +536,7 @@ impl WindowCore for AlignedWindowState {
     fn push(&mut self, time: u64, rows: Vec<FeatureRow>) {
         if !self.apply_on_arrival(time, rows.iter()) {
             self.pending.entry(time).or_default().push(rows);
+            self.pending_log.touch(time);
         }
     }
 
@@ -446,6 +544,7 @@ impl WindowCore for AlignedWindowState {
         let rows = rows.iter().map(|(_, row)| row);
         if !self.apply_on_arrival(time, rows.clone()) {
             self.pending.entry(time).or_default().push(rows.cloned().collect());
+            self.pending_log.touch(time);
         }
     }
 
@@ -453,7 +552,58 @@ impl WindowCore for AlignedWindowState {
         if !self.apply_on_arrival(time, rows.iter().map(|(_, row)| row)) {
             let rows = rows.into_iter().map(|(_, row)| row).collect();
             self.pending.entry(time).or_default().push(rows);
+            self.pending_log.touch(time);
         }
+    }
+
+    fn checkpoint(&mut self) -> Result<CoreChanges> {
+        let mut names = std::mem::take(&mut self.changed_names);
+        for id in std::mem::take(&mut self.changed_ids) {
+            if let Some(flag) = self.changed.get_mut(id as usize) {
+                if *flag {
+                    *flag = false;
+                    names.insert(self.keys.name(id).into());
+                }
+            }
+        }
+        let mut keys = Vec::with_capacity(names.len());
+        for name in names {
+            let value = self.key_checkpoint(&name)?;
+            keys.push((name.into_string(), value));
+        }
+        let pending = &self.pending;
+        let pending = self
+            .pending_log
+            .changes(|stamp| pending.get(&stamp).map(|batches| batches.iter().flatten().collect()))?;
+        Ok(CoreChanges {
+            keys,
+            pending,
+            meta: vec![(CURSOR.to_vec(), self.fire_cursor.to_be_bytes().to_vec())],
+        })
+    }
+
+    fn restore(&mut self, restored: CoreRestore) -> Result<()> {
+        for (name, bytes) in restored.keys {
+            let k: KeyCheckpoint = decode(&bytes)?;
+            let key = self.intern(&name);
+            for (pane, acc) in &k.panes {
+                self.restore_pane(key, *pane, acc);
+            }
+            self.states[key as usize].fired.extend(k.fired);
+        }
+        for (stamp, bytes) in restored.pending {
+            let rows: Vec<FeatureRow> = decode(&bytes)?;
+            self.pending_log.restored(stamp, &rows);
+            self.pending.entry(stamp).or_default().push(rows);
+        }
+        if let Some(cursor) = restored.meta.get(CURSOR) {
+            let bytes: [u8; 8] = cursor
+                .as_slice()
+                .try_into()
+                .map_err(|_| RiftError::Internal("window checkpoint: a fire cursor is not 8 bytes".into()))?;
+            self.fire_cursor = i64::from_be_bytes(bytes);
+        }
+        self.maybe_spill()
     }
 
     fn advance(&mut self, frontier: Option<u64>, out: &mut Vec<WindowResult>, late: &mut Vec<LateRow>) {
@@ -464,6 +614,7 @@ impl WindowCore for AlignedWindowState {
                 break;
             }
             let batches = entry.remove();
+            self.pending_log.touch(t as u64);
             self.fire_until(t, out);
             for row in batches.into_iter().flatten() {
                 self.apply(row, t, late);
@@ -587,5 +738,100 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(late_a, late_b);
         assert!(spilling.state_len() <= 5 + 13 * 3);
+    }
+}
+
+#[cfg(test)]
+mod checkpoint_tests {
+    use super::*;
+    use crate::operators::window::checkpoint::test_store::Store;
+
+    fn spec() -> Arc<FeatureSpec> {
+        super::tests_support::spec()
+    }
+
+    /// The results of 200 rows, restarting from a checkpoint every `every` steps.
+    fn run(make: &dyn Fn() -> AlignedWindowState, every: Option<i64>) -> Vec<WindowResult> {
+        let mut state = make();
+        let mut store = Store::default();
+        let (mut out, mut late) = (Vec::new(), Vec::new());
+        for step in 0..200i64 {
+            let ts = step * 700 - if step % 9 == 0 { 25_000 } else { 0 };
+            let row = FeatureRow {
+                key: format!("k{}", step % 13),
+                ts,
+                values: smallvec::smallvec![step as f64],
+                distinct: smallvec::smallvec![(step % 4) as u64],
+            };
+            let t = ((step * 700 - 3_000).max(0) / 1000 * 1000) as u64;
+            state.push(t, vec![row]);
+            state.advance(Some(t.saturating_sub(2_000)), &mut out, &mut late);
+            if every.is_some_and(|n| step % n == n - 1) {
+                store.apply(state.checkpoint().unwrap());
+                // A restart: a new state machine from the checkpoint alone.
+                state = make();
+                state.restore(store.restore()).unwrap();
+            }
+        }
+        state.advance(None, &mut out, &mut late);
+        out.sort_by(|a, b| (a.start, &a.key, a.revision).cmp(&(b.start, &b.key, b.revision)));
+        out
+    }
+
+    #[test]
+    fn restarting_from_checkpoints_changes_no_result() {
+        let plain = || AlignedWindowState::new(spec(), 0);
+        let reference = run(&plain, None);
+        assert!(reference.iter().any(|r| r.revision > 0), "the input re-fires windows");
+        assert_eq!(run(&plain, Some(17)), reference);
+        assert_eq!(run(&plain, Some(1)), reference);
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::state::shared_db(dir.path()).unwrap();
+        let spilling = move || {
+            AlignedWindowState::new(spec(), 0)
+                .with_spill(SpillConfig {
+                    db: db.clone(),
+                    prefix: b"ck\x01".to_vec(),
+                    max_entries: 5,
+                })
+                .unwrap()
+        };
+        assert_eq!(
+            run(&spilling, Some(11)),
+            reference,
+            "spilled state is part of checkpoints"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use crate::config::{FeatureSetConfig, WindowConfig, WindowKind};
+    use std::time::Duration;
+
+    /// A sliding set (30 s every 10 s, 20 s lateness) with a count, a sum and a distinct count.
+    pub(super) fn spec() -> Arc<FeatureSpec> {
+        let cfg = FeatureSetConfig {
+            source: "s".into(),
+            explode: None,
+            key: "k".into(),
+            time: "ts".into(),
+            window: WindowConfig {
+                kind: WindowKind::Sliding,
+                size: Some(Duration::from_secs(30)),
+                slide: Some(Duration::from_secs(10)),
+                gap: None,
+                allowed_lateness: Some(Duration::from_secs(20)),
+            },
+            aggregates: [("n", "count"), ("s", "sum(v)"), ("d", "count_distinct(c)")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            features: Default::default(),
+            online: None,
+            lookups: Default::default(),
+        };
+        Arc::new(FeatureSpec::compile("t", &cfg).unwrap())
     }
 }

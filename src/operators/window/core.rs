@@ -2,8 +2,9 @@
 //! ([`WindowCore`]), what they return besides results ([`LateRow`]) and what
 //! they need from their job ([`WindowEnv`]).
 
+use super::checkpoint::{CoreChanges, CoreRestore};
 use super::spill::SpillConfig;
-use crate::error::RiftError;
+use crate::error::{Result, RiftError};
 use crate::features::{FeatureRow, WindowResult};
 
 /// What a window operator needs from its job besides the feature set.
@@ -43,6 +44,17 @@ pub trait WindowCore: 'static {
     /// A state-backend failure since the last call (the operator reports it).
     fn take_error(&mut self) -> Option<RiftError> {
         None
+    }
+
+    /// The changes to the state since the last checkpoint (called between
+    /// `advance` calls, at the end of each checkpoint epoch).
+    fn checkpoint(&mut self) -> Result<CoreChanges> {
+        Ok(CoreChanges::default())
+    }
+
+    /// Takes back the state of a restored checkpoint (before any row).
+    fn restore(&mut self, _restored: CoreRestore) -> Result<()> {
+        Ok(())
     }
 }
 

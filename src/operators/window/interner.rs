@@ -51,6 +51,16 @@ impl KeyInterner {
         false
     }
 
+    /// How many references `id` has.
+    pub(crate) fn refs(&self, id: u32) -> u32 {
+        self.refs[id as usize]
+    }
+
+    /// The id of `key`, if it is interned.
+    pub(crate) fn get(&self, key: &str) -> Option<u32> {
+        self.ids.get(key).copied()
+    }
+
     #[inline]
     pub(crate) fn name(&self, id: u32) -> &str {
         &self.names[id as usize]

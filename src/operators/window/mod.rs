@@ -64,6 +64,7 @@
 //! differ in the last bits from one run or worker count to another.
 
 pub mod aligned;
+pub mod checkpoint;
 pub mod core;
 pub mod interner;
 pub mod operator;

@@ -25,14 +25,16 @@
 //! row that could merge with it would be late anyway, so purging never changes
 //! an output.
 
+use super::checkpoint::{decode, encode, CoreChanges, CoreRestore, PendingLog};
 use super::interner::KeyInterner;
 use super::{LateRow, WindowCore};
+use crate::error::Result;
 use crate::features::{Accumulator, FeatureRow, FeatureSpec, WindowResult, WindowSpec};
 use hashbrown::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Session {
     start: i64,
     end: i64,
@@ -58,6 +60,10 @@ pub struct SessionState {
     purge_at: BTreeSet<(i64, u32)>,
     pending: BTreeMap<u64, Vec<FeatureRow>>,
     dirty: Vec<(u32, i64)>,
+    /// Keys whose sessions changed since the last checkpoint (by name: ids are reused).
+    changed: BTreeSet<Box<str>>,
+    /// Stamps of waiting rows that changed since the last checkpoint.
+    pending_log: PendingLog,
 }
 
 impl SessionState {
@@ -77,6 +83,16 @@ impl SessionState {
             purge_at: BTreeSet::new(),
             pending: BTreeMap::new(),
             dirty: Vec::new(),
+            changed: BTreeSet::new(),
+            pending_log: PendingLog::default(),
+        }
+    }
+
+    /// Notes that `key`'s sessions changed since the last checkpoint.
+    fn mark(&mut self, key: u32) {
+        let name = self.keys.name(key);
+        if !self.changed.contains(name) {
+            self.changed.insert(name.into());
         }
     }
 
@@ -113,6 +129,7 @@ impl SessionState {
             s.changed = false;
             let s = self.sessions[&key].iter().find(|s| s.end == end).expect("just found");
             out.push(self.result(key, s, revision));
+            self.mark(key);
         }
     }
 
@@ -149,6 +166,10 @@ impl SessionState {
             self.keys.retain(key);
         }
         let merged: Vec<Session> = list.drain(first..last).collect();
+        let name = self.keys.name(key);
+        if !self.changed.contains(name) {
+            self.changed.insert(name.into());
+        }
         for s in &merged {
             self.spec.merge(&mut acc, &s.acc);
             fired = fired.max(s.fired);
@@ -194,6 +215,7 @@ impl SessionState {
                 .find(|s| s.start == *start)
                 .expect("just found");
             out.push(self.result(*key, s, revision));
+            self.mark(*key);
         }
     }
 
@@ -207,7 +229,17 @@ impl SessionState {
                 continue;
             };
             let (gap, lateness) = (self.gap, self.lateness);
+            let before = list.len();
             list.retain(|s| s.end.saturating_add(gap).saturating_add(lateness) > limit);
+            if list.len() != before {
+                let name = self.keys.name(key);
+                if !self.changed.contains(name) {
+                    self.changed.insert(name.into());
+                }
+            }
+            let Some(list) = self.sessions.get(&key) else {
+                continue;
+            };
             if list.is_empty() {
                 self.sessions.remove(&key);
                 self.keys.release(key);
@@ -218,6 +250,7 @@ impl SessionState {
 
 impl WindowCore for SessionState {
     fn push(&mut self, time: u64, mut rows: Vec<FeatureRow>) {
+        self.pending_log.touch(time);
         let pending = self.pending.entry(time).or_default();
         if pending.is_empty() {
             std::mem::swap(pending, &mut rows);
@@ -234,6 +267,7 @@ impl WindowCore for SessionState {
                 break;
             }
             let mut rows = entry.remove();
+            self.pending_log.touch(t as u64);
             rows.sort_by(|a, b| a.key.cmp(&b.key).then(a.ts.cmp(&b.ts)));
             self.fire_until(t, out);
             for row in rows {
@@ -248,10 +282,129 @@ impl WindowCore for SessionState {
     fn state_len(&self) -> usize {
         SessionState::state_len(self)
     }
+
+    fn checkpoint(&mut self) -> Result<CoreChanges> {
+        let mut keys = Vec::new();
+        for name in std::mem::take(&mut self.changed) {
+            let sessions = self
+                .keys
+                .get(&name)
+                .and_then(|id| self.sessions.get(&id))
+                .filter(|list| !list.is_empty());
+            let value = match sessions {
+                Some(list) => Some(encode(list)?),
+                None => None,
+            };
+            keys.push((name.into_string(), value));
+        }
+        let pending = &self.pending;
+        let pending = self
+            .pending_log
+            .changes(|stamp| pending.get(&stamp).map(|rows| rows.iter().collect()))?;
+        Ok(CoreChanges {
+            keys,
+            pending,
+            meta: Vec::new(),
+        })
+    }
+
+    fn restore(&mut self, restored: CoreRestore) -> Result<()> {
+        for (name, bytes) in restored.keys {
+            let list: Vec<Session> = decode(&bytes)?;
+            if list.is_empty() {
+                continue;
+            }
+            let key = self.keys.id(&name);
+            self.keys.retain(key);
+            for s in &list {
+                if s.changed {
+                    self.due.insert((s.end, key));
+                }
+                self.purge_at
+                    .insert((s.end.saturating_add(self.gap).saturating_add(self.lateness), key));
+            }
+            self.sessions.insert(key, list);
+        }
+        for (stamp, bytes) in restored.pending {
+            let rows: Vec<FeatureRow> = decode(&bytes)?;
+            self.pending_log.restored(stamp, &rows);
+            self.pending.entry(stamp).or_default().extend(rows);
+        }
+        Ok(())
+    }
 }
 
 /// The state machine of session feature set `spec` (index `set` in its job),
 /// run by [`window_operator`](super::window_operator).
 pub fn session_core(spec: Arc<FeatureSpec>, set: usize) -> Box<dyn WindowCore> {
     Box::new(SessionState::new(spec, set))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{FeatureSetConfig, WindowConfig, WindowKind};
+    use crate::operators::window::checkpoint::test_store::Store;
+    use std::time::Duration;
+
+    fn spec() -> Arc<FeatureSpec> {
+        let cfg = FeatureSetConfig {
+            source: "s".into(),
+            explode: None,
+            key: "k".into(),
+            time: "ts".into(),
+            window: WindowConfig {
+                kind: WindowKind::Session,
+                size: None,
+                slide: None,
+                gap: Some(Duration::from_secs(3)),
+                allowed_lateness: Some(Duration::from_secs(10)),
+            },
+            aggregates: [("n", "count"), ("s", "sum(v)")]
+                .iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect(),
+            features: Default::default(),
+            online: None,
+            lookups: Default::default(),
+        };
+        Arc::new(FeatureSpec::compile("sessions", &cfg).unwrap())
+    }
+
+    /// Sessions of 300 rows of 7 keys, restarting from a checkpoint every `every` steps.
+    fn run(every: Option<i64>) -> Vec<WindowResult> {
+        let mut state = SessionState::new(spec(), 0);
+        let mut store = Store::default();
+        let (mut out, mut late) = (Vec::new(), Vec::new());
+        for step in 0..300i64 {
+            // Bursts with pauses longer than the gap, and some late rows.
+            let ts = step * 900 + (step / 10) * 4_000 - if step % 11 == 0 { 8_000 } else { 0 };
+            let row = FeatureRow {
+                key: format!("k{}", step % 7),
+                ts,
+                values: smallvec::smallvec![step as f64],
+                distinct: smallvec::smallvec![],
+            };
+            let t = ((step * 900 + (step / 10) * 4_000 - 2_000).max(0) / 1000 * 1000) as u64;
+            state.push(t, vec![row]);
+            state.advance(Some(t.saturating_sub(1_000)), &mut out, &mut late);
+            if every.is_some_and(|n| step % n == n - 1) {
+                store.apply(state.checkpoint().unwrap());
+                state = SessionState::new(spec(), 0);
+                state.restore(store.restore()).unwrap();
+            }
+        }
+        state.advance(None, &mut out, &mut late);
+        out.sort_by(|a, b| (a.start, &a.key, a.revision).cmp(&(b.start, &b.key, b.revision)));
+        out
+    }
+
+    #[test]
+    fn restarting_from_checkpoints_changes_no_session() {
+        let reference = run(None);
+        assert!(reference.len() > 20);
+        assert!(reference.iter().any(|r| r.revision > 0), "late rows re-fire sessions");
+        assert_eq!(run(Some(13)), reference);
+        assert_eq!(run(Some(1)), reference);
+    }
 }

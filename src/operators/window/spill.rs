@@ -33,6 +33,15 @@ pub(super) struct Spill {
     pub(super) spills: u64,
 }
 
+/// One key's spilled state (see [`Spill::peek_key`]).
+#[derive(Debug, Default)]
+pub(super) struct SpilledKey {
+    /// (pane start, accumulator).
+    pub(super) panes: Vec<(i64, Accumulator)>,
+    /// (window start, firing count).
+    pub(super) fired: Vec<(i64, u32)>,
+}
+
 /// Entry kinds in RocksDB.
 const PANE_ENTRY: u8 = 0;
 const FIRED_ENTRY: u8 = 1;
@@ -149,6 +158,22 @@ impl Spill {
         };
         self.cfg.db.delete(&k)?;
         Ok(Some(v))
+    }
+
+    /// One key's spilled accumulators and firing counts, left in place.
+    pub(super) fn peek_key(&self, key: &str) -> Result<SpilledKey> {
+        let mut out = SpilledKey::default();
+        for pane in &self.panes {
+            if let Some(v) = self.cfg.db.get_pinned(self.entry_key(PANE_ENTRY, *pane, key))? {
+                out.panes.push((*pane, bincode::deserialize(&v).map_err(state_error)?));
+            }
+        }
+        for start in &self.fired {
+            if let Some(v) = self.cfg.db.get_pinned(self.entry_key(FIRED_ENTRY, *start, key))? {
+                out.fired.push((*start, decode_count(&v)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Removes and returns one key's spilled accumulator of a pane.

@@ -16,6 +16,7 @@
 //! Library errors carry their kind ([`crate::error::ErrorKind`]); `anyhow`
 //! is used here only, to add context on the way out.
 
+mod checkpoints;
 mod features;
 mod lake;
 mod models;
@@ -95,6 +96,9 @@ pub enum Command {
         /// Job id.
         id: String,
     },
+    /// Checkpoints of the jobs in a state directory.
+    #[command(subcommand)]
+    Checkpoints(CheckpointsCmd),
     /// Feed topics: the generator of ranked play, or replays of real data.
     #[command(subcommand)]
     Produce(Produce),
@@ -282,6 +286,22 @@ pub enum Features {
 }
 
 #[derive(Subcommand)]
+pub enum CheckpointsCmd {
+    /// List complete checkpoints: id, time, size, sources' positions.
+    List {
+        /// State directory (default: the topology's `runtime.state_dir`).
+        #[arg(long)]
+        state: Option<PathBuf>,
+        /// Topology naming the state directory.
+        #[arg(long, default_value = "topology.toml")]
+        topology: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum LakeCmd {
     /// Merge small files of closed partitions.
     Compact {
@@ -384,6 +404,9 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Jobs => run::not_yet("`riftstream jobs`"),
         Command::Cancel { .. } => run::not_yet("`riftstream cancel`"),
         Command::Produce(p) => produce::produce(p),
+        Command::Checkpoints(CheckpointsCmd::List { state, topology, json }) => {
+            checkpoints::list(state, &topology, json)
+        }
         Command::Train {
             kind,
             data,

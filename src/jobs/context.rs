@@ -188,21 +188,27 @@ impl JobContext {
         }
     }
 
-    /// A lake writer for sink `name`; `output` distinguishes writers in file names.
-    pub fn lake_writer<R: LakeRow>(&self, name: &str, output: &str) -> Result<LakeWriter<R>> {
+    /// A lake writer for sink `name`; `output` distinguishes writers in
+    /// file names and in the job's checkpoint state.
+    pub fn lake_writer<R>(&self, name: &str, output: &str) -> Result<LakeWriter<R>>
+    where
+        R: LakeRow + serde::Serialize + serde::de::DeserializeOwned,
+    {
         match self.sink(name)? {
             SinkConfig::Lake {
                 root,
                 target_file_bytes,
                 row_group_rows,
+                roll_interval,
                 options,
-                ..
             } => LakeWriter::new(
                 Lake::open_with(root, options)?,
                 &format!("{}-{output}", self.job),
                 self.worker,
                 *target_file_bytes,
                 *row_group_rows,
+                *roll_interval,
+                self.operator_state(&format!("lake/{name}/{output}")),
             ),
             other => Err(RiftError::config(
                 &self.topology.file,

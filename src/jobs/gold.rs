@@ -18,7 +18,7 @@ use crate::events::Match;
 use crate::lake::gold::{ChampionStatsRow, LeaderboardRow, PlayerDailyRow};
 use crate::lake::Lake;
 use crate::operators::snapshot::{write_snapshots, SnapshotMode};
-use crate::util::time::message_time;
+use crate::util::time::{message_time, time};
 use crate::util::{JobHealth, Time};
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::container::CapacityContainerBuilder;
@@ -27,6 +27,14 @@ use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::{ProbeHandle, StreamVec};
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// The epoch every gold update is moved to. Gold is not part of
+/// checkpoints (it is rebuilt from its logged input after a restart), and
+/// in one epoch its times are totally ordered, which lets differential
+/// dataflow compact each key's history as it goes: updates of interleaved
+/// epochs would leave times no frontier can merge, and the reductions would
+/// replay ever longer histories.
+pub const GOLD_EPOCH: u64 = u64::MAX - 1;
 
 /// A ranked leaderboard entry: (rank, rating ×1e6, player, games, wins).
 type Ranked = (i64, i64, String, i64, i64);
@@ -46,7 +54,11 @@ fn as_updates<'s, D: timely::ExchangeData + Clone>(
                     let Some(t) = message_time(cap.stamp().iter()) else {
                         return;
                     };
-                    let mut session = output.session(&cap);
+                    // All in one epoch: totally ordered times keep differential's
+                    // reductions compact (see `GOLD_EPOCH`).
+                    let t = time(GOLD_EPOCH, t.inner);
+                    let held = cap.delayed(&t, 0);
+                    let mut session = output.session(&held);
                     for batch in data {
                         session.give_iterator(batch.drain(..).map(|d| (d, t, 1isize)));
                     }

@@ -17,6 +17,7 @@ use crate::events::BronzeRecord;
 use crate::events::{DeadLetter, Event, GameEvent, Match, PlayerStats, PredictionRequest};
 use crate::lake::tables::{LakeRow, ParticipantRow};
 use crate::operators::dedup::{DedupByKey, SeenKeys};
+use crate::operators::replay_log::replay_log;
 use crate::operators::source::read_source;
 use crate::util::Time;
 use timely::dataflow::operators::vec::Map;
@@ -72,11 +73,20 @@ impl Job for LakeJob {
                 Some(RecordSchema::Matches) => {
                     let (raw, dlq, matches) = silver::<Match>(scope, ctx, source)?;
                     let participants = matches.clone().flat_map(|m| ParticipantRow::of(&m).collect::<Vec<_>>());
-                    super::gold::build_gold(
+                    // Gold's differential state is rebuilt after a restart from its logged input.
+                    let gold_input = replay_log(
                         matches.clone(),
+                        ctx.operator_state(&format!("gold/{source}")),
+                        |m: &Match| m.business_key(),
+                        &ctx.probes.checkpointed,
+                        ctx.health.clone(),
+                    );
+                    super::gold::build_gold(
+                        gold_input,
                         ctx.lake(&self.lake)?,
                         ctx.health.clone(),
-                        ctx.probes.committed.clone(),
+                        // Gold holds `GOLD_EPOCH`: it must not hold back the job's commits.
+                        Default::default(),
                     );
                     ctx.write(matches, &self.lake, ctx.lake_writer::<Match>(&self.lake, "matches")?);
                     ctx.write(

@@ -1,46 +1,54 @@
-//! The lake sink: rows to Parquet files, staged per checkpoint epoch and
-//! committed once the checkpoint is complete.
+//! The lake sink: rows to Parquet files, durable at every checkpoint,
+//! visible in few, large files.
 //!
-//! Rows are grouped by (table, partition). Each group accumulates rows into
-//! row groups of `row_group_rows` and rolls to a new file past
-//! `target_file_bytes`. `pre_commit(N)` closes every open file and uploads
-//! it under `_staging/`; `commit(N)` moves every staged file of epochs up to
-//! `N` into its partition. File names carry the writer, worker, checkpoint
-//! epoch and a sequence number:
-//! `part-{writer}-w{worker}-e{epoch}-{seq}.parquet`.
+//! # Writing
+//! Rows of the current checkpoint epoch are kept in memory. `pre_commit(N)`
+//! makes them durable as the epoch's output by appending them, in chunks, to
+//! a write-ahead log in the job's checkpoint state (staged with `N`, so they
+//! are part of checkpoint `N`). Rows are not turned into files at every
+//! checkpoint: `commit(N)` *rolls* — groups every logged row of the epochs up
+//! to `N` by (table, partition) and writes one file per partition (more past
+//! `target_file_bytes`) — once `roll_interval` has passed since the last
+//! roll, and at the end of the input. Between rolls, committed rows are
+//! durable but not yet visible.
 //!
 //! # Exactly once
-//! Checkpoint epochs are unique across runs (they count checkpoint
-//! intervals of wall-clock time), so no two epochs' files share a name. A
-//! commit renames staged files and is idempotent (a file already moved is
-//! found in place). On start, `recover` commits every staged file of the
-//! restored checkpoint or earlier (pre-committed, its commit interrupted)
-//! and deletes staged files of later epochs (their rows are read again from
-//! the sources). So every row of a checkpointed epoch is in the lake once.
-//! Each file appears atomically; the files of one epoch appear one after
-//! another (a reader listing a table mid-commit can see some of them).
+//! A roll first records itself (the epochs it covers) in the committed
+//! state, then writes its files under `_staging/` and renames them into
+//! place, then deletes the log and the record. File names carry the writer,
+//! worker, roll epoch and a sequence number, so a roll done again writes
+//! the same files: on start, `recover` redoes a recorded roll that a crash
+//! interrupted, and rolls whatever the restored checkpoint's log still
+//! holds. Staged files of rolls never recorded are deleted. So every row of
+//! a checkpointed epoch is in the lake once; each file appears atomically,
+//! the files of one roll one after another.
 
 use super::tables::LakeRow;
 use super::Lake;
-use crate::error::Result;
+use crate::error::{Result, RiftError};
 use crate::sinks::SinkWriter;
+use crate::state::checkpoint::entry_key;
+use crate::state::{key_group, OperatorState};
 use crate::util::block_on;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 /// Object-store requests in flight per writer.
 const CONCURRENCY: usize = 16;
 
-struct OpenFile<R> {
-    rows: Vec<R>,
-    writer: Option<ArrowWriter<Vec<u8>>>,
-    /// Files already rolled in this epoch for this partition.
-    seq: u32,
-}
+/// Rows per log chunk.
+const CHUNK_ROWS: usize = 8_192;
+
+/// Sections of the writer's checkpoint state.
+const LOG: &[u8] = b"l";
+const ROLL: &[u8] = b"r";
 
 /// Writes rows of type `R` to their lake tables.
 pub struct LakeWriter<R: LakeRow> {
@@ -50,198 +58,289 @@ pub struct LakeWriter<R: LakeRow> {
     worker: usize,
     target_file_bytes: usize,
     row_group_rows: usize,
-    open: BTreeMap<(String, String), OpenFile<R>>,
-    /// Per epoch: (staging path, final path) of files staged, not yet committed.
-    staged: BTreeMap<u64, Vec<(ObjectPath, ObjectPath)>>,
-    /// Closed files not uploaded yet.
-    uploads: Vec<(ObjectPath, bytes::Bytes)>,
-    /// The checkpoint epoch of the rows being written.
-    epoch: u64,
     props: WriterProperties,
+    /// Where pre-committed rows wait for the roll.
+    log: OperatorState,
+    /// Rows of the current epoch, not yet logged.
+    buffer: Vec<R>,
+    /// Logged rows awaiting the roll, by epoch, with their log entries.
+    logged: BTreeMap<u64, (Vec<R>, Vec<Vec<u8>>)>,
+    /// The epoch rows are written in.
+    epoch: u64,
+    roll_interval: Duration,
+    last_roll: Instant,
+    /// The input ended: the next commit rolls everything.
+    ending: bool,
 }
 
-impl<R: LakeRow> LakeWriter<R> {
-    /// A writer into `lake`; `writer_id` names it in file names (job and output).
+/// What a roll record holds: the epochs it covers (up to and including)
+/// and the run that named its files.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RollRecord {
+    through: u64,
+    run: u64,
+}
+
+/// This process's start time in ms, in file names: two runs that reach the
+/// same epoch number (a fresh state directory writing into an existing
+/// lake) never share a file name. A redone roll uses its recorded run.
+fn run_id() -> u64 {
+    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *RUN.get_or_init(|| crate::util::now_ms().max(0) as u64)
+}
+
+impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
+    /// A writer into `lake`; `writer_id` names it in file names (job and
+    /// output), `log` is its place in the job's checkpoint state.
     pub fn new(
         lake: Lake,
         writer_id: &str,
         worker: usize,
         target_file_bytes: usize,
         row_group_rows: usize,
+        roll_interval: Duration,
+        log: OperatorState,
     ) -> Result<Self> {
-        let writer_id = crate::util::partition_value(writer_id);
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
             .set_max_row_group_row_count(Some(row_group_rows.max(1)))
             .build();
         Ok(LakeWriter {
             lake,
-            writer_id,
+            writer_id: crate::util::partition_value(writer_id),
             worker,
             target_file_bytes,
             row_group_rows: row_group_rows.max(1),
-            open: BTreeMap::new(),
-            staged: BTreeMap::new(),
-            uploads: Vec::new(),
-            epoch: 0,
             props,
+            log,
+            buffer: Vec::new(),
+            logged: BTreeMap::new(),
+            epoch: 0,
+            roll_interval,
+            last_roll: Instant::now(),
+            ending: false,
         })
     }
 
-    fn flush_rows(props: &WriterProperties, f: &mut OpenFile<R>) -> Result<()> {
-        if f.rows.is_empty() {
-            return Ok(());
-        }
-        let batch = R::to_batch(&f.rows)?;
-        f.rows.clear();
-        if f.writer.is_none() {
-            f.writer = Some(ArrowWriter::try_new(Vec::new(), R::schema(), Some(props.clone()))?);
-        }
-        if let Some(w) = f.writer.as_mut() {
-            w.write(&batch)?;
-        }
-        Ok(())
+    /// The log entry of chunk `seq` of `epoch` (the worker's key group).
+    fn log_key(&self, epoch: u64, seq: u32) -> Vec<u8> {
+        let mut k = epoch.to_be_bytes().to_vec();
+        k.extend_from_slice(&seq.to_be_bytes());
+        entry_key(&self.log.op, LOG, key_group(self.worker as u64), &k)
     }
 
-    fn close_file(&mut self, table: &str, partition: &str) -> Result<()> {
-        let Some(f) = self.open.get_mut(&(table.to_string(), partition.to_string())) else {
-            return Ok(());
-        };
-        Self::flush_rows(&self.props, f)?;
-        let Some(writer) = f.writer.take() else {
-            return Ok(());
-        };
-        let bytes = writer.into_inner()?;
-        let name = file_name(&self.writer_id, self.worker, self.epoch, f.seq);
-        f.seq += 1;
-        let staging = self.lake.path(&format!("_staging/{table}/{partition}/{name}"));
-        let final_path = self.lake.path(&format!("{table}/{partition}/{name}"));
-        self.uploads.push((staging.clone(), bytes::Bytes::from(bytes)));
-        self.staged.entry(self.epoch).or_default().push((staging, final_path));
-        Ok(())
+    fn roll_key(&self) -> Vec<u8> {
+        entry_key(&self.log.op, ROLL, key_group(self.worker as u64), b"roll")
     }
 
-    /// Uploads closed files to staging, several at a time.
-    fn upload(&mut self) -> Result<()> {
-        use futures::{StreamExt, TryStreamExt};
-        let store = self.lake.store.clone();
-        // Kept until every upload succeeded: a retry re-puts the same paths.
-        let uploads = self.uploads.clone();
-        block_on(async move {
-            futures::stream::iter(uploads)
-                .map(|(path, bytes)| {
-                    let store = store.clone();
-                    async move { store.put(&path, PutPayload::from(bytes)).await.map(|_| ()) }
-                })
-                .buffer_unordered(CONCURRENCY)
-                .try_collect::<Vec<()>>()
-                .await
-        })?;
-        self.uploads.clear();
+    /// Writes `rows` as the files of roll `through`: grouped by (table,
+    /// partition) in order, split past the target size, staged then moved
+    /// into place.
+    fn write_files(&self, through: u64, run: u64, groups: &Groups<R>) -> Result<()> {
+        let mut files: Vec<(ObjectPath, ObjectPath, bytes::Bytes)> = Vec::new();
+        for ((table, partition), group) in groups {
+            let mut seq = 0u32;
+            let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
+            let mut close = |writer: &mut Option<ArrowWriter<Vec<u8>>>, seq: &mut u32| -> Result<()> {
+                if let Some(w) = writer.take() {
+                    let name = file_name(&self.writer_id, self.worker, through, run, *seq);
+                    *seq += 1;
+                    files.push((
+                        self.lake.path(&format!("_staging/{table}/{partition}/{name}")),
+                        self.lake.path(&format!("{table}/{partition}/{name}")),
+                        bytes::Bytes::from(w.into_inner()?),
+                    ));
+                }
+                Ok(())
+            };
+            for chunk in group.chunks(self.row_group_rows) {
+                let batch = R::to_batch(chunk)?;
+                if writer.is_none() {
+                    writer = Some(ArrowWriter::try_new(Vec::new(), R::schema(), Some(self.props.clone()))?);
+                }
+                if let Some(w) = writer.as_mut() {
+                    w.write(&batch)?;
+                    if w.bytes_written() + w.in_progress_size() >= self.target_file_bytes {
+                        close(&mut writer, &mut seq)?;
+                    }
+                }
+            }
+            close(&mut writer, &mut seq)?;
+        }
+        upload(
+            &self.lake,
+            files.iter().map(|(s, _, b)| (s.clone(), b.clone())).collect(),
+        )?;
+        move_into_place(&self.lake, files.into_iter().map(|(s, f, _)| (s, f)).collect())
+    }
+
+    /// Rolls `rows` (the logged rows of the epochs up to `through`, whose log
+    /// entries are `entries`): record, files, then forget.
+    fn roll(&mut self, through: u64, run: u64, groups: &Groups<R>, entries: &[Vec<u8>]) -> Result<()> {
+        if groups.is_empty() && entries.is_empty() {
+            return Ok(());
+        }
+        let record = serde_json::to_vec(&RollRecord { through, run })
+            .map_err(|e| RiftError::Internal(format!("roll record: {e}")))?;
+        self.log.state.write_committed([(self.roll_key(), Some(record))])?;
+        self.write_files(through, run, groups)?;
+        let forget = entries
+            .iter()
+            .map(|k| (k.clone(), None))
+            .chain([(self.roll_key(), None)]);
+        self.log.state.write_committed(forget)?;
+        self.last_roll = Instant::now();
         Ok(())
     }
 }
 
-impl<R: LakeRow> SinkWriter<R> for LakeWriter<R> {
-    fn write(&mut self, records: &mut Vec<R>) -> Result<()> {
-        let mut full: Vec<(String, String)> = Vec::new();
-        for r in records.drain(..) {
-            let key = (r.table(), r.partition());
-            let f = self.open.entry(key.clone()).or_insert_with(|| OpenFile {
-                rows: Vec::new(),
-                writer: None,
-                seq: 0,
-            });
-            f.rows.push(r);
-            if f.rows.len() >= self.row_group_rows {
-                Self::flush_rows(&self.props, f)?;
-                let size = f
-                    .writer
-                    .as_ref()
-                    .map(|w| w.bytes_written() + w.in_progress_size())
-                    .unwrap_or(0);
-                if size >= self.target_file_bytes {
-                    full.push(key);
-                }
-            }
-        }
-        for (table, partition) in full {
-            self.close_file(&table, &partition)?;
-        }
-        if !self.uploads.is_empty() {
-            self.upload()?;
-        }
-        Ok(())
-    }
-
+impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> {
     fn begin_epoch(&mut self, epoch: u64) {
         self.epoch = epoch;
     }
 
+    fn write(&mut self, records: &mut Vec<R>) -> Result<()> {
+        self.buffer.append(records);
+        Ok(())
+    }
+
     fn pre_commit(&mut self, epoch: u64) -> Result<()> {
-        self.epoch = epoch;
-        let keys: Vec<(String, String)> = self.open.keys().cloned().collect();
-        for (table, partition) in keys {
-            self.close_file(&table, &partition)?;
+        if self.buffer.is_empty() {
+            return Ok(());
         }
-        self.open.clear();
-        self.upload()
+        let mut changes = Vec::new();
+        let mut keys = Vec::new();
+        for (seq, chunk) in self.buffer.chunks(CHUNK_ROWS).enumerate() {
+            let bytes = bincode::serialize(chunk).map_err(|e| RiftError::Internal(format!("lake log: {e}")))?;
+            let key = self.log_key(epoch, seq as u32);
+            keys.push(key.clone());
+            changes.push((key, Some(bytes)));
+        }
+        self.log.stage(epoch, changes)?;
+        let rows = std::mem::take(&mut self.buffer);
+        let entry = self.logged.entry(epoch).or_default();
+        entry.0.extend(rows);
+        entry.1.extend(keys);
+        Ok(())
     }
 
     fn commit(&mut self, epoch: u64) -> Result<()> {
-        let due: Vec<u64> = self.staged.range(..=epoch).map(|(e, _)| *e).collect();
-        let moves: Vec<(ObjectPath, ObjectPath)> = due
-            .iter()
-            .flat_map(|e| self.staged.get(e).cloned().unwrap_or_default())
-            .collect();
-        move_into_place(&self.lake, moves)?;
-        for e in due {
-            self.staged.remove(&e);
+        if !(self.ending || self.last_roll.elapsed() >= self.roll_interval) {
+            return Ok(());
+        }
+        let due: Vec<u64> = self.logged.range(..=epoch).map(|(e, _)| *e).collect();
+        let (mut rows, mut entries) = (Vec::new(), Vec::new());
+        for e in &due {
+            if let Some((r, k)) = self.logged.remove(e) {
+                rows.extend(r);
+                entries.extend(k);
+            }
+        }
+        let groups = group(rows);
+        if let Err(e) = self.roll(epoch, run_id(), &groups, &entries) {
+            // Kept for the retry.
+            self.logged
+                .insert(epoch, (groups.into_values().flatten().collect(), entries));
+            return Err(e);
         }
         Ok(())
     }
 
+    fn end_of_input(&mut self) {
+        self.ending = true;
+    }
+
     fn recover(&mut self, restored: Option<u64>) -> Result<()> {
+        // Staged files of this writer belong to rolls that will be redone (or never recorded).
         let mine = format!("part-{}-w{:03}-e", self.writer_id, self.worker);
-        let mut moves = Vec::new();
         for (path, _) in self.lake.list("_staging")? {
-            let relative = self.lake.relative(&path);
-            let Some(rest) = relative.strip_prefix("_staging/") else {
-                continue;
-            };
-            let Some(name) = rest.rsplit('/').next() else { continue };
-            let Some(epoch) = name.strip_prefix(&mine).and_then(epoch_of) else {
-                continue;
-            };
-            if restored.is_some_and(|r| epoch <= r) {
-                moves.push((path.clone(), self.lake.path(rest)));
-            } else {
+            if path.filename().is_some_and(|n| n.starts_with(&mine)) {
                 self.lake.delete(&path)?;
             }
         }
-        move_into_place(&self.lake, moves)
+        if restored.is_none() {
+            return Ok(());
+        }
+        let my_group = key_group(self.worker as u64);
+        let interrupted: Option<RollRecord> = self
+            .log
+            .state
+            .get(&self.log.op, ROLL, my_group, b"roll")?
+            .and_then(|v| serde_json::from_slice(&v).ok());
+        let mut chunks: BTreeMap<(u64, u32), Vec<u8>> = BTreeMap::new();
+        for (g, key, value) in self.log.state.scan(&self.log.op, LOG)? {
+            if g != my_group || key.len() != 12 {
+                continue;
+            }
+            let epoch = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+            let seq = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
+            chunks.insert((epoch, seq), value);
+        }
+        let mut take = |upto: u64| -> Result<(Vec<R>, Vec<Vec<u8>>)> {
+            let keys: Vec<(u64, u32)> = chunks.range(..=(upto, u32::MAX)).map(|(k, _)| *k).collect();
+            let (mut rows, mut entries) = (Vec::new(), Vec::new());
+            for (epoch, seq) in keys {
+                if let Some(bytes) = chunks.remove(&(epoch, seq)) {
+                    let chunk: Vec<R> = bincode::deserialize(&bytes)
+                        .map_err(|e| RiftError::Internal(format!("lake log of epoch {epoch}: {e}")))?;
+                    rows.extend(chunk);
+                    entries.push(self.log_key(epoch, seq));
+                }
+            }
+            Ok((rows, entries))
+        };
+        // A roll a crash interrupted is done again, with the same files.
+        let (redo_rows, redo_entries) = match &interrupted {
+            Some(r) => take(r.through)?,
+            None => (Vec::new(), Vec::new()),
+        };
+        let (rest_rows, rest_entries) = take(u64::MAX)?;
+        if let Some(r) = interrupted {
+            self.roll(r.through, r.run, &group(redo_rows), &redo_entries)?;
+        }
+        // What the restored checkpoint logged and no roll made visible yet.
+        if let Some(r) = restored {
+            self.roll(r, run_id(), &group(rest_rows), &rest_entries)?;
+        }
+        Ok(())
     }
 }
 
-/// The name of a data file: writer, worker, checkpoint epoch, sequence.
-fn file_name(writer: &str, worker: usize, epoch: u64, seq: u32) -> String {
-    format!(
-        "part-{writer}-w{worker:03}-e{epoch:020}-{:x}-{seq:04}.parquet",
-        run_id()
-    )
+/// Rows by (table, partition), in order.
+type Groups<R> = BTreeMap<(String, String), Vec<R>>;
+
+/// Groups `rows` by (table, partition), keeping their order.
+fn group<R: LakeRow>(rows: Vec<R>) -> Groups<R> {
+    let mut groups: Groups<R> = BTreeMap::new();
+    for r in rows {
+        groups.entry((r.table(), r.partition())).or_default().push(r);
+    }
+    groups
 }
 
-/// This process's start time in ms: two runs that reach the same epoch
-/// number (a fresh state directory writing into an existing lake) never
-/// share a file name.
-fn run_id() -> u64 {
-    static RUN: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    *RUN.get_or_init(|| crate::util::now_ms().max(0) as u64)
+/// The name of a data file: writer, worker, roll epoch, sequence.
+fn file_name(writer: &str, worker: usize, epoch: u64, run: u64, seq: u32) -> String {
+    format!("part-{writer}-w{worker:03}-e{epoch:020}-{run:x}-{seq:04}.parquet")
 }
 
-/// The epoch in the rest of a file name after `part-{writer}-w{worker}-e`.
-fn epoch_of(rest: &str) -> Option<u64> {
-    rest.split('-').next()?.parse().ok()
+/// Puts objects, several at a time.
+fn upload(lake: &Lake, files: Vec<(ObjectPath, bytes::Bytes)>) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    if files.is_empty() {
+        return Ok(());
+    }
+    let store = lake.store.clone();
+    block_on(async move {
+        futures::stream::iter(files)
+            .map(|(path, bytes)| {
+                let store = store.clone();
+                async move { store.put(&path, PutPayload::from(bytes)).await.map(|_| ()) }
+            })
+            .buffer_unordered(CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+    })?;
+    Ok(())
 }
 
 /// Renames staged files into place, several at a time; a file already moved
@@ -275,14 +374,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn file_names_carry_the_epoch_back() {
-        let name = file_name("lake-matches", 3, 352_194_417, 7);
-        assert!(
-            name.starts_with("part-lake-matches-w003-e00000000000352194417-"),
-            "{name}"
+    fn file_names_are_deterministic_per_roll() {
+        assert_eq!(
+            file_name("lake-matches", 3, 352_194_417, 0xabc, 7),
+            "part-lake-matches-w003-e00000000000352194417-abc-0007.parquet"
         );
-        assert!(name.ends_with("-0007.parquet"), "{name}");
-        let rest = name.strip_prefix("part-lake-matches-w003-e").unwrap();
-        assert_eq!(epoch_of(rest), Some(352_194_417));
     }
 }

@@ -17,6 +17,7 @@ pub mod dedup;
 pub mod epoch_gate;
 pub mod live_state;
 pub mod pregame;
+pub mod replay_log;
 pub mod route;
 pub mod score;
 pub mod sink;

@@ -182,8 +182,9 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                 }
             }
             backoff = Duration::from_millis(100);
-            if epochs.is_none() && gate.is_empty() && pending.is_empty() {
+            if epochs.is_none() && gate.is_empty() && pending.is_empty() && precommitted_cap.is_some() {
                 // Every epoch pre-committed: the job's checkpoints can complete.
+                writer.end_of_input();
                 precommitted_cap = None;
             }
             // Commit what the cluster has checkpointed.

@@ -78,7 +78,9 @@ pub fn write_snapshots<'s, R: GoldRow>(
             let mut pending: BTreeMap<u64, Vec<(R, isize)>> = BTreeMap::new();
             // Differential updates of later epochs wait (see `EpochGate`).
             let mut gate: EpochGate<Vec<(R, isize)>> = EpochGate::default();
-            let mut state: HashMap<R, isize> = HashMap::new();
+            // Rows by day (`ByDate`; one group under day 0 for `Daily`), with their counts:
+            // writing a day reads only that day's rows.
+            let mut state: BTreeMap<i64, HashMap<R, isize>> = BTreeMap::new();
             // ByDate: days whose rows changed since they were last written.
             let mut dirty: BTreeSet<i64> = BTreeSet::new();
             // Daily: days with updates whose snapshot is not taken yet.
@@ -105,9 +107,10 @@ pub fn write_snapshots<'s, R: GoldRow>(
                 let limit = f.unwrap_or(u64::MAX);
                 // Every day starting before this is closed.
                 let closed_until = f.map_or(i64::MAX, |f| day_of(f as i64));
-                let daily_snapshot = |state: &HashMap<R, isize>, day: i64| -> Vec<R> {
+                let daily_snapshot = |state: &BTreeMap<i64, HashMap<R, isize>>, day: i64| -> Vec<R> {
                     state
-                        .iter()
+                        .values()
+                        .flatten()
                         .filter(|(_, c)| **c > 0)
                         .map(|(r, _)| r.on_day(day))
                         .collect()
@@ -129,12 +132,27 @@ pub fn write_snapshots<'s, R: GoldRow>(
                         due.insert(day_of(t));
                     }
                     for (row, diff) in entry.remove() {
-                        if mode == SnapshotMode::ByDate {
-                            dirty.insert(row.day_start());
+                        let day = match mode {
+                            SnapshotMode::ByDate => {
+                                dirty.insert(row.day_start());
+                                row.day_start()
+                            }
+                            SnapshotMode::Daily => 0,
+                        };
+                        let rows = state.entry(day).or_default();
+                        match rows.get_mut(&row) {
+                            Some(count) => {
+                                *count += diff;
+                                if *count == 0 {
+                                    rows.remove(&row);
+                                }
+                            }
+                            None if diff != 0 => {
+                                rows.insert(row, diff);
+                            }
+                            None => {}
                         }
-                        *state.entry(row).or_insert(0) += diff;
                     }
-                    state.retain(|_, c| *c != 0);
                 }
                 match mode {
                     SnapshotMode::ByDate => {
@@ -142,8 +160,10 @@ pub fn write_snapshots<'s, R: GoldRow>(
                         for d in ready {
                             dirty.remove(&d);
                             let rows: Vec<R> = state
-                                .iter()
-                                .filter(|(r, c)| r.day_start() == d && **c > 0)
+                                .get(&d)
+                                .into_iter()
+                                .flatten()
+                                .filter(|(_, c)| **c > 0)
                                 .map(|(r, _)| r.clone())
                                 .collect();
                             unwritten.insert(d, rows);

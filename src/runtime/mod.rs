@@ -53,14 +53,14 @@ impl RunningJob {
         }
         let frontier = self.checkpointed.with_frontier(epoch_frontier);
         let done = match frontier {
-            Some(0) => return Ok(()),
+            Some(0 | 1) => return Ok(()),
             Some(e) => Some(e - 1),
             // Input complete: everything staged is complete.
             None => self.state.latest_epoch(),
         };
         if let Some(n) = done {
-            if self.state.complete_epoch().is_none_or(|c| c < n) {
-                self.state.complete(n)?;
+            if self.state.complete_epoch().is_none_or(|c| c < n) && self.state.complete(n)? {
+                tracing::info!(job = %self.name, checkpoint = n, "checkpoint complete");
             }
         }
         Ok(())

@@ -37,6 +37,10 @@ pub trait SinkWriter<T>: 'static {
     /// checkpoint is complete). Must be idempotent.
     fn commit(&mut self, epoch: u64) -> Result<()>;
 
+    /// The input ended: the next commits are the last (a writer that
+    /// delays visibility makes everything visible then).
+    fn end_of_input(&mut self) {}
+
     /// On start: `restored` is the checkpoint the job restored (`None`:
     /// none). Output pre-committed for it or earlier epochs is committed;
     /// output staged for later epochs is discarded (it will be produced again).
@@ -55,6 +59,10 @@ impl<T: Clone + 'static> SinkWriter<T> for FanOut<T> {
 
     fn recover(&mut self, restored: Option<u64>) -> Result<()> {
         self.0.iter_mut().try_for_each(|w| w.recover(restored))
+    }
+
+    fn end_of_input(&mut self) {
+        self.0.iter_mut().for_each(|w| w.end_of_input());
     }
 
     fn write(&mut self, records: &mut Vec<T>) -> Result<()> {

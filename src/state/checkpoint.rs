@@ -88,6 +88,11 @@ struct Meta {
     recovered: Option<(u64, Option<u64>)>,
     /// The latest epoch anything of the job (state or a sink) was written in.
     latest: Option<u64>,
+    /// Entry key → the latest pending epoch that staged it: a read looks at
+    /// that one staged entry (or the committed one), never at every pending epoch.
+    overlay: HashMap<Vec<u8>, u64>,
+    /// Per pending epoch, the entry keys it staged (to clear `overlay` on completion).
+    staged_keys: BTreeMap<u64, Vec<Vec<u8>>>,
 }
 
 /// The checkpointed state of one job in this process (see the module docs).
@@ -237,9 +242,11 @@ impl JobState {
         let prefix = self.staged_prefix(epoch);
         let mut batch = WriteBatch::default();
         let (mut bytes, mut entries) = (0u64, 0u64);
+        let mut keys = Vec::new();
         for (key, value) in changes {
             let mut k = prefix.clone();
             k.extend_from_slice(&key);
+            keys.push(key);
             let v = match value {
                 Some(mut v) => {
                     v.insert(0, PUT);
@@ -266,22 +273,20 @@ impl JobState {
         let size = meta.staged_size.entry(epoch).or_default();
         size.0 += bytes;
         size.1 += entries;
+        for key in &keys {
+            let e = meta.overlay.entry(key.clone()).or_insert(epoch);
+            *e = (*e).max(epoch);
+        }
+        meta.staged_keys.entry(epoch).or_default().extend(keys);
         Ok(())
     }
 
     /// The latest value of an entry: staged epochs newest first, then committed.
     pub fn get(&self, op: &str, section: &[u8], group: u16, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let entry = entry_key(op, section, group, key);
-        let pending: Vec<u64> = self
-            .meta
-            .lock()
-            .map_err(|_| poisoned())?
-            .pending
-            .iter()
-            .copied()
-            .collect();
-        for epoch in pending.iter().rev() {
-            let mut k = self.staged_prefix(*epoch);
+        let staged_in = self.meta.lock().map_err(|_| poisoned())?.overlay.get(&entry).copied();
+        if let Some(epoch) = staged_in {
+            let mut k = self.staged_prefix(epoch);
             k.extend_from_slice(&entry);
             if let Some(v) = self.db.get(&k)? {
                 return Ok(match v.first() {
@@ -370,6 +375,24 @@ impl JobState {
         Ok(out)
     }
 
+    /// Writes (or with `None` deletes) committed entries directly, atomically,
+    /// outside any checkpoint: for bookkeeping of work done on behalf of
+    /// checkpoints already complete (a sink's commit), which every later
+    /// restore must see.
+    pub fn write_committed(&self, changes: impl IntoIterator<Item = Change>) -> Result<()> {
+        let prefix = job_prefix(COMMITTED, &self.job);
+        let mut batch = WriteBatch::default();
+        for (key, value) in changes {
+            let mut k = prefix.clone();
+            k.extend_from_slice(&key);
+            match value {
+                Some(v) => batch.put(k, v),
+                None => batch.delete(k),
+            }
+        }
+        Ok(self.db.write(batch)?)
+    }
+
     /// Applies the staged entries of `epoch` and earlier to the committed
     /// state and records `epoch` complete, atomically. Idempotent: an epoch
     /// at or before the recorded one is a no-op. Returns whether it did anything.
@@ -418,6 +441,11 @@ impl JobState {
         self.db.write(batch)?;
         for e in applied {
             meta.pending.remove(&e);
+            for key in meta.staged_keys.remove(&e).unwrap_or_default() {
+                if meta.overlay.get(&key).is_some_and(|latest| *latest <= epoch) {
+                    meta.overlay.remove(&key);
+                }
+            }
         }
         meta.complete = Some(epoch);
         drop(meta);
@@ -477,6 +505,8 @@ impl JobState {
             meta.pending.remove(&e);
             meta.staged_size.remove(&e);
         }
+        meta.overlay.clear();
+        meta.staged_keys.clear();
         Ok(())
     }
 
@@ -562,13 +592,27 @@ impl OperatorState {
     }
 }
 
-/// The job names with checkpoint state under `state_dir`, and each one's records.
-pub fn list_checkpoints(state_dir: &Path) -> Result<BTreeMap<String, Vec<CheckpointInfo>>> {
+/// What `riftstream checkpoints list` shows of one job.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct JobCheckpoints {
+    /// The job.
+    pub job: String,
+    /// The latest complete checkpoint.
+    pub latest: Option<u64>,
+    /// Records of the complete checkpoints kept, oldest first.
+    pub history: Vec<CheckpointInfo>,
+    /// Source positions in the latest complete checkpoint: (source, partition, next offset).
+    pub positions: Vec<(String, u32, u64)>,
+}
+
+/// The checkpoints of every job under `state_dir`, read without taking the
+/// database's lock (a running cluster may hold it).
+pub fn list_checkpoints(state_dir: &Path) -> Result<Vec<JobCheckpoints>> {
     let dir = state_dir.join("checkpoints");
     if !dir.exists() {
-        return Ok(BTreeMap::new());
+        return Ok(Vec::new());
     }
-    let db = super::shared_db(&dir)?;
+    let db = DB::open_for_read_only(&rocksdb::Options::default(), &dir, false)?;
     let mut jobs = BTreeSet::new();
     for item in db.prefix_iterator([META]) {
         let (k, _) = item?;
@@ -579,10 +623,64 @@ pub fn list_checkpoints(state_dir: &Path) -> Result<BTreeMap<String, Vec<Checkpo
             jobs.insert(String::from_utf8_lossy(&k[1..1 + end]).into_owned());
         }
     }
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for job in jobs {
-        let state = JobState::open(state_dir, &job)?;
-        out.insert(job, state.history()?);
+        let meta = job_prefix(META, &job);
+        let mut latest = None;
+        let mut history = Vec::new();
+        for item in db.prefix_iterator(&meta) {
+            let (k, v) = item?;
+            if !k.starts_with(&meta) {
+                break;
+            }
+            let name = &k[meta.len()..];
+            if name == b"complete" {
+                latest = <[u8; 8]>::try_from(&v[..]).ok().map(u64::from_be_bytes);
+            } else if name.starts_with(b"info/") {
+                if let Ok(info) = serde_json::from_slice::<CheckpointInfo>(&v) {
+                    history.push(info);
+                }
+            }
+        }
+        let mut positions = Vec::new();
+        let committed = job_prefix(COMMITTED, &job);
+        let mut sources = committed.clone();
+        sources.extend_from_slice(b"source/");
+        for item in db.prefix_iterator(&sources) {
+            let (k, v) = item?;
+            if !k.starts_with(&sources) {
+                break;
+            }
+            let rest = &k[committed.len()..];
+            let Some(nul) = rest.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            let op = String::from_utf8_lossy(&rest[..nul]).into_owned();
+            let name = op
+                .strip_prefix("source/")
+                .and_then(|o| o.split('/').next())
+                .unwrap_or(&op)
+                .to_string();
+            // op \0 len section group(2) partition(4)
+            let tail = &rest[nul + 1..];
+            let Some((&len, tail)) = tail.split_first() else {
+                continue;
+            };
+            let Some(p) = tail.get(len as usize + 2..len as usize + 6) else {
+                continue;
+            };
+            let partition = u32::from_be_bytes([p[0], p[1], p[2], p[3]]);
+            let next = bincode::deserialize::<(u64, Option<i64>)>(&v)
+                .map(|(n, _)| n)
+                .unwrap_or(0);
+            positions.push((name, partition, next));
+        }
+        out.push(JobCheckpoints {
+            job,
+            latest,
+            history,
+            positions,
+        });
     }
     Ok(out)
 }
@@ -655,10 +753,7 @@ mod tests {
         t.stage(3, [change("op", "k", Some("x"))]).unwrap();
         t.recover(None).unwrap();
         assert_eq!(get(&t, "k"), None);
-        assert_eq!(
-            list_checkpoints(dir.path()).unwrap().keys().collect::<Vec<_>>(),
-            ["roll"]
-        );
+        assert_eq!(t.history().unwrap().len(), 0);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use super::*;
 
 /// A row too late for every window (`silver/late_events`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct LateEventRow {
     /// Feature set it was late for.
     pub feature_set: String,
@@ -48,7 +48,7 @@ impl LakeRow for LateEventRow {
 // ---------------------------------------------------------------- gold
 
 /// A feature vector as of a window end (`gold/player_features`, the offline store).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct FeatureVectorRow {
     /// Feature set.
     pub feature_set: String,

@@ -54,7 +54,7 @@ impl LakeRow for Match {
 }
 
 /// One player's line of a match, flattened for SQL (`silver/match_participants`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ParticipantRow {
     /// Match id.
     pub match_id: String,

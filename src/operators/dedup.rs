@@ -157,7 +157,7 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                     }
                     Err(e) => health.report("dedup", e),
                 }
-                let mut gate: EpochGate<(Capability<Time>, Vec<E>)> = EpochGate::default();
+                let mut gate: EpochGate<(Capability<Time>, Vec<E>)> = EpochGate::starting_at(first);
                 // The operator's own capability, at (admitted epoch, effective watermark):
                 // its output passes an epoch only once the operator is done with it.
                 let mut hold: CapabilitySet<Time> = CapabilitySet::from_elem(cap);

@@ -97,7 +97,9 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
     builder.build_reschedule(move |mut caps| {
         let mut committed_cap = caps.pop();
         let mut precommitted_cap = caps.pop();
-        let mut gate: EpochGate<Vec<T>> = EpochGate::default();
+        // Never an epoch at or before the restored checkpoint.
+        let mut gate: EpochGate<Vec<T>> =
+            EpochGate::starting_at(checkpoints.restored.map_or(0, |r| r.saturating_add(1)));
         let mut recovered = false;
         // Records of the admitted epoch not yet handed to the writer.
         let mut pending: Vec<T> = Vec::new();

@@ -11,6 +11,7 @@ mod lake_tools;
 mod layering;
 mod models;
 mod pregame;
+mod recovery;
 mod redis;
 mod registry_stub;
 mod replay;

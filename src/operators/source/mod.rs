@@ -155,6 +155,14 @@ pub fn read_source<'s, D: Decoder>(
                 }
                 return false;
             };
+            // The run's first epoch from the first activation, before anything
+            // (opening the reader may take a while) lets the frontier show epoch 0.
+            for c in cap_vec.iter_mut() {
+                if c.time().outer < epoch {
+                    let at = time(epoch, c.time().inner);
+                    c.downgrade(&at);
+                }
+            }
             if reader.is_none() {
                 let opened = settings
                     .source

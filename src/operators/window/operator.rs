@@ -123,7 +123,9 @@ pub fn window_operator<'s>(
                 health.report("window state", e);
             }
         }
-        let mut gate: EpochGate<Rows> = EpochGate::default();
+        // Never an epoch at or before the restored checkpoint.
+        let first = states.first().map_or(0, |s| s.first_epoch());
+        let mut gate: EpochGate<Rows> = EpochGate::starting_at(first);
         let mut fired = Vec::new();
         let mut late = Vec::new();
         move |frontiers| {
@@ -147,7 +149,34 @@ pub fn window_operator<'s>(
                         health.report("window state", e);
                     }
                 }
-                // The admitted epoch complete: the next one's held rows, in order.
+                // What the admitted epoch fired belongs to it: emitted before
+                // the next epoch's rows are let in, at (epoch, watermark).
+                if let Some(caps) = capabilities.as_mut() {
+                    if let Some(e) = gate.admitted().filter(|e| *e < u64::MAX) {
+                        let inner = w.unwrap_or(caps[0].time().inner).max(caps[0].time().inner);
+                        let at = time(e.max(caps[0].time().outer), inner);
+                        for cap in caps.iter_mut() {
+                            if cap.time() != &at {
+                                cap.downgrade(&at);
+                            }
+                        }
+                    }
+                    // Whole vectors are handed on, not copied record by record.
+                    // A given container may come back with contents: clear it before reuse.
+                    if !fired.is_empty() {
+                        let handed = fired.len();
+                        results_out.activate().session(&caps[0]).give_container(&mut fired);
+                        fired.clear();
+                        // What comes back may have no capacity: size it like the last
+                        // batch, instead of regrowing (and copying) it step by step.
+                        fired.reserve(handed.min(1 << 16));
+                    }
+                    if !late.is_empty() {
+                        late_out.activate().session(&caps[1]).give_container(&mut late);
+                        late.clear();
+                    }
+                }
+                // The admitted epoch complete: its checkpoint, then the next one's held rows, in order.
                 match gate.next_boundary(epochs) {
                     Some((completed, released)) => {
                         if let Some(n) = completed {
@@ -167,20 +196,6 @@ pub fn window_operator<'s>(
             let Some(caps) = capabilities.as_mut() else {
                 return;
             };
-            // Whole vectors are handed on, not copied record by record.
-            // A given container may come back with contents: clear it before reuse.
-            if !fired.is_empty() {
-                let handed = fired.len();
-                results_out.activate().session(&caps[0]).give_container(&mut fired);
-                fired.clear();
-                // What comes back may have no capacity: size it like the last
-                // batch, instead of regrowing (and copying) it step by step.
-                fired.reserve(handed.min(1 << 16));
-            }
-            if !late.is_empty() {
-                late_out.activate().session(&caps[1]).give_container(&mut late);
-                late.clear();
-            }
             match (gate.admitted(), gate.watermark(wm)) {
                 (Some(e), Some(w)) if e < u64::MAX => {
                     let at = time(e, w);

@@ -191,7 +191,6 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                     let (wm, epochs) = (watermark(f), epoch_frontier(f));
                     loop {
                         let limit = gate.watermark(wm).unwrap_or(u64::MAX);
-                        let epoch = gate.admitted().unwrap_or(first).min(u64::MAX - 1);
                         // Every stamp below the effective watermark, all its epochs together.
                         while let Some(entry) = stash.first_entry() {
                             let stamp = entry.key().0;
@@ -211,7 +210,9 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                                 .collect();
                             keyed.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
                             let mut last: Option<String> = None;
-                            let mut new_keys = Vec::new();
+                            // New keys by the epoch of the record that brought them: a key is
+                            // part of a checkpoint exactly when that record's output is.
+                            let mut new_keys: BTreeMap<u64, Vec<String>> = BTreeMap::new();
                             for (key, _, cap, e) in keyed {
                                 if last.as_ref() == Some(&key) {
                                     duplicates.inc();
@@ -219,8 +220,8 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                                 }
                                 match seen.contains(&key) {
                                     Ok(false) => {
+                                        new_keys.entry(cap.time().outer).or_default().push(key.clone());
                                         output.session(&cap).give(e);
-                                        new_keys.push(key.clone());
                                     }
                                     Ok(true) => duplicates.inc(),
                                     Err(err) => {
@@ -231,8 +232,10 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                                 }
                                 last = Some(key);
                             }
-                            if let Err(err) = seen.remember(epoch, &new_keys) {
-                                health.report("dedup", err);
+                            for (epoch, keys) in &new_keys {
+                                if let Err(err) = seen.remember(*epoch, keys) {
+                                    health.report("dedup", err);
+                                }
                             }
                         }
                         match gate.next_boundary(epochs) {

@@ -39,7 +39,15 @@ pub fn run(
         }
         .into());
     }
-    eprintln!("ran {} in {:.2?}", report.jobs.join(", "), report.elapsed);
+    let read = report
+        .metrics
+        .as_ref()
+        .map_or(0, |m| m.counter_sum("source_records_total", "", ""));
+    eprintln!(
+        "ran {} in {:.2?}: {read} records read",
+        report.jobs.join(", "),
+        report.elapsed
+    );
     Ok(())
 }
 

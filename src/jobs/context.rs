@@ -30,6 +30,8 @@ pub struct RunShared {
     failed: Mutex<BTreeMap<String, String>>,
     /// Watermark boards by job.
     boards: Mutex<BTreeMap<String, Arc<WatermarkBoard>>>,
+    /// Once a stop is requested: the epoch sources stop in (0 while running).
+    stop_epoch: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl RunShared {
@@ -46,6 +48,30 @@ impl RunShared {
         if let Ok(mut f) = self.failed.lock() {
             f.entry(job.to_string()).or_insert(why);
         }
+    }
+
+    /// Asks every source to stop reading and move to `epoch` (the first
+    /// epoch after the final checkpoint); the first request wins.
+    pub fn request_stop(&self, epoch: u64) {
+        let _ = self.stop_epoch.compare_exchange(
+            0,
+            epoch.max(1),
+            std::sync::atomic::Ordering::SeqCst,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+
+    /// The epoch sources stop in, once a stop is requested.
+    pub fn stop_epoch(&self) -> Option<u64> {
+        match self.stop_epoch.load(std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            e => Some(e),
+        }
+    }
+
+    /// What sources watch for a stop request.
+    pub fn stop_signal(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.stop_epoch.clone()
     }
 
     /// Every failed job with its reason.
@@ -107,6 +133,7 @@ impl JobContext {
             board: Some(self.shared.watermark_board(&self.job)),
             epoch_ms: self.topology.runtime.checkpoint_interval.as_millis().max(1) as u64,
             first_epoch: self.restored.map_or(0, |r| r.saturating_add(1)),
+            stop: Some(self.shared.stop_signal()),
             checkpoint: Some(crate::operators::source::SourceCheckpoint {
                 state: self.state.clone(),
                 op: format!(
@@ -265,6 +292,7 @@ impl JobContext {
             SinkCheckpoints {
                 state: self.state.clone(),
                 restored: self.restored,
+                stop: Some(self.shared.stop_signal()),
             },
             self.metrics.sink(&self.job, name),
             self.health.clone(),

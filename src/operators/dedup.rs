@@ -8,8 +8,10 @@
 //! duplicates sharing one stamp, the one with the smallest JSON encoding wins,
 //! so the choice never depends on arrival order, worker count or checkpoint
 //! epochs: records pass an [`EpochGate`], whose effective watermark keeps a
-//! stamp waiting until every epoch holding records of it is admitted. Each
-//! record is emitted in its own epoch.
+//! stamp waiting until every epoch holding records of it is admitted. A
+//! record still waiting when its epoch ends is part of that checkpoint's
+//! state and moves on to the next epoch, so a stalled watermark (a quiet
+//! topic, a graceful stop) never holds a checkpoint back.
 //!
 //! # State and checkpoints
 //! The seen keys live in the job's checkpoint state (RocksDB, by key group),
@@ -17,14 +19,15 @@
 //! `N`, so it is part of checkpoint `N` exactly when the record it came from
 //! is. Records waiting for the watermark are state too: at the end of each
 //! epoch the changes to the waiting set are staged. After a restart both are
-//! restored (waiting records in the run's first epoch), so a record replayed
-//! from the sources is judged as it was the first time: nothing lost to a
-//! key remembered too early, nothing doubled.
+//! restored (waiting records in the run's first epoch, each on the worker
+//! its key routes to now, whatever the worker count was), so a record
+//! replayed from the sources is judged as it was the first time: nothing
+//! lost to a key remembered too early, nothing doubled.
 
 use crate::error::{Result, RiftError};
 use crate::events::Event;
 use crate::operators::epoch_gate::EpochGate;
-use crate::state::OperatorState;
+use crate::state::{key_group, owns, OperatorState};
 use crate::util::stable_hash;
 use crate::util::time::{epoch_frontier, message_time, time, watermark};
 use crate::util::{JobHealth, Time};
@@ -83,6 +86,37 @@ fn waiting_key(stamp: u64, epoch: u64) -> [u8; 16] {
     k
 }
 
+/// Moves the waiting groups of epochs before `epoch` into it (their records
+/// were in the checkpoint of their epoch as waiting state).
+fn retime<E>(stash: &mut Stash<E>, changed: &mut BTreeSet<(u64, u64)>, epoch: u64) {
+    let old: Vec<(u64, u64)> = stash.keys().filter(|(_, e)| *e < epoch).copied().collect();
+    for (stamp, e) in old {
+        if let Some((cap, mut records)) = stash.remove(&(stamp, e)) {
+            changed.insert((stamp, e));
+            changed.insert((stamp, epoch));
+            let at = time(epoch, stamp);
+            stash
+                .entry((stamp, epoch))
+                .or_insert_with(|| (cap.delayed(&at), Vec::new()))
+                .1
+                .append(&mut records);
+        }
+    }
+}
+
+/// The route of a record: its business key's key group (the owner of a group
+/// is the same for the exchange and for restored state).
+fn route<E: Event>(e: &E) -> u64 {
+    key_group(stable_hash(e.business_key().as_bytes())) as u64
+}
+
+/// The (stamp, epoch) of a waiting group's key.
+fn parse_waiting_key(key: &[u8]) -> Option<(u64, u64)> {
+    let stamp = u64::from_be_bytes(key.get(..8)?.try_into().ok()?);
+    let epoch = u64::from_be_bytes(key.get(8..16)?.try_into().ok()?);
+    Some((stamp, epoch))
+}
+
 /// Stages the waiting groups that changed: present ones whole, gone ones deleted.
 fn stage_waiting<E: Event>(
     seen: &SeenKeys,
@@ -127,32 +161,50 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
     ) -> StreamVec<'s, Time, E> {
         let (worker, peers) = (self.scope().index(), self.scope().peers());
         self.unary_frontier::<CapacityContainerBuilder<Vec<E>>, _, _, _>(
-            Exchange::new(|e: &E| stable_hash(e.business_key().as_bytes())),
+            Exchange::new(route::<E>),
             "DedupByKey",
             |cap, _info| {
                 let mut stash: Stash<E> = BTreeMap::new();
                 // Waiting groups added or removed since the last checkpoint.
                 let mut changed: BTreeSet<(u64, u64)> = BTreeSet::new();
                 let first = seen.state.first_epoch();
-                // Records that waited at the restored checkpoint wait again, in this run's first epoch.
-                match seen.state.restore(WAITING, worker, peers) {
+                // Records that waited at the restored checkpoint wait again, in this run's first
+                // epoch, on the worker their key routes to now. Each worker rewrites the groups
+                // staged under its own index; worker 0 deletes those of workers that are gone.
+                match seen.state.restore_all(WAITING) {
                     Ok(entries) => {
-                        for (key, value) in entries {
-                            let stamp = key
-                                .get(..8)
-                                .map_or(0, |b| u64::from_be_bytes(b.try_into().unwrap_or_default()));
+                        let mut orphans = Vec::new();
+                        for (group, key, value) in entries {
+                            let Some((stamp, old_epoch)) = parse_waiting_key(&key) else {
+                                continue;
+                            };
+                            if group as usize == worker {
+                                changed.insert((stamp, old_epoch));
+                            } else if group as usize >= peers && worker == 0 {
+                                orphans.push((seen.state.key_in_group(WAITING, group, &key), None));
+                            }
                             match bincode::deserialize::<Vec<E>>(&value) {
                                 Ok(records) => {
+                                    let mine: Vec<E> = records
+                                        .into_iter()
+                                        .filter(|e| owns(route(e) as u16, worker, peers))
+                                        .collect();
+                                    if mine.is_empty() {
+                                        continue;
+                                    }
                                     let at = time(first, stamp);
                                     let group = stash
                                         .entry((stamp, first))
                                         .or_insert_with(|| (cap.delayed(&at), Vec::new()));
-                                    group.1.extend(records);
+                                    group.1.extend(mine);
                                     changed.insert((stamp, first));
                                 }
                                 Err(e) => health
                                     .report("dedup", RiftError::Internal(format!("restoring waiting records: {e}"))),
                             }
+                        }
+                        if let Err(e) = seen.state.stage(first, orphans) {
+                            health.report("dedup", e);
                         }
                     }
                     Err(e) => health.report("dedup", e),
@@ -247,6 +299,9 @@ impl<'s, E: Event + timely::ExchangeData> DedupByKey<'s, E> for StreamVec<'s, Ti
                                 }
                                 for (_, (cap, records)) in released {
                                     admit(&mut stash, &mut changed, cap, records);
+                                }
+                                if let Some(a) = gate.admitted().filter(|a| *a < u64::MAX) {
+                                    retime(&mut stash, &mut changed, a);
                                 }
                             }
                             None => break,

@@ -63,6 +63,9 @@ pub struct SinkCheckpoints {
     pub state: Arc<JobState>,
     /// The checkpoint the run restored.
     pub restored: Option<u64>,
+    /// Set to the stop epoch when the run stops: what is committed then is
+    /// the last output of the run, made visible at once.
+    pub stop: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// Moves `cap` (if any) to the first epoch after `epoch`.
@@ -190,6 +193,14 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                 precommitted_cap = None;
             }
             // Commit what the cluster has checkpointed.
+            let stopping = checkpoints
+                .stop
+                .as_ref()
+                .map(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+                .is_some_and(|stop| stop > 0 && gate.admitted().is_some_and(|a| a >= stop));
+            if stopping {
+                writer.end_of_input();
+            }
             let complete = checkpoints.state.complete_epoch();
             while let Some(&epoch) = uncommitted.first() {
                 if complete.is_none_or(|c| c < epoch) {

@@ -30,6 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use timely::dataflow::ProbeHandle;
 
+/// How long a stop waits for the final checkpoint before giving up on it.
+const STOP_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// A job installed on a worker.
 struct RunningJob {
     name: String,
@@ -38,12 +41,24 @@ struct RunningJob {
     health: JobHealth,
     /// Where the job's checkpoints complete.
     checkpointed: ProbeHandle<Time>,
+    /// Where the job's sinks report their commits.
+    committed: ProbeHandle<Time>,
     /// Whether a sink reports to `checkpointed` (a probe nothing feeds says nothing).
     attached: std::rc::Rc<std::cell::Cell<bool>>,
     state: Arc<JobState>,
 }
 
 impl RunningJob {
+    /// Whether the job stopped for a stop in `epoch`: the checkpoint before
+    /// it is complete and every sink committed it.
+    fn stopped(&self, epoch: u64) -> bool {
+        let complete = self.state.complete_epoch().is_some_and(|c| c + 1 >= epoch);
+        let committed = self
+            .committed
+            .with_frontier(|f| epoch_frontier(f).is_none_or(|e| e >= epoch));
+        complete && committed
+    }
+
     /// Records the checkpoints the job's completion probe has passed (every
     /// worker of every process staged them): the latest becomes the state a
     /// restart restores. Done by whichever worker sees it first; idempotent.
@@ -245,11 +260,15 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     index,
                     health,
                     checkpointed: probes.checkpointed,
+                    committed: probes.committed,
                     attached: probes.attached,
                     state,
                 });
             }
             let mut failures = BTreeMap::new();
+            // (stop epoch, when the stop was requested), once it was.
+            let mut stopping: Option<(u64, Instant)> = None;
+            let epoch_ms = topology.runtime.checkpoint_interval.as_millis().max(1) as u64;
             loop {
                 worker.step_or_park(Some(Duration::from_millis(5)));
                 let installed = worker.installed_dataflows();
@@ -272,13 +291,32 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     }
                     installed.contains(index)
                 });
-                if !bounded && shutdown.load(Ordering::Relaxed) {
-                    // Stop: drop the dataflows so the workers (and the process) can exit.
-                    for job in running.drain(..) {
+                if shutdown.load(Ordering::Relaxed) {
+                    // A graceful stop: sources stop reading and move to the stop epoch; once
+                    // the checkpoint before it is complete and committed, the dataflows go.
+                    let stop = *stopping.get_or_insert_with(|| {
+                        let epoch = crate::util::now_ms().max(0) as u64 / epoch_ms + 1;
+                        shared.request_stop(epoch);
+                        (shared.stop_epoch().unwrap_or(epoch), Instant::now())
+                    });
+                    let timed_out = stop.1.elapsed() > STOP_TIMEOUT;
+                    running.retain(|job| {
+                        if !job.stopped(stop.0) && !timed_out {
+                            return true;
+                        }
+                        if !job.stopped(stop.0) {
+                            let why = format!(
+                                "no final checkpoint within {}s of the stop request: output since the last one is read again on restart",
+                                STOP_TIMEOUT.as_secs()
+                            );
+                            tracing::error!(job = %job.name, "{why}");
+                            failures.insert(job.name.clone(), why);
+                        }
                         if worker.installed_dataflows().contains(&job.index) {
                             worker.drop_dataflow(job.index);
                         }
-                    }
+                        false
+                    });
                 }
                 if running.is_empty() {
                     break;

@@ -590,6 +590,20 @@ impl OperatorState {
             .map(|(_, k, v)| (k, v))
             .collect())
     }
+
+    /// Every restored entry of `section`, whatever its key group (nothing on
+    /// a fresh start): (group, key, value). For state a worker regroups itself.
+    pub fn restore_all(&self, section: &[u8]) -> Result<Vec<Entry>> {
+        if self.restored.is_none() {
+            return Ok(Vec::new());
+        }
+        self.state.scan(&self.op, section)
+    }
+
+    /// The entry key of `key` in key group `group` of `section`.
+    pub fn key_in_group(&self, section: &[u8], group: u16, key: &[u8]) -> Vec<u8> {
+        entry_key(&self.op, section, group, key)
+    }
 }
 
 /// What `riftstream checkpoints list` shows of one job.

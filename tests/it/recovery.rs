@@ -7,7 +7,7 @@
 //! run has completed a checkpoint, so each kill lands in the middle of the
 //! work, and the test checks that each kill did kill a running process.
 
-use super::support::duckdb;
+use super::support::{duckdb, kafka, wait_until};
 use riftstream::generator::GeneratorConfig;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
@@ -16,14 +16,11 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn topology(dir: &Path, input: &Path) -> String {
-    let (d, i) = (dir.display(), input.display());
+/// The sources of the file runs: the simulation's JSON-lines files in `input`.
+fn file_sources(input: &Path) -> String {
+    let i = input.display();
     format!(
         r#"
-[runtime]
-workers = 2
-state_dir = "{d}/state"
-checkpoint_interval = "150ms"
 [sources.matches]
 kind = "file"
 path = "{i}/matches.jsonl"
@@ -36,6 +33,22 @@ schema = "player_stats"
 kind = "file"
 path = "{i}/game_events.jsonl"
 schema = "game_events"
+"#
+    )
+}
+
+/// A topology writing into `dir`: the lake job (bronze, silver, gold) and
+/// windowed player features (tumbling, sliding, session) over `sources`.
+fn topology(dir: &Path, runtime: &str, sources: &str) -> String {
+    let d = dir.display();
+    format!(
+        r#"
+[runtime]
+workers = 2
+state_dir = "{d}/state"
+checkpoint_interval = "150ms"
+{runtime}
+{sources}
 [sinks.lake]
 kind = "lake"
 root = "{d}/lake"
@@ -77,9 +90,17 @@ output = "out"
     )
 }
 
+/// `riftstream run --bounded` of the topology in `dir`.
 fn run(dir: &Path) -> Command {
+    let mut cmd = run_unbounded(dir);
+    cmd.arg("--bounded");
+    cmd
+}
+
+/// `riftstream run` of the topology in `dir`, until a signal stops it.
+fn run_unbounded(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_riftstream"));
-    cmd.args(["run", "--bounded", "--topology"])
+    cmd.args(["run", "--topology"])
         .arg(dir.join("topology.toml"))
         .env("RIFT_LOG", "riftstream=info")
         .stdout(Stdio::null())
@@ -99,45 +120,125 @@ impl Rng {
     }
 }
 
-/// Starts a run and kills it `delay` after its first completed checkpoint.
-/// Returns whether it was killed (false: it finished first).
-fn run_and_kill(dir: &Path, delay: Duration) -> bool {
-    let mut child = run(dir).spawn().expect("start riftstream");
+/// A started run: the child, a message per completed checkpoint, and the
+/// thread collecting its stderr.
+struct Started {
+    child: std::process::Child,
+    checkpoints: mpsc::Receiver<()>,
+    stderr: std::thread::JoinHandle<String>,
+}
+
+fn start(mut cmd: Command) -> Started {
+    let mut child = cmd.spawn().expect("start riftstream");
     let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
+    let (tx, checkpoints) = mpsc::channel();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if line.contains("checkpoint complete") {
                 let _ = tx.send(());
             }
+            text.push_str(&line);
+            text.push('\n');
         }
+        text
     });
+    Started {
+        child,
+        checkpoints,
+        stderr,
+    }
+}
+
+impl Started {
+    /// Whether the run has exited (asserting that it succeeded).
+    fn exited(&mut self) -> bool {
+        match self.child.try_wait().expect("poll child") {
+            Some(status) => {
+                assert!(status.success(), "the run failed: {status:?}");
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sends `signal`, waits (90 s at most) for the exit; returns the status and stderr.
+    fn signal(mut self, signal: i32) -> (std::process::ExitStatus, String) {
+        // SAFETY: kill(2) on the pid of a child not yet waited for.
+        let sent = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(sent, 0, "signal {signal} not sent");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("the run did not exit within 90 s of signal {signal}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        (status, self.stderr.join().expect("stderr reader"))
+    }
+}
+
+/// Starts a run and sends it `signal` `delay` after its first completed
+/// checkpoint. Returns its exit status and what it wrote to stderr, or None
+/// when it finished before the signal.
+fn run_and_signal(cmd: Command, delay: Duration, signal: i32) -> Option<(std::process::ExitStatus, String)> {
+    let mut run = start(cmd);
     // Wait for a checkpoint of this incarnation (or the end of the run).
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if rx.recv_timeout(Duration::from_millis(50)).is_ok() {
-            break;
-        }
-        if let Some(status) = child.try_wait().expect("poll child") {
-            assert!(status.success(), "the run failed: {status:?}");
-            let _ = reader.join();
-            return false;
+    while run.checkpoints.recv_timeout(Duration::from_millis(50)).is_err() {
+        if run.exited() {
+            return None;
         }
         assert!(Instant::now() < deadline, "no checkpoint completed within 120 s");
     }
     let at = Instant::now() + delay;
     while Instant::now() < at {
-        if child.try_wait().expect("poll child").is_some() {
-            let _ = reader.join();
-            return false;
+        if run.exited() {
+            return None;
         }
         std::thread::yield_now();
     }
-    child.kill().expect("SIGKILL");
-    let status = child.wait().expect("wait");
-    let _ = reader.join();
-    // Killed by signal 9, not exited on its own.
-    status.signal() == Some(9)
+    Some(run.signal(signal))
+}
+
+/// The number of records a run read, from its closing line.
+fn records_read(stderr: &str) -> u64 {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_suffix(" records read"))
+        .filter_map(|l| l.rsplit(' ').next())
+        .find_map(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `records read` line in:\n{stderr}"))
+}
+
+/// Simulated input under `root/in`, and `dirs` under `root`, each with the topology.
+fn prepare(root: &Path, dirs: &[&str]) -> Vec<std::path::PathBuf> {
+    let input = root.join("in");
+    riftstream::demo::write_simulation(
+        &GeneratorConfig {
+            players: 1_200,
+            matches: 15_000,
+            live_games: 30,
+            days: 20,
+            jitter_ms: 30 * 60 * 1000,
+            seed: 23,
+            ..Default::default()
+        },
+        &input,
+    )
+    .unwrap();
+    dirs.iter()
+        .map(|d| {
+            let dir = root.join(d);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(dir.join("topology.toml"), topology(&dir, "", &file_sources(&input))).unwrap();
+            dir
+        })
+        .collect()
 }
 
 /// Every row of each of `tables` ((table, columns to leave out)) in `lake`,
@@ -215,68 +316,188 @@ fn kill_9_at_random_moments_then_restart_changes_no_output() {
         .unwrap_or(0x5eed_1234);
     eprintln!("crash seed {seed} (RIFT_CRASH_SEED replays it)");
     let root = tempfile::tempdir().unwrap();
-    let input = root.path().join("in");
-    riftstream::demo::write_simulation(
-        &GeneratorConfig {
-            players: 1_200,
-            matches: 15_000,
-            live_games: 30,
-            days: 20,
-            jitter_ms: 30 * 60 * 1000,
-            seed: 23,
-            ..Default::default()
-        },
-        &input,
-    )
-    .unwrap();
-    let (reference, crashed) = (root.path().join("reference"), root.path().join("crashed"));
-    for dir in [&reference, &crashed] {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("topology.toml"), topology(dir, &input)).unwrap();
-    }
-    let status = run(&reference).stderr(Stdio::null()).status().unwrap();
+    let [reference, crashed] = &prepare(root.path(), &["reference", "crashed"])[..] else {
+        unreachable!()
+    };
+    let status = run(reference).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "reference run: {status:?}");
 
     let mut rng = Rng(seed | 1);
     let mut kills = 0;
     for _ in 0..3 {
         let delay = Duration::from_millis(rng.below(800));
-        if !run_and_kill(&crashed, delay) {
-            break;
+        match run_and_signal(run(crashed), delay, libc::SIGKILL) {
+            // Killed by signal 9, not exited on its own.
+            Some((status, _)) if status.signal() == Some(9) => {}
+            _ => break,
         }
         kills += 1;
     }
-    assert!(kills >= 2, "only {kills} kill(s) landed mid-run: the input is too small for this machine");
-    let status = run(&crashed).stderr(Stdio::null()).status().unwrap();
+    assert!(
+        kills >= 2,
+        "only {kills} kill(s) landed mid-run: the input is too small for this machine"
+    );
+    let status = run(crashed).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "final run: {status:?}");
 
-    let tables = [
-        ("bronze", "exclude (received_at)"),
-        ("silver/matches", ""),
-        ("silver/match_participants", ""),
-        ("silver/player_stats", ""),
-        ("silver/game_events", ""),
-        ("silver/late_events", ""),
-        ("gold/champion_stats", ""),
-        ("gold/player_daily", ""),
-        ("gold/leaderboard", ""),
-        ("gold/player_features", ""),
-    ];
-    let want_all = rows(&reference.join("lake"), &tables);
-    let got_all = rows(&crashed.join("lake"), &tables);
-    for (((table, _), want), got) in tables.iter().zip(&want_all).zip(&got_all) {
-        assert!(!want.is_empty() || *table == "silver/late_events", "{table}: the reference has rows");
-        assert_eq!(want.len(), got.len(), "{table}: row counts (seed {seed})");
+    assert_same_output(reference, crashed, &format!("seed {seed}"));
+}
+
+/// The lake tables compared, with the columns left out (arrival times).
+const TABLES: [(&str, &str); 10] = [
+    ("bronze", "exclude (received_at)"),
+    ("silver/matches", ""),
+    ("silver/match_participants", ""),
+    ("silver/player_stats", ""),
+    ("silver/game_events", ""),
+    ("silver/late_events", ""),
+    ("gold/champion_stats", ""),
+    ("gold/player_daily", ""),
+    ("gold/leaderboard", ""),
+    ("gold/player_features", ""),
+];
+
+/// Asserts that `got` holds exactly the lake tables and feature files of `reference`.
+fn assert_same_output(reference: &Path, got: &Path, what: &str) {
+    let want_all = rows(&reference.join("lake"), &TABLES);
+    let got_all = rows(&got.join("lake"), &TABLES);
+    for (((table, _), want), got) in TABLES.iter().zip(&want_all).zip(&got_all) {
+        assert!(
+            !want.is_empty() || *table == "silver/late_events",
+            "{table}: the reference has rows"
+        );
+        assert_eq!(want.len(), got.len(), "{table}: row counts ({what})");
         let differing = want.iter().zip(got).filter(|(w, g)| !same(w, g)).count();
-        assert_eq!(differing, 0, "{table}: {differing} rows differ (seed {seed})");
+        assert_eq!(differing, 0, "{table}: {differing} rows differ ({what})");
     }
-    let (want, got) = (lines(&reference.join("out")), lines(&crashed.join("out")));
+    let (want, got) = (lines(&reference.join("out")), lines(&got.join("out")));
     assert_eq!(
         want.iter().map(|(f, v)| (f, v.len())).collect::<Vec<_>>(),
         got.iter().map(|(f, v)| (f, v.len())).collect::<Vec<_>>(),
-        "feature files (seed {seed})"
+        "feature files ({what})"
     );
     for ((file, w), (_, g)) in want.iter().zip(&got) {
-        assert!(w.iter().zip(g).all(|(a, b)| same(a, b)), "{file} differs (seed {seed})");
+        assert!(w.iter().zip(g).all(|(a, b)| same(a, b)), "{file} differs ({what})");
     }
+}
+
+/// The simulation on Tansu (JSON values, 3 partitions per topic), produced
+/// once per test process under `prefix`.
+fn kafka_input(prefix: &str) -> String {
+    use riftstream::config::{Encoding, KafkaConfig};
+    let target = riftstream::produce::ProduceTarget {
+        kafka: KafkaConfig {
+            brokers: kafka().to_string(),
+            schema_registry: None,
+            group_id: "recovery-producer".into(),
+            properties: Default::default(),
+        },
+        encoding: Encoding::Json,
+        partitions: 3,
+        topic_prefix: prefix.to_string(),
+        rate: None,
+    };
+    riftstream::produce::produce_simulation(
+        &target,
+        &GeneratorConfig {
+            players: 800,
+            matches: 6_000,
+            live_games: 20,
+            days: 10,
+            jitter_ms: 30 * 60 * 1000,
+            seed: 29,
+            ..Default::default()
+        },
+    )
+    .expect("produce the simulation");
+    let source = |name: &str| {
+        format!(
+            "[sources.{name}]\nkind = \"kafka\"\ntopic = \"{prefix}esports.{name}\"\nschema = \"{name}\"\nencoding = \"json\"\n"
+        )
+    };
+    format!(
+        "{}{}{}",
+        source("matches"),
+        source("player_stats"),
+        source("game_events")
+    )
+}
+
+/// The Kafka section for a run in `dir` (its own consumer group).
+fn kafka_section(dir: &Path) -> String {
+    format!(
+        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n",
+        kafka(),
+        dir.file_name().unwrap().to_string_lossy()
+    )
+}
+
+/// A Prometheus counter summed over its series, from an admin endpoint.
+fn scrape_counter(port: u16, name: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64,
+    )
+}
+
+/// A long-running Kafka job stopped with SIGTERM takes a final checkpoint,
+/// commits everything it read and exits 0; the restart reads nothing again
+/// and ends with the output of a run that was never stopped.
+#[test]
+fn sigterm_on_a_kafka_run_commits_everything_read_and_the_restart_reads_nothing_again() {
+    let sources = kafka_input("sigterm.");
+    let root = tempfile::tempdir().unwrap();
+    let (reference, stopped) = (root.path().join("reference"), root.path().join("stopped"));
+    let port = super::support::free_port();
+    for (dir, admin) in [
+        (&reference, String::new()),
+        (&stopped, format!("admin_addr = \"127.0.0.1:{port}\"")),
+    ] {
+        std::fs::create_dir_all(dir).unwrap();
+        let text = format!("{}{}", kafka_section(dir), topology(dir, &admin, &sources));
+        // `[kafka]` must not land inside `[runtime]`: put it first.
+        std::fs::write(dir.join("topology.toml"), text).unwrap();
+    }
+    let out = run(&reference).output().unwrap();
+    assert!(out.status.success(), "reference run: {:?}", out.status);
+    let total = records_read(&String::from_utf8_lossy(&out.stderr));
+
+    // A run that would go on forever, stopped once it has read everything.
+    let mut running = start(run_unbounded(&stopped));
+    wait_until(Duration::from_secs(120), "the run reads every record", || {
+        assert!(!running.exited(), "an unbounded run exited on its own");
+        (scrape_counter(port, "riftstream_source_records_total")? >= total).then_some(())
+    });
+    let (status, stderr) = running.signal(libc::SIGTERM);
+    assert!(status.success(), "a stopped run exits 0: {status:?}\n{stderr}");
+    assert!(
+        stderr.contains("stopped reading for a graceful stop"),
+        "the sources stopped:\n{stderr}"
+    );
+    assert_eq!(records_read(&stderr), total, "the stopped run read everything once");
+    // Every record the stopped run read is in bronze already: the final checkpoint was
+    // committed. (Silver may hold back records still waiting for the watermark: they are
+    // state in that checkpoint, emitted after the restart.)
+    let bronze = &TABLES[..1];
+    assert_eq!(
+        rows(&reference.join("lake"), bronze)[0].len(),
+        rows(&stopped.join("lake"), bronze)[0].len(),
+        "bronze after the stop"
+    );
+
+    let out = run(&stopped).output().unwrap();
+    assert!(out.status.success(), "restart: {:?}", out.status);
+    assert_eq!(
+        records_read(&String::from_utf8_lossy(&out.stderr)),
+        0,
+        "the restart read nothing again"
+    );
+    assert_same_output(&reference, &stopped, "stopped with SIGTERM, then restarted");
 }

@@ -83,6 +83,11 @@ pub struct SourceSettings {
     pub first_epoch: u64,
     /// Where the source's positions are checkpointed (none: not checkpointed).
     pub checkpoint: Option<SourceCheckpoint>,
+    /// Set (to the epoch to stop in) when the run is asked to stop: the
+    /// source stops reading, checkpoints its positions and waits, holding
+    /// its capability in that epoch, so the final checkpoint covers
+    /// everything read and no window is fired early.
+    pub stop: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// The three streams of a source.
@@ -136,6 +141,7 @@ pub fn read_source<'s, D: Decoder>(
         let mut epoch = (now_ms().max(0) as u64 / epoch_ms).max(settings.first_epoch);
         // Partitions read from in the current epoch (staged at its end).
         let mut touched: BTreeSet<u32> = BTreeSet::new();
+        let mut stop_logged = false;
         // Returns whether the operator still has work (a final offset commit after its input ended).
         move |_frontiers| -> bool {
             let Some(cap_vec) = caps.as_mut() else {
@@ -196,7 +202,14 @@ pub fn read_source<'s, D: Decoder>(
             let Some(r) = reader.as_mut() else { return true };
             // A new checkpoint epoch: everything read so far belongs to the
             // ones before; what is read from now on to this one.
-            let next_epoch = epoch.max(now_ms().max(0) as u64 / epoch_ms);
+            let stop_epoch = settings
+                .stop
+                .as_ref()
+                .map(|s| s.load(std::sync::atomic::Ordering::SeqCst))
+                .filter(|e| *e > 0);
+            let next_epoch = epoch
+                .max(now_ms().max(0) as u64 / epoch_ms)
+                .max(stop_epoch.unwrap_or(0));
             if next_epoch > epoch {
                 if let Err(e) = stage_positions(&settings, epoch, &mut touched, &commits, &clock) {
                     health.report(&settings.name, e);
@@ -210,6 +223,15 @@ pub fn read_source<'s, D: Decoder>(
                     let at = time(epoch, c.time().inner);
                     c.downgrade(&at);
                 }
+            }
+            if stop_epoch.is_some_and(|stop| epoch >= stop) {
+                // Stopping: nothing more is read; the capability waits in the stop epoch.
+                if !stop_logged {
+                    stop_logged = true;
+                    tracing::info!(source = %settings.name, epoch, "stopped reading for a graceful stop");
+                }
+                activator.activate_after(Duration::from_millis(50));
+                return true;
             }
             // Commit offsets the sinks have made durable.
             if let Some(probe) = &settings.committed {
@@ -379,6 +401,7 @@ pub fn read_source<'s, D: Decoder>(
             }
             if state.all_finished && retry.is_empty() {
                 // The input's end: its last positions belong to the current epoch.
+                tracing::debug!(source = %settings.name, epoch, "read to the end of the input");
                 if let Err(e) = stage_positions(&settings, epoch, &mut touched, &commits, &clock) {
                     health.report(&settings.name, e);
                     activator.activate_after(backoff.next());

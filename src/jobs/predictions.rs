@@ -127,7 +127,7 @@ impl PredictionsJob {
         })
     }
 
-    fn live_scoring(&self, ctx: &JobContext) -> Result<LiveScoring> {
+    fn live_scoring(&self, ctx: &JobContext, source: &str) -> Result<LiveScoring> {
         let champion = ModelSlot::open(&self.registry, &self.live_model, LIVE_FEATURE_NAMES, self.model_poll)?;
         let challenger = match &self.challenger {
             Some((name, share)) => Some((
@@ -142,6 +142,7 @@ impl PredictionsJob {
             job: ctx.job.clone(),
             worker: ctx.worker,
             metrics: ctx.metrics.models(&ctx.job),
+            state: ctx.operator_state(&format!("score/{source}")),
         })
     }
 }
@@ -151,7 +152,7 @@ impl Job for PredictionsJob {
         let mut outputs = Vec::new();
         let mut dead = Vec::new();
         if let Some(source) = &self.live_source {
-            let scoring = self.live_scoring(ctx)?;
+            let scoring = self.live_scoring(ctx, source)?;
             let streams = read_source(
                 scope,
                 ctx.source(source, false)?,
@@ -162,7 +163,7 @@ impl Job for PredictionsJob {
             dead.push(streams.dead_letters);
             let scored = streams
                 .records
-                .live_match_state()
+                .live_match_state(ctx.operator_state(&format!("live/{source}")), ctx.health.clone())
                 .score_live(scoring, ctx.health.clone());
             outputs.push(scored.predictions);
             // Per-model outcomes of ended matches go to the lake outputs' gold/model_outcomes.

@@ -21,17 +21,25 @@
 //! starting the match over; tombstones are purged once the watermark is
 //! [`TOMBSTONE_RETENTION_MS`] past the end. Events with a `seq` the match
 //! has already applied (replays, duplicates) are ignored.
+//!
+//! # Checkpoints
+//! Matches (with their waiting events and tombstones) are checkpointed per
+//! match: at the end of each epoch the matches it changed are staged in the
+//! job's state ([`KeyedState`]), and restored on the worker their key group
+//! routes to. Events still waiting when their epoch ends move on to the
+//! next one (they are in the checkpoint as state), so a stalled watermark
+//! never holds a checkpoint back.
 
 use crate::events::Arrived;
 use crate::events::{Building, GameEvent, GameEventKind, Monster, Team};
 use crate::model::TeamTotals;
 use crate::operators::epoch_gate::EpochGate;
-use crate::util::stable_hash;
+use crate::state::{KeyedState, OperatorState};
 use crate::util::time::{epoch_frontier, message_time, time, watermark};
-use crate::util::Time;
+use crate::util::{JobHealth, Time};
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
@@ -57,22 +65,31 @@ pub struct LiveUpdate {
     pub received_at_us: i64,
     /// Set on the match's last event (`game_end`): the winner.
     pub winner: Option<Team>,
+    /// Updates of the match so far, this one included (on `game_end`: all of them).
+    pub updates: u64,
 }
 
 /// How long (event time) an ended match's tombstone outlives its `game_end`.
 pub const TOMBSTONE_RETENTION_MS: i64 = 6 * 3600 * 1000;
 
-#[derive(Debug, Default, Clone)]
+/// Section of the checkpoint state holding matches.
+const MATCHES: &[u8] = b"m";
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 struct MatchState {
     /// `game_end` was applied: only a tombstone is left.
     ended: bool,
+    /// Event time of `game_end` (for purging the tombstone).
+    ended_at: i64,
     blue: TeamTotals,
     red: TeamTotals,
     barons: (u32, u32),
     frame_time: i64,
-    applied: hashbrown::HashSet<i64>,
+    applied: HashSet<i64>,
     /// The next `seq` expected in order.
     next_seq: i64,
+    /// Updates emitted for the match.
+    updates: u64,
     /// Events that arrived ahead of a missing predecessor: seq -> (stamp, event).
     waiting: BTreeMap<i64, (u64, Arrived<GameEvent>)>,
 }
@@ -125,8 +142,8 @@ impl MatchState {
 
 /// Maintains live match state.
 pub trait LiveMatchState<'s> {
-    /// One [`LiveUpdate`] per (new) game event.
-    fn live_match_state(self) -> StreamVec<'s, Time, LiveUpdate>;
+    /// One [`LiveUpdate`] per (new) game event; matches are checkpointed in `state`.
+    fn live_match_state(self, state: OperatorState, health: JobHealth) -> StreamVec<'s, Time, LiveUpdate>;
 }
 
 /// Applies one event to its match and returns the update to score (`None`
@@ -138,6 +155,7 @@ fn apply_event(matches: &mut HashMap<String, MatchState>, a: Arrived<GameEvent>)
         return None;
     }
     state.apply(e);
+    state.updates += 1;
     if e.seq >= state.next_seq {
         state.next_seq = e.seq + 1;
     }
@@ -151,11 +169,13 @@ fn apply_event(matches: &mut HashMap<String, MatchState>, a: Arrived<GameEvent>)
         barons: state.barons,
         received_at_us: a.received_at_us,
         winner,
+        updates: state.updates,
     };
     if e.kind == GameEventKind::GameEnd {
         // Events still waiting can only be replays past the end: dropped with the state.
         *state = MatchState {
             ended: true,
+            ended_at: e.event_time,
             ..Default::default()
         };
     }
@@ -169,12 +189,14 @@ fn apply_batch(
     matches: &mut HashMap<String, MatchState>,
     waiting: &mut BTreeMap<(u64, String), Capability<Time>>,
     ready: &mut Vec<LiveUpdate>,
+    checkpoint: &mut KeyedState<MatchState>,
     cap: &Capability<Time>,
     events: Vec<Arrived<GameEvent>>,
 ) {
     let t = cap.time().inner;
     for a in events {
         let id = a.event.match_id.clone();
+        checkpoint.touch(&id);
         let state = matches.entry(id.clone()).or_default();
         if state.ended {
             continue; // a replay of an ended match
@@ -211,19 +233,38 @@ fn drain_in_order(matches: &mut HashMap<String, MatchState>, match_id: &str, out
 }
 
 impl<'s> LiveMatchState<'s> for StreamVec<'s, Time, Arrived<GameEvent>> {
-    fn live_match_state(self) -> StreamVec<'s, Time, LiveUpdate> {
+    fn live_match_state(self, state: OperatorState, health: JobHealth) -> StreamVec<'s, Time, LiveUpdate> {
+        let (worker, peers) = (self.scope().index(), self.scope().peers());
         self.unary_frontier::<CapacityContainerBuilder<Vec<LiveUpdate>>, _, _, _>(
-            Exchange::new(|a: &Arrived<GameEvent>| stable_hash(a.event.match_id.as_bytes())),
+            Exchange::new(|a: &Arrived<GameEvent>| KeyedState::<MatchState>::route(&a.event.match_id)),
             "LiveMatchState",
-            |cap, _info| {
+            move |cap, _info| {
                 let mut matches: HashMap<String, MatchState> = HashMap::new();
                 // Events waiting for a missing predecessor, by (stamp, match), each
-                // with a capability for its own time.
+                // with a capability for its time (in the admitted epoch).
                 let mut waiting: BTreeMap<(u64, String), Capability<Time>> = BTreeMap::new();
                 let mut ready: Vec<LiveUpdate> = Vec::new();
                 // (game_end event time, match) of tombstones, for purging.
                 let mut ended: BTreeSet<(i64, String)> = BTreeSet::new();
-                let mut gate: EpochGate<(Capability<Time>, Vec<Arrived<GameEvent>>)> = EpochGate::default();
+                let mut checkpoint: KeyedState<MatchState> = KeyedState::new(state, MATCHES);
+                let first = checkpoint.first_epoch();
+                match checkpoint.restore(worker, peers) {
+                    Ok(restored) => {
+                        for (id, m) in restored {
+                            if m.ended {
+                                ended.insert((m.ended_at, id.clone()));
+                            }
+                            for (stamp, _) in m.waiting.values() {
+                                waiting
+                                    .entry((*stamp, id.clone()))
+                                    .or_insert_with(|| cap.delayed(&time(first, *stamp)));
+                            }
+                            matches.insert(id, m);
+                        }
+                    }
+                    Err(e) => health.report("live match state", e),
+                }
+                let mut gate: EpochGate<(Capability<Time>, Vec<Arrived<GameEvent>>)> = EpochGate::starting_at(first);
                 // At (admitted epoch, effective watermark): the output passes an
                 // epoch only once the operator is done with it.
                 let mut hold = CapabilitySet::from_elem(cap);
@@ -238,7 +279,7 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, Time, Arrived<GameEvent>> {
                         }
                         let cap = stamp.delayed(&at, output.output_index());
                         if let Some((cap, events)) = gate.offer(at, (cap, events)) {
-                            apply_batch(&mut matches, &mut waiting, &mut ready, &cap, events);
+                            apply_batch(&mut matches, &mut waiting, &mut ready, &mut checkpoint, &cap, events);
                             if !ready.is_empty() {
                                 note_ended(&ready, &mut ended);
                                 output.session(&cap).give_iterator(ready.drain(..));
@@ -256,6 +297,7 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, Time, Arrived<GameEvent>> {
                                 break;
                             }
                             waiting.pop_first();
+                            checkpoint.touch(&id);
                             if let Some(state) = matches.get_mut(&id) {
                                 let due: Vec<i64> = state
                                     .waiting
@@ -284,9 +326,22 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, Time, Arrived<GameEvent>> {
                             }
                         }
                         match gate.next_boundary(epochs) {
-                            Some((_completed, released)) => {
+                            Some((completed, released)) => {
+                                if let Some(n) = completed {
+                                    if let Err(e) = checkpoint.stage(n, |id| matches.get(id)) {
+                                        health.report("live match state", e);
+                                    }
+                                }
+                                // Waiting events move on to the admitted epoch.
+                                if let Some(a) = gate.admitted().filter(|a| *a < u64::MAX) {
+                                    for ((stamp, _), c) in waiting.iter_mut() {
+                                        if c.time().outer < a {
+                                            *c = c.delayed(&time(a, *stamp));
+                                        }
+                                    }
+                                }
                                 for (_, (cap, events)) in released {
-                                    apply_batch(&mut matches, &mut waiting, &mut ready, &cap, events);
+                                    apply_batch(&mut matches, &mut waiting, &mut ready, &mut checkpoint, &cap, events);
                                     if !ready.is_empty() {
                                         note_ended(&ready, &mut ended);
                                         output.session(&cap).give_iterator(ready.drain(..));
@@ -305,6 +360,7 @@ impl<'s> LiveMatchState<'s> for StreamVec<'s, Time, Arrived<GameEvent>> {
                             if let Some((_, id)) = ended.pop_first() {
                                 if matches.get(&id).is_some_and(|s| s.ended) {
                                     matches.remove(&id);
+                                    checkpoint.touch(&id);
                                 }
                             }
                         }

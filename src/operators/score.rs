@@ -20,10 +20,17 @@
 //! hashes below `s` are also scored by the challenger, emitted as a second
 //! prediction with `variant = "challenger"` (the first says `champion`).
 //! The split is by match, so a match is either compared all game long or not.
-//! When a match ends (`game_end`), every prediction each variant made for it
-//! is scored against the winner, into `riftstream_model_outcomes_total`
-//! (`variant`, `model_version`, `outcome` = `correct` | `wrong`): the running
-//! accuracy of champion and challenger on the same matches.
+//! When a match has ended (`game_end`) and every one of its updates is
+//! scored (updates are taken in stamp order, not always the match's), every
+//! prediction each variant made for it is scored against the winner, into
+//! `riftstream_model_outcomes_total` (`variant`, `model_version`, `outcome`
+//! = `correct` | `wrong`) and a [`ModelOutcome`]: the running accuracy of
+//! champion and challenger on the same matches.
+//!
+//! # Checkpoints
+//! The per-match tallies are checkpointed per match at the end of each
+//! epoch ([`KeyedState`]) and restored with the live match state upstream
+//! (same routing), so an outcome counts each prediction once across restarts.
 
 use super::live_state::LiveUpdate;
 use crate::error::{Result, RiftError};
@@ -31,10 +38,12 @@ use crate::events::{ModelOutcome, Prediction, PredictionKind};
 use crate::metrics::ModelMetrics;
 use crate::model::{live_features, LoadedModel, ModelRegistry, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
 use crate::operators::epoch_gate::EpochGate;
+use crate::state::{KeyedState, OperatorState};
 use crate::util::now_us;
 use crate::util::time::{epoch_frontier, message_time, time, watermark};
 use crate::util::JobHealth;
 use crate::util::Time;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use timely::container::CapacityContainerBuilder;
@@ -144,7 +153,12 @@ pub struct LiveScoring {
     pub worker: usize,
     /// Where predictions, versions and outcomes are counted.
     pub metrics: ModelMetrics,
+    /// Where the per-match tallies are checkpointed.
+    pub state: OperatorState,
 }
+
+/// Section of the checkpoint state holding per-match tallies.
+const TALLIES: &[u8] = b"t";
 
 /// The outputs of live scoring.
 pub struct LiveScored<'s> {
@@ -161,7 +175,7 @@ enum Scored {
 }
 
 /// Predictions made for one match by one variant and version, until it ends.
-#[derive(Default)]
+#[derive(Default, serde::Serialize, serde::Deserialize)]
 struct MatchTally {
     model_name: String,
     n: u64,
@@ -169,6 +183,55 @@ struct MatchTally {
     /// Σ ln p and Σ ln(1 − p) of the blue probabilities.
     ln_blue: f64,
     ln_red: f64,
+}
+
+/// What the scoring of one match has tallied.
+#[derive(Default, serde::Serialize, serde::Deserialize)]
+struct MatchTallies {
+    /// By (variant, model version).
+    by_model: BTreeMap<(String, String), MatchTally>,
+    /// From the match's last update: the winner, its event time and how many
+    /// updates the match had. The outcome is emitted once every one of them
+    /// is scored: updates may reach scoring out of order (they are taken in
+    /// stamp order), and the outcome must not depend on it.
+    end: Option<(crate::events::Team, i64, u64)>,
+}
+
+impl MatchTallies {
+    /// The outcomes, once every update of the ended match is scored.
+    fn outcomes(&self, match_id: &str) -> Option<Vec<ModelOutcome>> {
+        let (winner, ended_at, total) = self.end?;
+        let champion: u64 = self
+            .by_model
+            .iter()
+            .filter(|((variant, _), _)| variant == "champion")
+            .map(|(_, t)| t.n)
+            .sum();
+        if champion < total {
+            return None;
+        }
+        let blue_won = winner == crate::events::Team::Blue;
+        Some(
+            self.by_model
+                .iter()
+                .map(|((variant, version), t)| {
+                    let correct = if blue_won { t.blue } else { t.n - t.blue };
+                    let n = t.n.max(1) as f64;
+                    ModelOutcome {
+                        match_id: match_id.to_string(),
+                        variant: variant.clone(),
+                        model_name: t.model_name.clone(),
+                        model_version: version.clone(),
+                        ended_at,
+                        predictions: t.n as i64,
+                        correct: correct as i64,
+                        accuracy: correct as f64 / n,
+                        log_loss: -(if blue_won { t.ln_blue } else { t.ln_red }) / n,
+                    }
+                })
+                .collect(),
+        )
+    }
 }
 
 /// Scores live updates.
@@ -228,9 +291,11 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
             job,
             worker,
             metrics,
+            state,
         } = scoring;
         metrics.version(&champion.name, worker, champion.number(), false);
         let scope = self.scope();
+        let peers = scope.peers();
         let scored = self.unary_frontier::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(
             Pipeline,
             "ScoreLive",
@@ -240,7 +305,6 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                 let activator = scope.activator_for(info.address.clone());
                 let poll = champion.poll_interval();
                 let mut held: Vec<(Capability<Time>, Vec<LiveUpdate>)> = Vec::new();
-                let mut gate: EpochGate<(Capability<Time>, Vec<LiveUpdate>)> = EpochGate::default();
                 // At (admitted epoch, watermark): the output passes an epoch only
                 // once the operator is done with it.
                 let mut hold = CapabilitySet::from_elem(cap);
@@ -252,8 +316,15 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                     job: job.clone(),
                     ..Default::default()
                 };
-                let mut tally: std::collections::HashMap<(String, &'static str, String), MatchTally> =
-                    std::collections::HashMap::new();
+                // Per match: its tallies (checkpointed; the input is routed by match upstream).
+                let mut tally: HashMap<String, MatchTallies> = HashMap::new();
+                let mut checkpoint: KeyedState<MatchTallies> = KeyedState::new(state, TALLIES);
+                match checkpoint.restore(worker, peers) {
+                    Ok(restored) => tally.extend(restored),
+                    Err(e) => health.report("score_live", e),
+                }
+                let mut gate: EpochGate<(Capability<Time>, Vec<LiveUpdate>)> =
+                    EpochGate::starting_at(checkpoint.first_epoch());
                 move |(input, frontier), output| {
                     held.clear();
                     // Between batches: pick up newer registered versions.
@@ -359,8 +430,12 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                     for (model, p, variant) in scored {
                                         metrics.prediction("live", model.version(), latency_ms);
                                         let scored = prediction(model, p, variant);
+                                        checkpoint.touch(&u.match_id);
                                         let t = tally
-                                            .entry((u.match_id.clone(), variant, model.version().to_string()))
+                                            .entry(u.match_id.clone())
+                                            .or_default()
+                                            .by_model
+                                            .entry((variant.to_string(), model.version().to_string()))
                                             .or_default();
                                         t.model_name = model.name().to_string();
                                         t.n += 1;
@@ -369,26 +444,21 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                         t.ln_red += (1.0 - scored.blue_win_probability).ln();
                                         session.give(Scored::Prediction(scored));
                                     }
+                                    let match_tally = tally.entry(u.match_id.clone()).or_default();
                                     if let Some(winner) = u.winner {
-                                        let ended: Vec<_> =
-                                            tally.keys().filter(|k| k.0 == u.match_id).cloned().collect();
-                                        for key in ended {
-                                            let Some(t) = tally.remove(&key) else { continue };
-                                            let blue_won = winner == crate::events::Team::Blue;
-                                            let correct = if blue_won { t.blue } else { t.n - t.blue };
-                                            metrics.outcomes(key.1, &key.2, correct, t.n);
-                                            let n = t.n.max(1) as f64;
-                                            session.give(Scored::Outcome(ModelOutcome {
-                                                match_id: key.0,
-                                                variant: key.1.to_string(),
-                                                model_name: t.model_name,
-                                                model_version: key.2,
-                                                ended_at: u.event_time,
-                                                predictions: t.n as i64,
-                                                correct: correct as i64,
-                                                accuracy: correct as f64 / n,
-                                                log_loss: -(if blue_won { t.ln_blue } else { t.ln_red }) / n,
-                                            }));
+                                        match_tally.end = Some((winner, u.event_time, u.updates));
+                                    }
+                                    if let Some(outcomes) = match_tally.outcomes(&u.match_id) {
+                                        tally.remove(&u.match_id);
+                                        checkpoint.touch(&u.match_id);
+                                        for o in outcomes {
+                                            metrics.outcomes(
+                                                &o.variant,
+                                                &o.model_version,
+                                                o.correct as u64,
+                                                o.predictions as u64,
+                                            );
+                                            session.give(Scored::Outcome(o));
                                         }
                                     }
                                     next += 1;
@@ -396,7 +466,14 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                             }
                         }
                         match gate.next_boundary(epochs) {
-                            Some((_completed, released)) => held.extend(released.into_iter().map(|(_, b)| b)),
+                            Some((completed, released)) => {
+                                if let Some(n) = completed {
+                                    if let Err(e) = checkpoint.stage(n, |id| tally.get(id)) {
+                                        health.report("score_live", e);
+                                    }
+                                }
+                                held.extend(released.into_iter().map(|(_, b)| b))
+                            }
                             None => break,
                         }
                     }

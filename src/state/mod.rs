@@ -11,8 +11,10 @@
 //! flipped, so byte order is numeric order for negative times too.
 
 pub mod checkpoint;
+pub mod keyed;
 
 pub use checkpoint::{key_group, owns, JobState, OperatorState, KEY_GROUPS};
+pub use keyed::KeyedState;
 
 use crate::error::{Result, RiftError};
 use rocksdb::{Options, DB};

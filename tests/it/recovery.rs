@@ -37,8 +37,9 @@ schema = "game_events"
     )
 }
 
-/// A topology writing into `dir`: the lake job (bronze, silver, gold) and
-/// windowed player features (tumbling, sliding, session) over `sources`.
+/// A topology writing into `dir`: the lake job (bronze, silver, gold),
+/// windowed player features (tumbling, sliding, session) and live
+/// predictions over `sources`.
 fn topology(dir: &Path, runtime: &str, sources: &str) -> String {
     let d = dir.display();
     format!(
@@ -86,6 +87,10 @@ kind = "player_features"
 feature_sets = ["daily", "weekly", "sessions"]
 offline = "lake"
 output = "out"
+[jobs.predictions]
+kind = "predictions"
+live_source = "game_events"
+outputs = ["out", "lake"]
 "#
     )
 }
@@ -205,6 +210,22 @@ fn run_and_signal(cmd: Command, delay: Duration, signal: i32) -> Option<(std::pr
     Some(run.signal(signal))
 }
 
+/// Registers the live model (trained once per test process) in the lake of `dir`.
+fn register_live_model(dir: &Path) {
+    use riftstream::model::{load_ten_minute_csv, train, ModelRegistry, TrainConfig};
+    static MODEL: std::sync::OnceLock<riftstream::model::TrainedModel> = std::sync::OnceLock::new();
+    let model = MODEL.get_or_init(|| {
+        let data =
+            load_ten_minute_csv(Path::new(env!("CARGO_MANIFEST_DIR")).join("data/high_diamond_ranked_10min.train.csv"))
+                .unwrap();
+        train(&data, &TrainConfig::default(), &mut |_| {}).unwrap()
+    });
+    ModelRegistry::open(&dir.join("lake"))
+        .unwrap()
+        .register("live", model, "test")
+        .unwrap();
+}
+
 /// The number of records a run read, from its closing line.
 fn records_read(stderr: &str) -> u64 {
     stderr
@@ -225,6 +246,7 @@ fn prepare(root: &Path, dirs: &[&str]) -> Vec<std::path::PathBuf> {
             live_games: 30,
             days: 20,
             jitter_ms: 30 * 60 * 1000,
+            finish_live_games: true,
             seed: 23,
             ..Default::default()
         },
@@ -236,6 +258,7 @@ fn prepare(root: &Path, dirs: &[&str]) -> Vec<std::path::PathBuf> {
             let dir = root.join(d);
             std::fs::create_dir_all(&dir).unwrap();
             std::fs::write(dir.join("topology.toml"), topology(&dir, "", &file_sources(&input))).unwrap();
+            register_live_model(&dir);
             dir
         })
         .collect()
@@ -300,7 +323,14 @@ fn lines(dir: &Path) -> Vec<(String, Vec<serde_json::Value>)> {
             let mut v: Vec<serde_json::Value> = std::fs::read_to_string(&p)
                 .unwrap()
                 .lines()
-                .map(|l| serde_json::from_str(l).unwrap())
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    // Wall-clock latency differs from run to run.
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("latency_ms");
+                    }
+                    v
+                })
                 .collect();
             v.sort_by_key(|x| x.to_string());
             (p.file_name().unwrap().to_string_lossy().into_owned(), v)
@@ -344,7 +374,7 @@ fn kill_9_at_random_moments_then_restart_changes_no_output() {
 }
 
 /// The lake tables compared, with the columns left out (arrival times).
-const TABLES: [(&str, &str); 10] = [
+const TABLES: [(&str, &str); 12] = [
     ("bronze", "exclude (received_at)"),
     ("silver/matches", ""),
     ("silver/match_participants", ""),
@@ -355,7 +385,30 @@ const TABLES: [(&str, &str); 10] = [
     ("gold/player_daily", ""),
     ("gold/leaderboard", ""),
     ("gold/player_features", ""),
+    ("gold/predictions", "exclude (latency_ms)"),
+    ("gold/model_outcomes", ""),
 ];
+
+/// The first rows only one side has (exact text), for a failure message.
+fn difference(want: &[serde_json::Value], got: &[serde_json::Value]) -> String {
+    let count = |rows: &[serde_json::Value]| {
+        let mut m = std::collections::BTreeMap::<String, i64>::new();
+        for r in rows {
+            *m.entry(r.to_string()).or_default() += 1;
+        }
+        m
+    };
+    let (w, g) = (count(want), count(got));
+    let only = |a: &std::collections::BTreeMap<String, i64>, b: &std::collections::BTreeMap<String, i64>| {
+        a.iter()
+            .filter(|(k, n)| b.get(*k).copied().unwrap_or(0) < **n)
+            .take(3)
+            .map(|(k, _)| k.clone())
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    };
+    format!("missing:\n  {}\nextra:\n  {}", only(&w, &g), only(&g, &w))
+}
 
 /// Asserts that `got` holds exactly the lake tables and feature files of `reference`.
 fn assert_same_output(reference: &Path, got: &Path, what: &str) {
@@ -366,9 +419,14 @@ fn assert_same_output(reference: &Path, got: &Path, what: &str) {
             !want.is_empty() || *table == "silver/late_events",
             "{table}: the reference has rows"
         );
-        assert_eq!(want.len(), got.len(), "{table}: row counts ({what})");
         let differing = want.iter().zip(got).filter(|(w, g)| !same(w, g)).count();
-        assert_eq!(differing, 0, "{table}: {differing} rows differ ({what})");
+        assert!(
+            want.len() == got.len() && differing == 0,
+            "{table} ({what}): {} rows, {} expected, {differing} differ; {}",
+            got.len(),
+            want.len(),
+            difference(want, got)
+        );
     }
     let (want, got) = (lines(&reference.join("out")), lines(&got.join("out")));
     assert_eq!(
@@ -405,6 +463,7 @@ fn kafka_input(prefix: &str) -> String {
             live_games: 20,
             days: 10,
             jitter_ms: 30 * 60 * 1000,
+            finish_live_games: true,
             seed: 29,
             ..Default::default()
         },
@@ -464,6 +523,7 @@ fn sigterm_on_a_kafka_run_commits_everything_read_and_the_restart_reads_nothing_
         let text = format!("{}{}", kafka_section(dir), topology(dir, &admin, &sources));
         // `[kafka]` must not land inside `[runtime]`: put it first.
         std::fs::write(dir.join("topology.toml"), text).unwrap();
+        register_live_model(dir);
     }
     let out = run(&reference).output().unwrap();
     assert!(out.status.success(), "reference run: {:?}", out.status);

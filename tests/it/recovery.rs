@@ -220,7 +220,7 @@ fn register_live_model(dir: &Path) {
                 .unwrap();
         train(&data, &TrainConfig::default(), &mut |_| {}).unwrap()
     });
-    ModelRegistry::open(&dir.join("lake"))
+    ModelRegistry::open(dir.join("lake"))
         .unwrap()
         .register("live", model, "test")
         .unwrap();

@@ -232,6 +232,7 @@ impl JobContext {
                 Lake::open_with(root, options)?,
                 &format!("{}-{output}", self.job),
                 self.worker,
+                self.peers,
                 *target_file_bytes,
                 *row_group_rows,
                 *roll_interval,

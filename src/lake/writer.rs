@@ -28,7 +28,7 @@ use super::Lake;
 use crate::error::{Result, RiftError};
 use crate::sinks::SinkWriter;
 use crate::state::checkpoint::entry_key;
-use crate::state::{key_group, OperatorState};
+use crate::state::{key_group, owns, OperatorState};
 use crate::util::block_on;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStoreExt, PutPayload};
@@ -56,6 +56,8 @@ pub struct LakeWriter<R: LakeRow> {
     /// Identifies the writer in file names (job and output).
     writer_id: String,
     worker: usize,
+    /// Workers of the run (which logs of a restored checkpoint this one takes over).
+    peers: usize,
     target_file_bytes: usize,
     row_group_rows: usize,
     props: WriterProperties,
@@ -96,6 +98,7 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
         lake: Lake,
         writer_id: &str,
         worker: usize,
+        peers: usize,
         target_file_bytes: usize,
         row_group_rows: usize,
         roll_interval: Duration,
@@ -109,6 +112,7 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
             lake,
             writer_id: crate::util::partition_value(writer_id),
             worker,
+            peers: peers.max(1),
             target_file_bytes,
             row_group_rows: row_group_rows.max(1),
             props,
@@ -122,28 +126,29 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
         })
     }
 
-    /// The log entry of chunk `seq` of `epoch` (the worker's key group).
-    fn log_key(&self, epoch: u64, seq: u32) -> Vec<u8> {
+    /// The log entry of chunk `seq` of `epoch` written by worker `slot` (its key group).
+    fn log_key(&self, slot: usize, epoch: u64, seq: u32) -> Vec<u8> {
         let mut k = epoch.to_be_bytes().to_vec();
         k.extend_from_slice(&seq.to_be_bytes());
-        entry_key(&self.log.op, LOG, key_group(self.worker as u64), &k)
+        entry_key(&self.log.op, LOG, key_group(slot as u64), &k)
     }
 
-    fn roll_key(&self) -> Vec<u8> {
-        entry_key(&self.log.op, ROLL, key_group(self.worker as u64), b"roll")
+    /// The roll record of worker `slot`'s log.
+    fn roll_key(&self, slot: usize) -> Vec<u8> {
+        entry_key(&self.log.op, ROLL, key_group(slot as u64), b"roll")
     }
 
     /// Writes `rows` as the files of roll `through`: grouped by (table,
     /// partition) in order, split past the target size, staged then moved
     /// into place.
-    fn write_files(&self, through: u64, run: u64, groups: &Groups<R>) -> Result<()> {
+    fn write_files(&self, slot: usize, through: u64, run: u64, groups: &Groups<R>) -> Result<()> {
         let mut files: Vec<(ObjectPath, ObjectPath, bytes::Bytes)> = Vec::new();
         for ((table, partition), group) in groups {
             let mut seq = 0u32;
             let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
             let mut close = |writer: &mut Option<ArrowWriter<Vec<u8>>>, seq: &mut u32| -> Result<()> {
                 if let Some(w) = writer.take() {
-                    let name = file_name(&self.writer_id, self.worker, through, run, *seq);
+                    let name = file_name(&self.writer_id, slot, through, run, *seq);
                     *seq += 1;
                     files.push((
                         self.lake.path(&format!("_staging/{table}/{partition}/{name}")),
@@ -174,20 +179,20 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
         move_into_place(&self.lake, files.into_iter().map(|(s, f, _)| (s, f)).collect())
     }
 
-    /// Rolls `rows` (the logged rows of the epochs up to `through`, whose log
-    /// entries are `entries`): record, files, then forget.
-    fn roll(&mut self, through: u64, run: u64, groups: &Groups<R>, entries: &[Vec<u8>]) -> Result<()> {
+    /// Rolls `rows` (the logged rows of worker `slot`'s log of the epochs up
+    /// to `through`, whose log entries are `entries`): record, files, then forget.
+    fn roll(&mut self, slot: usize, through: u64, run: u64, groups: &Groups<R>, entries: &[Vec<u8>]) -> Result<()> {
         if groups.is_empty() && entries.is_empty() {
             return Ok(());
         }
         let record = serde_json::to_vec(&RollRecord { through, run })
             .map_err(|e| RiftError::Internal(format!("roll record: {e}")))?;
-        self.log.state.write_committed([(self.roll_key(), Some(record))])?;
-        self.write_files(through, run, groups)?;
+        self.log.state.write_committed([(self.roll_key(slot), Some(record))])?;
+        self.write_files(slot, through, run, groups)?;
         let forget = entries
             .iter()
             .map(|k| (k.clone(), None))
-            .chain([(self.roll_key(), None)]);
+            .chain([(self.roll_key(slot), None)]);
         self.log.state.write_committed(forget)?;
         self.last_roll = Instant::now();
         Ok(())
@@ -212,7 +217,7 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
         let mut keys = Vec::new();
         for (seq, chunk) in self.buffer.chunks(CHUNK_ROWS).enumerate() {
             let bytes = bincode::serialize(chunk).map_err(|e| RiftError::Internal(format!("lake log: {e}")))?;
-            let key = self.log_key(epoch, seq as u32);
+            let key = self.log_key(self.worker, epoch, seq as u32);
             keys.push(key.clone());
             changes.push((key, Some(bytes)));
         }
@@ -237,7 +242,7 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
             }
         }
         let groups = group(rows);
-        if let Err(e) = self.roll(epoch, run_id(), &groups, &entries) {
+        if let Err(e) = self.roll(self.worker, epoch, run_id(), &groups, &entries) {
             // Kept for the retry.
             self.logged
                 .insert(epoch, (groups.into_values().flatten().collect(), entries));
@@ -251,56 +256,74 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
     }
 
     fn recover(&mut self, restored: Option<u64>) -> Result<()> {
-        // Staged files of this writer belong to rolls that will be redone (or never recorded).
-        let mine = format!("part-{}-w{:03}-e", self.writer_id, self.worker);
+        // The logs this worker takes over: those of the workers of the run
+        // that wrote them whose key group it owns now (its own, and more or
+        // fewer when the worker count changed). Each is recovered on its own,
+        // under its own name, so a crash during recovery is recovered again
+        // by whoever owns it next.
+        let owned = |slot: usize| owns(key_group(slot as u64), self.worker, self.peers);
+        // Staged files of these logs belong to rolls that will be redone (or never recorded).
+        let prefix = format!("part-{}-w", self.writer_id);
         for (path, _) in self.lake.list("_staging")? {
-            if path.filename().is_some_and(|n| n.starts_with(&mine)) {
+            let slot = path
+                .filename()
+                .and_then(|n| n.strip_prefix(&prefix))
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|digits| digits.parse::<usize>().ok());
+            if slot.is_some_and(owned) {
                 self.lake.delete(&path)?;
             }
         }
         if restored.is_none() {
             return Ok(());
         }
-        let my_group = key_group(self.worker as u64);
-        let interrupted: Option<RollRecord> = self
-            .log
-            .state
-            .get(&self.log.op, ROLL, my_group, b"roll")?
-            .and_then(|v| serde_json::from_slice(&v).ok());
-        let mut chunks: BTreeMap<(u64, u32), Vec<u8>> = BTreeMap::new();
+        let mut chunks: BTreeMap<u16, BTreeMap<(u64, u32), Vec<u8>>> = BTreeMap::new();
         for (g, key, value) in self.log.state.scan(&self.log.op, LOG)? {
-            if g != my_group || key.len() != 12 {
+            if !owns(g, self.worker, self.peers) || key.len() != 12 {
                 continue;
             }
             let epoch = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
             let seq = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
-            chunks.insert((epoch, seq), value);
+            chunks.entry(g).or_default().insert((epoch, seq), value);
         }
-        let mut take = |upto: u64| -> Result<(Vec<R>, Vec<Vec<u8>>)> {
-            let keys: Vec<(u64, u32)> = chunks.range(..=(upto, u32::MAX)).map(|(k, _)| *k).collect();
-            let (mut rows, mut entries) = (Vec::new(), Vec::new());
-            for (epoch, seq) in keys {
-                if let Some(bytes) = chunks.remove(&(epoch, seq)) {
-                    let chunk: Vec<R> = bincode::deserialize(&bytes)
-                        .map_err(|e| RiftError::Internal(format!("lake log of epoch {epoch}: {e}")))?;
-                    rows.extend(chunk);
-                    entries.push(self.log_key(epoch, seq));
-                }
+        for (g, _, _) in self.log.state.scan(&self.log.op, ROLL)? {
+            if owns(g, self.worker, self.peers) {
+                chunks.entry(g).or_default();
             }
-            Ok((rows, entries))
-        };
-        // A roll a crash interrupted is done again, with the same files.
-        let (redo_rows, redo_entries) = match &interrupted {
-            Some(r) => take(r.through)?,
-            None => (Vec::new(), Vec::new()),
-        };
-        let (rest_rows, rest_entries) = take(u64::MAX)?;
-        if let Some(r) = interrupted {
-            self.roll(r.through, r.run, &group(redo_rows), &redo_entries)?;
         }
-        // What the restored checkpoint logged and no roll made visible yet.
-        if let Some(r) = restored {
-            self.roll(r, run_id(), &group(rest_rows), &rest_entries)?;
+        for (group_index, mut chunks) in chunks {
+            let slot = group_index as usize;
+            let interrupted: Option<RollRecord> = self
+                .log
+                .state
+                .get(&self.log.op, ROLL, group_index, b"roll")?
+                .and_then(|v| serde_json::from_slice(&v).ok());
+            let mut take = |upto: u64| -> Result<(Vec<R>, Vec<Vec<u8>>)> {
+                let keys: Vec<(u64, u32)> = chunks.range(..=(upto, u32::MAX)).map(|(k, _)| *k).collect();
+                let (mut rows, mut entries) = (Vec::new(), Vec::new());
+                for (epoch, seq) in keys {
+                    if let Some(bytes) = chunks.remove(&(epoch, seq)) {
+                        let chunk: Vec<R> = bincode::deserialize(&bytes)
+                            .map_err(|e| RiftError::Internal(format!("lake log of epoch {epoch}: {e}")))?;
+                        rows.extend(chunk);
+                        entries.push(self.log_key(slot, epoch, seq));
+                    }
+                }
+                Ok((rows, entries))
+            };
+            // A roll a crash interrupted is done again, with the same files.
+            let (redo_rows, redo_entries) = match &interrupted {
+                Some(r) => take(r.through)?,
+                None => (Vec::new(), Vec::new()),
+            };
+            let (rest_rows, rest_entries) = take(u64::MAX)?;
+            if let Some(r) = interrupted {
+                self.roll(slot, r.through, r.run, &group(redo_rows), &redo_entries)?;
+            }
+            // What the restored checkpoint logged and no roll made visible yet.
+            if let Some(r) = restored {
+                self.roll(slot, r, run_id(), &group(rest_rows), &rest_entries)?;
+            }
         }
         Ok(())
     }

@@ -26,6 +26,8 @@ pub type LineEncoder<T> = Box<dyn Fn(&T, &mut Vec<u8>) -> Result<()>>;
 pub struct JsonLinesWriter<T> {
     /// The visible file.
     path: PathBuf,
+    /// The stream's name, worker and workers (for the files of other worker counts).
+    stream: (String, usize, usize),
     /// The epoch records are written to.
     epoch: Option<u64>,
     /// The epoch being written and its staging file.
@@ -66,6 +68,7 @@ impl<T: 'static> JsonLinesWriter<T> {
         std::fs::create_dir_all(dir).map_err(|e| RiftError::io(dir, e))?;
         Ok(JsonLinesWriter {
             path: Self::path_for(dir, name, worker, peers),
+            stream: (name.to_string(), worker, peers.max(1)),
             epoch: None,
             current: None,
             staged: BTreeMap::new(),
@@ -227,6 +230,28 @@ impl<T: 'static> SinkWriter<T> for JsonLinesWriter<T> {
     }
 
     fn recover(&mut self, restored: Option<u64>) -> Result<()> {
+        self.recover_file(restored)?;
+        // Files of this stream written by a run with another worker count: each is
+        // recovered (rolled forward to the restored checkpoint) by one worker of this run.
+        for path in self.other_files()? {
+            let mut other = JsonLinesWriter::<T> {
+                path,
+                stream: self.stream.clone(),
+                epoch: None,
+                current: None,
+                staged: BTreeMap::new(),
+                encode: Box::new(|_, _| Ok(())),
+                line: Vec::new(),
+            };
+            other.recover_file(restored)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: 'static> JsonLinesWriter<T> {
+    /// Recovers this writer's file (see the module docs).
+    fn recover_file(&mut self, restored: Option<u64>) -> Result<()> {
         let record = self.read_record()?;
         // Cut the visible file back to what was committed (all of it afresh without a record).
         let len = record.map_or(0, |r| r.len);
@@ -246,9 +271,51 @@ impl<T: 'static> SinkWriter<T> for JsonLinesWriter<T> {
         }
         Ok(())
     }
-}
 
-impl<T: 'static> JsonLinesWriter<T> {
+    /// The files of this stream other than this worker's that this worker
+    /// recovers: `{name}-{k}.jsonl` with `k % peers == worker`, and
+    /// `{name}.jsonl` (a one-worker run's) on worker 0 — found by the file,
+    /// its commit record or its staged epochs (a file is created by its first commit).
+    fn other_files(&self) -> Result<Vec<PathBuf>> {
+        let (name, worker, peers) = &self.stream;
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        let mut out = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| RiftError::io(dir, e))? {
+            let path = entry.map_err(|e| RiftError::io(dir, e))?.path();
+            let Some(file) = path.file_name().map(|n| n.to_string_lossy().to_string()) else {
+                continue;
+            };
+            let visible = match file.strip_prefix('.') {
+                None => Some(file.as_str()),
+                Some(hidden) => hidden.strip_suffix(".committed").or_else(|| {
+                    hidden
+                        .strip_suffix(".pending")
+                        .and_then(|r| r.rsplit_once(".e"))
+                        .map(|(v, _)| v)
+                }),
+            };
+            let Some(visible) = visible else { continue };
+            let Some(rest) = visible
+                .strip_prefix(name.as_str())
+                .and_then(|r| r.strip_suffix(".jsonl"))
+            else {
+                continue;
+            };
+            let owner = if rest.is_empty() {
+                Some(0)
+            } else {
+                rest.strip_prefix('-')
+                    .and_then(|k| k.parse::<usize>().ok())
+                    .map(|k| k % peers)
+            };
+            let candidate = dir.join(visible);
+            if owner == Some(*worker) && candidate != self.path {
+                out.insert(candidate);
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+
     /// Opens the staging file of `epoch` if the epoch just began.
     fn ensure_open(&mut self, epoch: u64) -> Result<()> {
         if self.current.as_ref().is_none_or(|(e, _)| *e != epoch) {
@@ -326,5 +393,36 @@ mod tests {
         std::fs::remove_file(dir.path().join(".out.jsonl.committed")).unwrap();
         writer(dir.path()).recover(None).unwrap();
         assert!(lines(&visible).is_empty());
+    }
+
+    #[test]
+    fn a_run_with_fewer_workers_recovers_the_files_of_the_workers_that_are_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let of = |worker| JsonLinesWriter::<u32>::serde(dir.path(), "out", worker, 2).unwrap();
+        let (mut w0, mut w1) = (of(0), of(1));
+        w0.recover(None).unwrap();
+        w1.recover(None).unwrap();
+        write_epoch(&mut w0, 10, &[1]);
+        write_epoch(&mut w1, 10, &[2]);
+        w0.commit(10).unwrap();
+        // Worker 1 crashed before its first commit (its file does not exist yet).
+        write_epoch(&mut w0, 11, &[3]);
+        write_epoch(&mut w1, 11, &[4]);
+        write_epoch(&mut w1, 12, &[5]);
+        drop((w0, w1));
+        // Checkpoint 11 is restored by one worker: it rolls both logs forward to 11.
+        writer(dir.path()).recover(Some(11)).unwrap();
+        let mut all: Vec<String> = ["out-0.jsonl", "out-1.jsonl", "out.jsonl"]
+            .iter()
+            .flat_map(|f| lines(&dir.path().join(f)))
+            .collect();
+        all.sort();
+        assert_eq!(all, ["1", "2", "3", "4"]);
+        let pending = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".pending"))
+            .count();
+        assert_eq!(pending, 0, "epoch 12, after the checkpoint, is discarded");
     }
 }

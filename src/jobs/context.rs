@@ -231,8 +231,7 @@ impl JobContext {
             } => LakeWriter::new(
                 Lake::open_with(root, options)?,
                 &format!("{}-{output}", self.job),
-                self.worker,
-                self.peers,
+                (self.worker, self.peers),
                 *target_file_bytes,
                 *row_group_rows,
                 *roll_interval,

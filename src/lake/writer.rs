@@ -92,13 +92,13 @@ fn run_id() -> u64 {
 }
 
 impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
-    /// A writer into `lake`; `writer_id` names it in file names (job and
-    /// output), `log` is its place in the job's checkpoint state.
+    /// A writer into `lake` on `worker` of `peers` (`(worker, peers)`);
+    /// `writer_id` names it in file names (job and output), `log` is its
+    /// place in the job's checkpoint state.
     pub fn new(
         lake: Lake,
         writer_id: &str,
-        worker: usize,
-        peers: usize,
+        (worker, peers): (usize, usize),
         target_file_bytes: usize,
         row_group_rows: usize,
         roll_interval: Duration,

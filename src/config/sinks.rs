@@ -46,6 +46,11 @@ pub enum SinkConfig {
         /// Value encoding.
         #[serde(default)]
         encoding: Encoding,
+        /// Transactions committed with each checkpoint (consumers reading
+        /// `read_committed` see each record once); `false`: the idempotent
+        /// producer alone, at least once, for brokers without transactions.
+        #[serde(default = "default_exactly_once")]
+        exactly_once: bool,
     },
     /// The Redis online feature store.
     Redis {
@@ -67,6 +72,10 @@ fn default_file_bytes() -> usize {
 fn default_row_group_rows() -> usize {
     128 * 1024
 }
+fn default_exactly_once() -> bool {
+    true
+}
+
 fn default_ttl() -> Duration {
     Duration::from_secs(30 * 24 * 3600)
 }

@@ -264,7 +264,12 @@ impl JobContext {
         kind: crate::events::Topic,
     ) -> Result<crate::sinks::kafka::KafkaWriter<T>> {
         use crate::sinks::kafka::{KafkaWriter, ValueEncoder};
-        let SinkConfig::Kafka { topic, encoding } = self.sink(name)? else {
+        let SinkConfig::Kafka {
+            topic,
+            encoding,
+            exactly_once,
+        } = self.sink(name)?
+        else {
             return Err(RiftError::config(
                 &self.topology.file,
                 format!("sinks.{name}"),
@@ -275,7 +280,17 @@ impl JobContext {
             self.topology.kafka.as_ref().ok_or_else(|| {
                 RiftError::config(&self.topology.file, "kafka", "a kafka sink needs a [kafka] section")
             })?;
-        KafkaWriter::new(kafka, topic, ValueEncoder::new(kafka, *encoding, kind, topic)?, 3)
+        let writer = KafkaWriter::new(kafka, topic, ValueEncoder::new(kafka, *encoding, kind, topic)?, 3)?;
+        if !*exactly_once {
+            return Ok(writer);
+        }
+        Ok(writer.exactly_once(crate::sinks::kafka_txn::ExactlyOnce::new(
+            kafka,
+            topic,
+            (&self.job, name),
+            (self.worker, self.peers),
+            self.operator_state(&format!("kafka/{name}/{topic}")),
+        )?))
     }
 
     /// Attaches `writer` to `stream` as sink `name`.

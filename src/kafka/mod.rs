@@ -80,6 +80,14 @@ pub fn check_reachable(kafka: &KafkaConfig) -> Result<()> {
 /// Creates `topics` (name, partitions) that do not exist yet.
 pub fn ensure_topics(kafka: &KafkaConfig, topics: &[(&str, i32)]) -> Result<()> {
     check_reachable(kafka)?;
+    let topics: Vec<(&str, i32)> = topics
+        .iter()
+        .filter(|(t, _)| topic_partitions(kafka, t).is_err())
+        .copied()
+        .collect();
+    if topics.is_empty() {
+        return Ok(());
+    }
     let admin: AdminClient<DefaultClientContext> = client_config(kafka)
         .create()
         .map_err(|e| RiftError::external_caused("kafka", e, false))?;

@@ -1,10 +1,19 @@
-//! The `kafka` sink: records to a topic with the idempotent producer.
+//! The `kafka` sink: records to a topic, exactly once by default.
 //!
-//! `write` encodes and enqueues (never blocking the worker for long: a full
-//! queue is drained with short polls); `pre_commit` flushes and checks every
-//! delivery report — a failed delivery fails the commit, and the epoch's
-//! undelivered records are sent again before it is retried, so nothing is
-//! lost (at least once; the transactional path comes with checkpoints).
+//! Exactly once (`exactly_once = true`, the default): records are logged
+//! with each checkpoint and committed to Kafka in one transaction per
+//! commit, with a progress marker (see [`super::kafka_txn`]); consumers
+//! reading with `isolation.level=read_committed` see each record once,
+//! whatever crashes in between, one checkpoint interval after it was made.
+//!
+//! At least once (`exactly_once = false`, for brokers without
+//! transactions): `write` encodes and enqueues with the idempotent producer
+//! (never blocking the worker for long: a full queue is drained with short
+//! polls); `pre_commit` flushes and checks every delivery report — a failed
+//! delivery fails the commit, and the epoch's undelivered records are sent
+//! again before it is retried. A crash replays the epochs after the last
+//! checkpoint: records may appear twice, never zero times.
+//!
 //! Topics are created on open when missing.
 
 use super::SinkWriter;
@@ -22,14 +31,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// One record to produce.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct KafkaRecord {
     /// Message key.
     pub key: Option<Vec<u8>>,
     /// Message value.
     pub value: Vec<u8>,
     /// Headers.
-    pub headers: Vec<(&'static str, Vec<u8>)>,
+    pub headers: Vec<(String, Vec<u8>)>,
 }
 
 /// Encodes a value as JSON or Confluent-wire Avro.
@@ -113,20 +122,23 @@ impl ToKafka for DeadLetter {
         Ok(KafkaRecord {
             key: self.key.clone(),
             value,
-            headers: vec![
+            headers: [
                 ("rift.reason", self.reason.clone().into_bytes()),
                 ("rift.stage", self.stage.clone().into_bytes()),
                 ("rift.source.topic", self.source_topic.clone().into_bytes()),
                 ("rift.source.partition", self.partition.to_string().into_bytes()),
                 ("rift.source.offset", self.offset.to_string().into_bytes()),
-            ],
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
         })
     }
 }
 
 /// Collects delivery failures by sequence number.
 #[derive(Default)]
-struct Deliveries {
+pub(super) struct Deliveries {
     failed: Mutex<Vec<(usize, String)>>,
 }
 
@@ -149,8 +161,11 @@ pub struct KafkaWriter<T> {
     producer: BaseProducer<Deliveries>,
     topic: String,
     encoder: ValueEncoder,
-    /// The epoch's messages, kept until their delivery is confirmed.
+    /// The epoch's messages, kept until their delivery is confirmed
+    /// (exactly once: until they are logged).
     epoch: Vec<KafkaRecord>,
+    /// Set for exactly-once delivery.
+    exactly_once: Option<super::kafka_txn::ExactlyOnce>,
     _marker: std::marker::PhantomData<T>,
 }
 
@@ -177,8 +192,15 @@ impl<T: ToKafka + 'static> KafkaWriter<T> {
             topic: topic.to_string(),
             encoder,
             epoch: Vec::new(),
+            exactly_once: None,
             _marker: Default::default(),
         })
+    }
+
+    /// Delivers exactly once (see the module docs).
+    pub fn exactly_once(mut self, state: super::kafka_txn::ExactlyOnce) -> Self {
+        self.exactly_once = Some(state);
+        self
     }
 
     fn send(&self, seq: usize, r: &KafkaRecord) -> Result<()> {
@@ -213,6 +235,13 @@ impl<T: ToKafka + 'static> KafkaWriter<T> {
 
 impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
     fn write(&mut self, records: &mut Vec<T>) -> Result<()> {
+        if self.exactly_once.is_some() {
+            // Encoded now, logged at pre-commit, sent at commit.
+            for r in records.drain(..) {
+                self.epoch.push(r.to_kafka(&self.encoder)?);
+            }
+            return Ok(());
+        }
         // On a failure, the records not yet sent stay in `records` for the retry.
         let mut done = 0;
         let mut result = Ok(());
@@ -235,7 +264,17 @@ impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
         result
     }
 
-    fn pre_commit(&mut self, _epoch: u64) -> Result<()> {
+    fn recover(&mut self, _restored: Option<u64>) -> Result<()> {
+        match &mut self.exactly_once {
+            Some(eo) => eo.recover(),
+            None => Ok(()),
+        }
+    }
+
+    fn pre_commit(&mut self, epoch: u64) -> Result<()> {
+        if let Some(eo) = &mut self.exactly_once {
+            return eo.pre_commit(epoch, std::mem::take(&mut self.epoch));
+        }
         self.producer
             .flush(Duration::from_secs(60))
             .map_err(|e| RiftError::external_caused("kafka", e, true))?;
@@ -283,7 +322,10 @@ impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
         ))
     }
 
-    fn commit(&mut self, _epoch: u64) -> Result<()> {
-        Ok(())
+    fn commit(&mut self, epoch: u64) -> Result<()> {
+        match &mut self.exactly_once {
+            Some(eo) => eo.commit(epoch),
+            None => Ok(()),
+        }
     }
 }

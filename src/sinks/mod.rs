@@ -17,6 +17,7 @@
 pub mod embedded;
 pub mod file;
 pub mod kafka;
+pub mod kafka_txn;
 pub mod redis;
 
 use crate::error::Result;

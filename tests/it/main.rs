@@ -7,6 +7,7 @@ mod generator;
 mod gold;
 mod jobs;
 mod kafka;
+mod kafka_exactly_once;
 mod lake_tools;
 mod layering;
 mod models;

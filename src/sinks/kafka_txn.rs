@@ -1,0 +1,300 @@
+//! Exactly-once delivery for the `kafka` sink: a write-ahead log in the
+//! job's checkpoint state, Kafka transactions, and a progress marker.
+//!
+//! Kafka cannot commit a transaction another producer left open, so the
+//! sink does not hold a transaction across the checkpoint (a crash between
+//! the checkpoint and the commit would lose the epoch). Instead:
+//! - `pre_commit(N)` logs the epoch's encoded records in the job's
+//!   checkpoint state, staged with checkpoint `N` (durable when it is);
+//! - `commit(N)` sends every logged epoch up to `N` in one transaction
+//!   that also writes a *progress marker* — `(transactional id, N)` — to
+//!   [`PROGRESS_TOPIC`], then forgets the log entries. Records and marker
+//!   become visible to `read_committed` consumers together, or not at all;
+//! - `recover` fences the previous producer of each log it owns
+//!   (`init_transactions` with the same stable `transactional.id`, which
+//!   aborts a transaction a crash left open), reads the last marker of that
+//!   id, drops log entries the marker covers (committed before the crash)
+//!   and commits the rest in a new transaction.
+//!
+//! The transactional id is `{group_id}.{job}.{sink}.w{worker}`: stable
+//! across restarts, one per worker of the run that wrote the log. After a
+//! rescale a worker recovers the logs of the key groups it owns now, each
+//! with its own id.
+
+use super::kafka::{Deliveries, KafkaRecord};
+use crate::config::KafkaConfig;
+use crate::error::{Result, RiftError};
+use crate::kafka::{client_config, ensure_topics, kafka_err};
+use crate::state::checkpoint::entry_key;
+use crate::state::{key_group, owns, OperatorState};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Where the progress markers of transactional sinks go (one partition).
+pub const PROGRESS_TOPIC: &str = "riftstream.sink_progress";
+
+/// Section of the checkpoint state holding logged records.
+const LOG: &[u8] = b"l";
+
+/// Records per log entry.
+const CHUNK: usize = 4_096;
+
+/// How long a transaction's commit (or the fencing at start) may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The exactly-once half of a Kafka sink writer (see the module docs).
+pub struct ExactlyOnce {
+    kafka: KafkaConfig,
+    topic: String,
+    /// `{group_id}.{job}.{sink}`: the transactional ids' prefix.
+    id_base: String,
+    worker: usize,
+    peers: usize,
+    log: OperatorState,
+    /// This worker's producer, once `recover` fenced its predecessor.
+    producer: Option<BaseProducer<Deliveries>>,
+    /// Logged epochs not yet committed to Kafka: records and their log keys.
+    logged: BTreeMap<u64, (Vec<KafkaRecord>, Vec<Vec<u8>>)>,
+}
+
+impl ExactlyOnce {
+    /// The exactly-once state of sink `sink` of job `job` writing to `topic`.
+    pub fn new(
+        kafka: &KafkaConfig,
+        topic: &str,
+        (job, sink): (&str, &str),
+        (worker, peers): (usize, usize),
+        log: OperatorState,
+    ) -> Result<ExactlyOnce> {
+        ensure_topics(kafka, &[(PROGRESS_TOPIC, 1)])?;
+        Ok(ExactlyOnce {
+            kafka: kafka.clone(),
+            topic: topic.to_string(),
+            id_base: format!("{}.{job}.{sink}", kafka.group_id),
+            worker,
+            peers: peers.max(1),
+            log,
+            producer: None,
+            logged: BTreeMap::new(),
+        })
+    }
+
+    fn transactional_id(&self, slot: usize) -> String {
+        format!("{}.w{slot}", self.id_base)
+    }
+
+    fn log_key(&self, slot: usize, epoch: u64, seq: u32) -> Vec<u8> {
+        let mut k = epoch.to_be_bytes().to_vec();
+        k.extend_from_slice(&seq.to_be_bytes());
+        entry_key(&self.log.op, LOG, key_group(slot as u64), &k)
+    }
+
+    /// A producer with `slot`'s transactional id; creating it fences the
+    /// previous one and aborts a transaction it left open.
+    fn fenced_producer(&self, slot: usize) -> Result<BaseProducer<Deliveries>> {
+        let mut cfg = client_config(&self.kafka);
+        cfg.set("transactional.id", self.transactional_id(slot))
+            .set("enable.idempotence", "true")
+            .set("transaction.timeout.ms", "60000");
+        let producer: BaseProducer<Deliveries> = cfg
+            .create_with_context(Deliveries::default())
+            .map_err(|e| RiftError::external_caused("kafka", e, false))?;
+        producer.init_transactions(TXN_TIMEOUT).map_err(kafka_err)?;
+        Ok(producer)
+    }
+
+    /// The last epoch `slot`'s transactions committed, from its markers.
+    fn last_committed(&self, slot: usize) -> Result<Option<u64>> {
+        let id = self.transactional_id(slot);
+        let mut cfg = client_config(&self.kafka);
+        cfg.set("group.id", format!("{}.progress", self.id_base))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed");
+        cfg.set("enable.partition.eof", "true");
+        let consumer: BaseConsumer = cfg.create().map_err(kafka_err)?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(PROGRESS_TOPIC, 0, Offset::Beginning)
+            .map_err(kafka_err)?;
+        consumer.assign(&tpl).map_err(kafka_err)?;
+        let mut last = None;
+        let deadline = Instant::now() + TXN_TIMEOUT;
+        // To the end a `read_committed` consumer can see (the partition's end
+        // once no transaction is open).
+        loop {
+            if Instant::now() > deadline {
+                return Err(RiftError::external(
+                    "kafka",
+                    format!("reading {PROGRESS_TOPIC} for `{id}`: not at its end within 60s"),
+                    true,
+                ));
+            }
+            match consumer.poll(Duration::from_millis(200)) {
+                Some(Ok(m)) if m.key() == Some(id.as_bytes()) => {
+                    let epoch = m
+                        .payload()
+                        .and_then(|p| std::str::from_utf8(p).ok())
+                        .and_then(|s| s.parse::<u64>().ok());
+                    last = last.max(epoch);
+                }
+                Some(Ok(_)) => {}
+                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(last),
+                None => {}
+                Some(Err(e)) => return Err(kafka_err(e)),
+            }
+        }
+    }
+
+    /// Sends `records` and the marker of `through` in one transaction.
+    fn transact(
+        &self,
+        producer: &BaseProducer<Deliveries>,
+        slot: usize,
+        records: &[KafkaRecord],
+        through: u64,
+    ) -> Result<()> {
+        producer.begin_transaction().map_err(kafka_err)?;
+        let sent = records
+            .iter()
+            .try_for_each(|r| send(producer, &self.topic, r))
+            .and_then(|()| {
+                let marker = KafkaRecord {
+                    key: Some(self.transactional_id(slot).into_bytes()),
+                    value: through.to_string().into_bytes(),
+                    headers: Vec::new(),
+                };
+                send(producer, PROGRESS_TOPIC, &marker)
+            })
+            .and_then(|()| producer.commit_transaction(TXN_TIMEOUT).map_err(kafka_err));
+        if let Err(e) = sent {
+            let _ = producer.abort_transaction(TXN_TIMEOUT);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Logs the records of epoch `epoch` (durable with its checkpoint).
+    pub fn pre_commit(&mut self, epoch: u64, records: Vec<KafkaRecord>) -> Result<()> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let mut changes = Vec::new();
+        let mut keys = Vec::new();
+        for (seq, chunk) in records.chunks(CHUNK).enumerate() {
+            let bytes = bincode::serialize(chunk).map_err(|e| RiftError::Internal(format!("kafka log: {e}")))?;
+            let key = self.log_key(self.worker, epoch, seq as u32);
+            keys.push(key.clone());
+            changes.push((key, Some(bytes)));
+        }
+        self.log.stage(epoch, changes)?;
+        let entry = self.logged.entry(epoch).or_default();
+        entry.0.extend(records);
+        entry.1.extend(keys);
+        Ok(())
+    }
+
+    /// Commits every logged epoch up to `epoch` to Kafka.
+    pub fn commit(&mut self, epoch: u64) -> Result<()> {
+        let due: Vec<u64> = self.logged.range(..=epoch).map(|(e, _)| *e).collect();
+        let Some(&through) = due.last() else {
+            return Ok(());
+        };
+        let (mut records, mut keys) = (Vec::new(), Vec::new());
+        for e in &due {
+            if let Some((r, k)) = self.logged.get(e) {
+                records.extend(r.iter().cloned());
+                keys.extend(k.iter().cloned());
+            }
+        }
+        let producer = self
+            .producer
+            .as_ref()
+            .ok_or_else(|| RiftError::Internal("kafka sink: commit before recover".into()))?;
+        self.transact(producer, self.worker, &records, through)?;
+        for e in &due {
+            self.logged.remove(e);
+        }
+        self.log.state.write_committed(keys.into_iter().map(|k| (k, None)))
+    }
+
+    /// Fences, then finishes the logs this worker owns (see the module docs).
+    pub fn recover(&mut self) -> Result<()> {
+        self.logged.clear();
+        if self.producer.is_none() {
+            self.producer = Some(self.fenced_producer(self.worker)?);
+        }
+        let mut logs: BTreeMap<u16, BTreeMap<(u64, u32), Vec<u8>>> = BTreeMap::new();
+        if self.log.restored.is_some() {
+            for (g, key, value) in self.log.state.scan(&self.log.op, LOG)? {
+                if !owns(g, self.worker, self.peers) || key.len() != 12 {
+                    continue;
+                }
+                let epoch = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
+                let seq = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
+                logs.entry(g).or_default().insert((epoch, seq), value);
+            }
+        }
+        for (group, chunks) in logs {
+            let slot = group as usize;
+            let other;
+            let producer = if slot == self.worker {
+                self.producer
+                    .as_ref()
+                    .ok_or_else(|| RiftError::Internal("no producer".into()))?
+            } else {
+                other = self.fenced_producer(slot)?;
+                &other
+            };
+            let committed = self.last_committed(slot)?;
+            let mut records = Vec::new();
+            let mut through = None;
+            let keys: Vec<Vec<u8>> = chunks.keys().map(|(e, s)| self.log_key(slot, *e, *s)).collect();
+            for ((epoch, _), bytes) in chunks {
+                if committed.is_some_and(|c| epoch <= c) {
+                    continue;
+                }
+                let chunk: Vec<KafkaRecord> = bincode::deserialize(&bytes)
+                    .map_err(|e| RiftError::Internal(format!("kafka log of epoch {epoch}: {e}")))?;
+                records.extend(chunk);
+                through = through.max(Some(epoch));
+            }
+            if let Some(through) = through {
+                self.transact(producer, slot, &records, through)?;
+            }
+            self.log.state.write_committed(keys.into_iter().map(|k| (k, None)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Enqueues `r` on `topic`, waiting out a full queue.
+fn send(producer: &BaseProducer<Deliveries>, topic: &str, r: &KafkaRecord) -> Result<()> {
+    let mut headers = OwnedHeaders::new();
+    for (k, v) in &r.headers {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_slice()),
+        });
+    }
+    let mut record = BaseRecord::with_opaque_to(topic, 0).payload(&r.value).headers(headers);
+    if let Some(k) = &r.key {
+        record = record.key(k.as_slice());
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(kafka_err(e)),
+        }
+    }
+}

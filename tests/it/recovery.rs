@@ -379,13 +379,35 @@ fn lines(dir: &Path) -> Vec<(String, Vec<serde_json::Value>)> {
         .collect()
 }
 
-#[test]
-fn kill_9_at_random_moments_then_restart_changes_no_output() {
+/// The crash seed: `RIFT_CRASH_SEED`, or a fixed one (printed either way).
+fn crash_seed() -> u64 {
     let seed: u64 = std::env::var("RIFT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_1234);
     eprintln!("crash seed {seed} (RIFT_CRASH_SEED replays it)");
+    seed
+}
+
+/// Up to three runs of `dir`, each killed at a seeded moment after its first
+/// checkpoint; returns how many were killed mid-run.
+fn kill_repeatedly(dir: &Path, seed: u64) -> usize {
+    let mut rng = Rng(seed | 1);
+    let mut kills = 0;
+    for _ in 0..3 {
+        let delay = Duration::from_millis(rng.below(800));
+        match run_and_signal(run(dir), delay, libc::SIGKILL) {
+            // Killed by signal 9, not exited on its own.
+            Some((status, _)) if status.signal() == Some(9) => kills += 1,
+            _ => break,
+        }
+    }
+    kills
+}
+
+#[test]
+fn kill_9_at_random_moments_then_restart_changes_no_output() {
+    let seed = crash_seed();
     let root = tempfile::tempdir().unwrap();
     let [reference, crashed] = &prepare(root.path(), 30 * 60 * 1000, &["reference", "crashed"])[..] else {
         unreachable!()
@@ -393,17 +415,7 @@ fn kill_9_at_random_moments_then_restart_changes_no_output() {
     let status = run(reference).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "reference run: {status:?}");
 
-    let mut rng = Rng(seed | 1);
-    let mut kills = 0;
-    for _ in 0..3 {
-        let delay = Duration::from_millis(rng.below(800));
-        match run_and_signal(run(crashed), delay, libc::SIGKILL) {
-            // Killed by signal 9, not exited on its own.
-            Some((status, _)) if status.signal() == Some(9) => {}
-            _ => break,
-        }
-        kills += 1;
-    }
+    let kills = kill_repeatedly(crashed, seed);
     assert!(
         kills >= 2,
         "only {kills} kill(s) landed mid-run: the input is too small for this machine"
@@ -532,6 +544,37 @@ fn kafka_section(dir: &Path) -> String {
     )
 }
 
+/// `dir` with a topology over the Kafka `sources` (its own consumer group;
+/// `runtime` added to `[runtime]`) and the live model.
+fn kafka_dir(dir: &Path, runtime: &str, sources: &str) {
+    std::fs::create_dir_all(dir).unwrap();
+    // `[kafka]` first: it must not land inside `[runtime]`.
+    let text = format!("{}{}", kafka_section(dir), topology(dir, runtime, sources));
+    std::fs::write(dir.join("topology.toml"), text).unwrap();
+    register_live_model(dir);
+}
+
+/// Kill -9 over Kafka input: a bounded run killed at seeded moments after a
+/// checkpoint and restarted each time (each restart reads to the same end:
+/// the high watermarks at the start of the first) ends with the output of a
+/// run without crashes.
+#[test]
+fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
+    let seed = crash_seed();
+    let sources = kafka_input("kill.");
+    let root = tempfile::tempdir().unwrap();
+    let (reference, crashed) = (root.path().join("reference"), root.path().join("crashed"));
+    kafka_dir(&reference, "", &sources);
+    kafka_dir(&crashed, "", &sources);
+    let status = run(&reference).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "reference run: {status:?}");
+    let kills = kill_repeatedly(&crashed, seed);
+    assert!(kills >= 2, "only {kills} kill(s) landed mid-run");
+    let status = run(&crashed).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "final run: {status:?}");
+    assert_same_output(&reference, &crashed, &format!("Kafka input, seed {seed}"));
+}
+
 /// A Prometheus counter summed over its series, from an admin endpoint.
 fn scrape_counter(port: u16, name: &str) -> Option<u64> {
     use std::io::{Read, Write};
@@ -586,16 +629,8 @@ fn sigterm_on_a_kafka_run_commits_everything_read_and_the_restart_reads_nothing_
     let root = tempfile::tempdir().unwrap();
     let (reference, stopped) = (root.path().join("reference"), root.path().join("stopped"));
     let port = super::support::free_port();
-    for (dir, admin) in [
-        (&reference, String::new()),
-        (&stopped, format!("admin_addr = \"127.0.0.1:{port}\"")),
-    ] {
-        std::fs::create_dir_all(dir).unwrap();
-        let text = format!("{}{}", kafka_section(dir), topology(dir, &admin, &sources));
-        // `[kafka]` must not land inside `[runtime]`: put it first.
-        std::fs::write(dir.join("topology.toml"), text).unwrap();
-        register_live_model(dir);
-    }
+    kafka_dir(&reference, "", &sources);
+    kafka_dir(&stopped, &format!("admin_addr = \"127.0.0.1:{port}\""), &sources);
     let out = run(&reference).output().unwrap();
     assert!(out.status.success(), "reference run: {:?}", out.status);
     let total = records_read(&String::from_utf8_lossy(&out.stderr));

@@ -25,6 +25,22 @@ for rows in ${ROWS:-1000000 5000000}; do
   done
   python3 scripts/check_reference.py "$input" "$work/out"
 done
+# Checkpoint cost, side by side in one run (this machine's speed drifts):
+# the 1M job with checkpoints every 1 h (none happen), 5 s, 1 s and 200 ms,
+# interleaved over three rounds.
+input="$work/rows-1000000.jsonl"
+[ -f "$input" ] || "$bin" produce rows --out "$input" --rows 1000000 --jitter-ms 4000 >/dev/null
+echo "checkpoint interval vs wall time, 1M events (3 interleaved rounds):"
+for round in 1 2 3; do
+  line="  round $round:"
+  for interval in 1h 5s 1s 200ms; do
+    rm -rf "$work/out" "$work/state"
+    secs=$( { RIFT_INPUT="$input" RIFT_OUTPUT="$work/out" RIFT_STATE="$work/state" RIFT_CHECKPOINT_INTERVAL=$interval \
+      /usr/bin/time -f "%e" "$bin" run --topology benches/reference-windows.toml --bounded 2>&1 >/dev/null; } | tail -1)
+    line="$line $interval ${secs}s"
+  done
+  echo "$line"
+done
 if [ "${1:-}" != "--no-criterion" ]; then
   cargo bench --locked --bench operators
 fi

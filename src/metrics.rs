@@ -32,6 +32,10 @@ struct Families {
     duplicates: IntCounterVec,
     sink_errors: IntCounterVec,
     job_failed: IntGaugeVec,
+    checkpoint_seconds: HistogramVec,
+    checkpoint_bytes: IntGaugeVec,
+    checkpoint_completed: IntGaugeVec,
+    restore_ms: IntGaugeVec,
 }
 
 impl Families {
@@ -56,6 +60,18 @@ impl Families {
         .expect("valid histogram");
         registry
             .register(Box::new(prediction_latency.clone()))
+            .expect("unique histogram");
+        let checkpoint_seconds = HistogramVec::new(
+            HistogramOpts::new(
+                "checkpoint_seconds",
+                "From a checkpoint's epoch boundary until it is complete on every worker",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            &["job"],
+        )
+        .expect("valid histogram");
+        registry
+            .register(Box::new(checkpoint_seconds.clone()))
             .expect("unique histogram");
         let commit_seconds = HistogramVec::new(
             HistogramOpts::new("sink_commit_seconds", "Duration of sink pre-commit + commit"),
@@ -142,6 +158,22 @@ impl Families {
                 "Feature-store entity writes",
                 &["store", "outcome"],
             ),
+            checkpoint_bytes: gauge(
+                "checkpoint_bytes",
+                "State written by the latest complete checkpoint (changes only)",
+                &["job"],
+            ),
+            checkpoint_completed: gauge(
+                "checkpoint_last_complete_timestamp_seconds",
+                "When the latest checkpoint completed (its age: time() minus this)",
+                &["job"],
+            ),
+            restore_ms: gauge(
+                "checkpoint_restore_ms",
+                "Time this run took to restore the job from its checkpoint",
+                &["job"],
+            ),
+            checkpoint_seconds,
             commit_seconds,
             prediction_latency,
             feature_store_seconds,
@@ -221,6 +253,17 @@ impl Metrics {
         self.f.duplicates.with_label_values(&[job, table])
     }
 
+    /// The checkpoint metrics of `job`.
+    pub fn checkpoints(&self, job: &str) -> CheckpointMetrics {
+        let f = &self.f;
+        CheckpointMetrics {
+            seconds: f.checkpoint_seconds.with_label_values(&[job]),
+            bytes: f.checkpoint_bytes.with_label_values(&[job]),
+            completed: f.checkpoint_completed.with_label_values(&[job]),
+            restore_ms: f.restore_ms.with_label_values(&[job]),
+        }
+    }
+
     /// Whether `job` failed (1) or runs (0).
     pub fn job_failed(&self, job: &str) -> IntGauge {
         self.f.job_failed.with_label_values(&[job])
@@ -291,6 +334,19 @@ pub struct WindowMetrics {
     pub late_rows: IntCounter,
     /// Window results emitted.
     pub results: IntCounter,
+}
+
+/// The checkpoint metrics of a job.
+#[derive(Clone)]
+pub struct CheckpointMetrics {
+    /// From the epoch boundary to completion.
+    pub seconds: Histogram,
+    /// State written by the latest complete checkpoint.
+    pub bytes: IntGauge,
+    /// When the latest checkpoint completed, Unix seconds.
+    pub completed: IntGauge,
+    /// Restore time of this run, ms.
+    pub restore_ms: IntGauge,
 }
 
 /// Metrics of one sink.

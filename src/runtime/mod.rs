@@ -46,6 +46,9 @@ struct RunningJob {
     /// Whether a sink reports to `checkpointed` (a probe nothing feeds says nothing).
     attached: std::rc::Rc<std::cell::Cell<bool>>,
     state: Arc<JobState>,
+    metrics: crate::metrics::CheckpointMetrics,
+    /// The checkpoint interval, ms (epoch `n` ends at `(n + 1) * interval`).
+    epoch_ms: u64,
 }
 
 impl RunningJob {
@@ -75,6 +78,16 @@ impl RunningJob {
         };
         if let Some(n) = done {
             if self.state.complete_epoch().is_none_or(|c| c < n) && self.state.complete(n)? {
+                let now = crate::util::now_ms().max(0) as u64;
+                let boundary = n.saturating_add(1).saturating_mul(self.epoch_ms);
+                // A bounded run's final checkpoint has no boundary in the past.
+                if boundary <= now {
+                    self.metrics.seconds.observe((now - boundary) as f64 / 1e3);
+                }
+                self.metrics.completed.set((now / 1000) as i64);
+                if let Some(info) = self.state.history()?.into_iter().rev().find(|i| i.epoch == n) {
+                    self.metrics.bytes.set(info.bytes as i64);
+                }
                 tracing::info!(job = %self.name, checkpoint = n, "checkpoint complete");
             }
         }
@@ -214,6 +227,7 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
             let agreed = agree_on_latest(worker, &local);
             let mut running: Vec<RunningJob> = Vec::new();
             for (i, name) in names.iter().enumerate() {
+                let restore_started = Instant::now();
                 let state = states[i].clone();
                 let restored = state
                     .recover_once(run_id, agreed[i])
@@ -255,6 +269,15 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     }
                     return Err(why);
                 }
+                let checkpoint_metrics = metrics.checkpoints(name);
+                if let Some(n) = restored {
+                    // Recovery and the operators' restore (they read their state as they are built).
+                    let ms = restore_started.elapsed().as_millis() as i64;
+                    checkpoint_metrics.restore_ms.set(ms);
+                    if worker.index() == 0 {
+                        tracing::info!(job = %name, checkpoint = n, ms, "restored");
+                    }
+                }
                 running.push(RunningJob {
                     name: name.clone(),
                     index,
@@ -263,6 +286,8 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
                     committed: probes.committed,
                     attached: probes.attached,
                     state,
+                    metrics: checkpoint_metrics,
+                    epoch_ms: topology.runtime.checkpoint_interval.as_millis().max(1) as u64,
                 });
             }
             let mut failures = BTreeMap::new();

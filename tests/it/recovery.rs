@@ -641,6 +641,9 @@ fn sigterm_on_a_kafka_run_commits_everything_read_and_the_restart_reads_nothing_
         assert!(!running.exited(), "an unbounded run exited on its own");
         (scrape_counter(port, "riftstream_source_records_total")? >= total).then_some(())
     });
+    // Checkpoints are reported: how long they take and when the last completed.
+    assert!(scrape_counter(port, "riftstream_checkpoint_seconds_count").unwrap_or(0) >= 1);
+    assert!(scrape_counter(port, "riftstream_checkpoint_last_complete_timestamp_seconds").unwrap_or(0) > 1_700_000_000);
     let (status, stderr) = running.signal(libc::SIGTERM);
     assert!(status.success(), "a stopped run exits 0: {status:?}\n{stderr}");
     assert!(

@@ -35,7 +35,7 @@ cargo build --release --all-targets --locked
 build_end=$(date +%s)
 
 echo "== tests"
-cargo test --release --locked -- --test-threads 2
+cargo test --release --locked --features failpoints -- --test-threads 2
 test_end=$(date +%s)
 
 echo "== times: setup $((build_start - start))s, build $((build_end - build_start))s, tests $((test_end - build_end))s, total $((test_end - start))s"

@@ -47,5 +47,9 @@ fn main() {
         )
         .with_writer(std::io::stderr)
         .init();
-    std::process::exit(riftstream::cli::main(std::env::args_os()));
+    // Reads `FAILPOINTS` (crash tests; nothing without the `failpoints` feature).
+    let failpoints = fail::FailScenario::setup();
+    let code = riftstream::cli::main(std::env::args_os());
+    failpoints.teardown();
+    std::process::exit(code);
 }

@@ -15,6 +15,20 @@ pub use health::JobHealth;
 pub use io::{block_on, io_runtime};
 pub use time::Time;
 
+/// A named crash point for the crash tests: with the `failpoints` feature
+/// and `FAILPOINTS="{name}=return"` in the environment (the `fail` crate's
+/// syntax: `"{name}=2*off->return"` crashes at the third pass), the process
+/// aborts there, as abruptly as `kill -9`. Without the feature it is nothing.
+#[macro_export]
+macro_rules! crash_point {
+    ($name:literal) => {
+        fail::fail_point!($name, |_| {
+            eprintln!("crash point {}: aborting", $name);
+            std::process::abort()
+        })
+    };
+}
+
 /// Joins the parts of a composite key (`player+champion` → `p1/Ahri`).
 pub const KEY_SEPARATOR: char = '/';
 

@@ -590,6 +590,51 @@ fn scrape_counter(port: u16, name: &str) -> Option<u64> {
     )
 }
 
+/// Named crash points in a checkpoint's life, each with the passes let
+/// through before the crash (`util::crash_point!`).
+#[cfg(feature = "failpoints")]
+const CRASH_POINTS: [(&str, u32); 7] = [
+    ("restore", 0),
+    ("checkpoint-stage", 40),
+    ("checkpoint-complete-before", 1),
+    ("checkpoint-complete-after", 1),
+    ("sink-commit-before", 2),
+    ("lake-roll-recorded", 0),
+    ("lake-roll-written", 0),
+];
+
+/// A crash at each named point — during a restore, while an operator writes
+/// its part of a checkpoint, before and after a checkpoint is recorded
+/// complete, between a checkpoint and a sink's commit, between a lake roll's
+/// record and its files, and between its files and forgetting its log —
+/// each shown to have happened (the process aborted there), then a restart
+/// that finishes: the output of a run without crashes.
+#[cfg(feature = "failpoints")]
+#[test]
+fn a_crash_at_each_named_point_then_restart_changes_no_output() {
+    let root = tempfile::tempdir().unwrap();
+    let [reference, crashed] = &prepare(root.path(), 30 * 60 * 1000, &["reference", "crashed"])[..] else {
+        unreachable!()
+    };
+    let status = run(reference).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "reference run: {status:?}");
+    for (point, passes) in CRASH_POINTS {
+        let out = run(crashed)
+            .env("FAILPOINTS", format!("{point}={passes}*off->return"))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.signal() == Some(libc::SIGABRT) && stderr.contains(&format!("crash point {point}")),
+            "no crash at {point}: {:?}\n{stderr}",
+            out.status
+        );
+    }
+    let status = run(crashed).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "final run: {status:?}");
+    assert_same_output(reference, crashed, "a crash at each named point");
+}
+
 /// Rescaling: a checkpoint taken with 2 workers restores on 1 and on 4
 /// (state is kept in key groups; each worker takes over the groups, sink
 /// logs and output files it owns now), with the output of a run that never
@@ -642,7 +687,9 @@ fn sigterm_on_a_kafka_run_commits_everything_read_and_the_restart_reads_nothing_
         (scrape_counter(port, "riftstream_source_records_total")? >= total).then_some(())
     });
     // Checkpoints are reported: how long they take and when the last completed.
-    assert!(scrape_counter(port, "riftstream_checkpoint_seconds_count").unwrap_or(0) >= 1);
+    wait_until(Duration::from_secs(60), "a checkpoint is reported", || {
+        (scrape_counter(port, "riftstream_checkpoint_seconds_count")? >= 1).then_some(())
+    });
     assert!(scrape_counter(port, "riftstream_checkpoint_last_complete_timestamp_seconds").unwrap_or(0) > 1_700_000_000);
     let (status, stderr) = running.signal(libc::SIGTERM);
     assert!(status.success(), "a stopped run exits 0: {status:?}\n{stderr}");

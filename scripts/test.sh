@@ -31,7 +31,7 @@ rm -f "$pip_log"
 
 echo "== build (release, target dir $CARGO_TARGET_DIR)"
 build_start=$(date +%s)
-cargo build --release --all-targets --locked
+cargo build --release --all-targets --locked --features failpoints
 build_end=$(date +%s)
 
 echo "== tests"

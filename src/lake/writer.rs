@@ -188,9 +188,9 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
         let record = serde_json::to_vec(&RollRecord { through, run })
             .map_err(|e| RiftError::Internal(format!("roll record: {e}")))?;
         self.log.state.write_committed([(self.roll_key(slot), Some(record))])?;
-        crate::crash_point!("lake-roll-recorded");
+        crate::util::crash_point!("lake-roll-recorded");
         self.write_files(slot, through, run, groups)?;
-        crate::crash_point!("lake-roll-written");
+        crate::util::crash_point!("lake-roll-written");
         let forget = entries
             .iter()
             .map(|k| (k.clone(), None))

@@ -206,7 +206,7 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                 if complete.is_none_or(|c| c < epoch) {
                     break;
                 }
-                crate::crash_point!("sink-commit-before");
+                crate::util::crash_point!("sink-commit-before");
                 if let Err(e) = writer.commit(epoch) {
                     retry(e, &health, &mut backoff);
                     return true;

@@ -215,7 +215,7 @@ impl ExactlyOnce {
             .as_ref()
             .ok_or_else(|| RiftError::Internal("kafka sink: commit before recover".into()))?;
         self.transact(producer, self.worker, &records, through)?;
-        crate::crash_point!("kafka-committed");
+        crate::util::crash_point!("kafka-committed");
         for e in &due {
             self.logged.remove(e);
         }

@@ -239,7 +239,7 @@ impl JobState {
 
     /// Stages `changes` (entry keys from [`entry_key`]) for checkpoint `epoch`, atomically.
     pub fn stage(&self, epoch: u64, changes: impl IntoIterator<Item = Change>) -> Result<()> {
-        crate::crash_point!("checkpoint-stage");
+        crate::util::crash_point!("checkpoint-stage");
         let prefix = self.staged_prefix(epoch);
         let mut batch = WriteBatch::default();
         let (mut bytes, mut entries) = (0u64, 0u64);
@@ -402,7 +402,7 @@ impl JobState {
         if meta.complete.is_some_and(|c| epoch <= c) {
             return Ok(false);
         }
-        crate::crash_point!("checkpoint-complete-before");
+        crate::util::crash_point!("checkpoint-complete-before");
         let mut batch = WriteBatch::default();
         let committed = job_prefix(COMMITTED, &self.job);
         let (mut bytes, mut entries) = (0u64, 0u64);
@@ -451,7 +451,7 @@ impl JobState {
         }
         meta.complete = Some(epoch);
         drop(meta);
-        crate::crash_point!("checkpoint-complete-after");
+        crate::util::crash_point!("checkpoint-complete-after");
         self.prune_history(HISTORY_KEPT)?;
         Ok(true)
     }
@@ -494,7 +494,7 @@ impl JobState {
     /// (the latest complete one in the cluster, `None` for none): staged
     /// epochs up to it are rolled forward, later ones discarded.
     pub fn recover(&self, agreed: Option<u64>) -> Result<()> {
-        crate::crash_point!("restore");
+        crate::util::crash_point!("restore");
         if let Some(n) = agreed {
             self.complete(n)?;
         }

@@ -19,7 +19,6 @@ pub use time::Time;
 /// and `FAILPOINTS="{name}=return"` in the environment (the `fail` crate's
 /// syntax: `"{name}=2*off->return"` crashes at the third pass), the process
 /// aborts there, as abruptly as `kill -9`. Without the feature it is nothing.
-#[macro_export]
 macro_rules! crash_point {
     ($name:literal) => {
         fail::fail_point!($name, |_| {
@@ -28,6 +27,7 @@ macro_rules! crash_point {
         })
     };
 }
+pub(crate) use crash_point;
 
 /// Joins the parts of a composite key (`player+champion` → `p1/Ahri`).
 pub const KEY_SEPARATOR: char = '/';

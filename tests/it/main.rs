@@ -11,6 +11,7 @@ mod kafka_exactly_once;
 mod lake_tools;
 mod layering;
 mod models;
+mod outage;
 mod pregame;
 mod recovery;
 mod redis;

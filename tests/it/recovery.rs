@@ -96,7 +96,7 @@ outputs = ["out", "lake"]
 }
 
 /// `riftstream run --bounded` of the topology in `dir`.
-fn run(dir: &Path) -> Command {
+pub(super) fn run(dir: &Path) -> Command {
     let mut cmd = run_unbounded(dir);
     cmd.arg("--bounded");
     cmd
@@ -127,13 +127,13 @@ impl Rng {
 
 /// A started run: the child, a message per completed checkpoint, and the
 /// thread collecting its stderr.
-struct Started {
+pub(super) struct Started {
     child: std::process::Child,
-    checkpoints: mpsc::Receiver<()>,
+    pub(super) checkpoints: mpsc::Receiver<()>,
     stderr: std::thread::JoinHandle<String>,
 }
 
-fn start(mut cmd: Command) -> Started {
+pub(super) fn start(mut cmd: Command) -> Started {
     let mut child = cmd.spawn().expect("start riftstream");
     let stderr = child.stderr.take().expect("stderr");
     let (tx, checkpoints) = mpsc::channel();
@@ -157,7 +157,7 @@ fn start(mut cmd: Command) -> Started {
 
 impl Started {
     /// Whether the run has exited (asserting that it succeeded).
-    fn exited(&mut self) -> bool {
+    pub(super) fn exited(&mut self) -> bool {
         match self.child.try_wait().expect("poll child") {
             Some(status) => {
                 assert!(status.success(), "the run failed: {status:?}");
@@ -464,7 +464,7 @@ fn difference(want: &[serde_json::Value], got: &[serde_json::Value]) -> String {
 }
 
 /// Asserts that `got` holds exactly the lake tables and feature files of `reference`.
-fn assert_same_output(reference: &Path, got: &Path, what: &str) {
+pub(super) fn assert_same_output(reference: &Path, got: &Path, what: &str) {
     let want_all = rows(&reference.join("lake"), &TABLES);
     let got_all = rows(&got.join("lake"), &TABLES);
     for (((table, _), want), got) in TABLES.iter().zip(&want_all).zip(&got_all) {
@@ -493,12 +493,17 @@ fn assert_same_output(reference: &Path, got: &Path, what: &str) {
 }
 
 /// The simulation on Tansu (JSON values, 3 partitions per topic), produced
-/// once per test process under `prefix`.
+/// under `prefix`; returns the topology's sources reading it.
 fn kafka_input(prefix: &str) -> String {
+    kafka_input_at(kafka(), prefix)
+}
+
+/// [`kafka_input`] on the broker at `brokers`.
+pub(super) fn kafka_input_at(brokers: &str, prefix: &str) -> String {
     use riftstream::config::{Encoding, KafkaConfig};
     let target = riftstream::produce::ProduceTarget {
         kafka: KafkaConfig {
-            brokers: kafka().to_string(),
+            brokers: brokers.to_string(),
             schema_registry: None,
             group_id: "recovery-producer".into(),
             properties: Default::default(),
@@ -536,20 +541,19 @@ fn kafka_input(prefix: &str) -> String {
 }
 
 /// The Kafka section for a run in `dir` (its own consumer group).
-fn kafka_section(dir: &Path) -> String {
+fn kafka_section(dir: &Path, brokers: &str) -> String {
     format!(
-        "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\n",
-        kafka(),
+        "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"{}\"\n",
         dir.file_name().unwrap().to_string_lossy()
     )
 }
 
 /// `dir` with a topology over the Kafka `sources` (its own consumer group;
 /// `runtime` added to `[runtime]`) and the live model.
-fn kafka_dir(dir: &Path, runtime: &str, sources: &str) {
+pub(super) fn kafka_dir(dir: &Path, brokers: &str, runtime: &str, sources: &str) {
     std::fs::create_dir_all(dir).unwrap();
     // `[kafka]` first: it must not land inside `[runtime]`.
-    let text = format!("{}{}", kafka_section(dir), topology(dir, runtime, sources));
+    let text = format!("{}{}", kafka_section(dir, brokers), topology(dir, runtime, sources));
     std::fs::write(dir.join("topology.toml"), text).unwrap();
     register_live_model(dir);
 }
@@ -564,8 +568,8 @@ fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
     let sources = kafka_input("kill.");
     let root = tempfile::tempdir().unwrap();
     let (reference, crashed) = (root.path().join("reference"), root.path().join("crashed"));
-    kafka_dir(&reference, "", &sources);
-    kafka_dir(&crashed, "", &sources);
+    kafka_dir(&reference, kafka(), "", &sources);
+    kafka_dir(&crashed, kafka(), "", &sources);
     let status = run(&reference).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "reference run: {status:?}");
     let kills = kill_repeatedly(&crashed, seed);
@@ -674,8 +678,13 @@ fn sigterm_on_a_kafka_run_commits_everything_read_and_the_restart_reads_nothing_
     let root = tempfile::tempdir().unwrap();
     let (reference, stopped) = (root.path().join("reference"), root.path().join("stopped"));
     let port = super::support::free_port();
-    kafka_dir(&reference, "", &sources);
-    kafka_dir(&stopped, &format!("admin_addr = \"127.0.0.1:{port}\""), &sources);
+    kafka_dir(&reference, kafka(), "", &sources);
+    kafka_dir(
+        &stopped,
+        kafka(),
+        &format!("admin_addr = \"127.0.0.1:{port}\""),
+        &sources,
+    );
     let out = run(&reference).output().unwrap();
     assert!(out.status.success(), "reference run: {:?}", out.status);
     let total = records_read(&String::from_utf8_lossy(&out.stderr));

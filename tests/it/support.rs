@@ -144,6 +144,29 @@ fn tansu_binary() -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A second Tansu broker (in memory) listening on `port` and advertising
+/// `advertised` (a proxy in front of it), so every client connection goes
+/// through the proxy. Returns its bootstrap address: the proxy's.
+pub fn kafka_behind_proxy(port: u16, advertised: u16) -> String {
+    let (listen, adv) = (
+        format!("tcp://127.0.0.1:{port}"),
+        format!("tcp://127.0.0.1:{advertised}"),
+    );
+    let mut cmd = std::process::Command::new(tansu_binary());
+    cmd.args([
+        "broker",
+        "--listener-url",
+        &listen,
+        "--advertised-listener-url",
+        &adv,
+        "--storage-engine",
+        "memory://tansu/",
+    ]);
+    spawn_tied(cmd);
+    wait_for_port(port, "tansu");
+    format!("127.0.0.1:{advertised}")
+}
+
 /// Bootstrap address of a real Kafka-protocol broker (Tansu, in memory),
 /// started once per test process and stopped with it.
 pub fn kafka() -> &'static str {

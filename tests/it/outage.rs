@@ -1,0 +1,115 @@
+//! Faults with no crash: the Kafka broker unreachable for 10 s in the middle
+//! of a run (a loopback TCP proxy in front of a Tansu broker stops
+//! forwarding). The job waits and retries, then finishes with the output of
+//! a run without the outage.
+
+use super::recovery::{assert_same_output, kafka_dir, kafka_input_at, run, start};
+use super::support::{free_port, kafka_behind_proxy};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A TCP proxy to `target` on `port` that can stop forwarding: while down it
+/// closes every open connection and every new one at once (and counts them).
+struct Proxy {
+    up: Arc<AtomicBool>,
+    refused: Arc<AtomicUsize>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Proxy {
+    fn start(port: u16, target: u16) -> Proxy {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("proxy port");
+        let proxy = Proxy {
+            up: Arc::new(AtomicBool::new(true)),
+            refused: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (up, refused, open) = (proxy.up.clone(), proxy.refused.clone(), proxy.open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                if !up.load(Ordering::SeqCst) {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                if let (Ok(c), Ok(s)) = (client.try_clone(), server.try_clone()) {
+                    open.lock().unwrap().extend([c, s]);
+                }
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let mut buf = [0u8; 64 * 1024];
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Both);
+                        let _ = from.shutdown(Shutdown::Both);
+                    });
+                }
+            }
+        });
+        proxy
+    }
+
+    /// Stops forwarding: open connections are cut, new ones closed at once.
+    fn down(&self) {
+        self.up.store(false, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn up(&self) {
+        self.up.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn the_broker_unreachable_for_ten_seconds_mid_run_changes_no_output() {
+    let (broker_port, proxy_port) = (free_port(), free_port());
+    let proxy = Proxy::start(proxy_port, broker_port);
+    let brokers = kafka_behind_proxy(broker_port, proxy_port);
+    let sources = kafka_input_at(&brokers, "outage.");
+    let root = tempfile::tempdir().unwrap();
+    let (reference, cut) = (root.path().join("reference"), root.path().join("cut"));
+    kafka_dir(&reference, &brokers, "", &sources);
+    kafka_dir(&cut, &brokers, "", &sources);
+    let status = run(&reference).stderr(Stdio::null()).status().unwrap();
+    assert!(status.success(), "reference run: {status:?}");
+
+    let mut running = start(run(&cut));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while running.checkpoints.recv_timeout(Duration::from_millis(50)).is_err() {
+        assert!(!running.exited(), "the run ended before its first checkpoint");
+        assert!(Instant::now() < deadline, "no checkpoint within 120 s");
+    }
+    assert!(!running.exited(), "the run ended before the outage");
+    proxy.down();
+    // The outage itself lasts 10 s (this wait is the fault, not a synchronization).
+    std::thread::sleep(Duration::from_secs(10));
+    proxy.up();
+    let refused = proxy.refused.load(Ordering::SeqCst);
+    assert!(refused > 0, "the run did not try to reach the broker during the outage");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !running.exited() {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not finish within 180 s of the outage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_same_output(&reference, &cut, "the broker unreachable for 10 s");
+}

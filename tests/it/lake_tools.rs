@@ -297,8 +297,16 @@ fn an_interrupted_compaction_is_finished_by_the_next_run() {
 }
 
 /// Starts moto's S3 server on loopback and creates `bucket`; returns the endpoint.
+pub(super) fn moto_s3_at(bucket: &str, port: u16) -> String {
+    moto_s3_on(bucket, port)
+}
+
 fn moto_s3(bucket: &str) -> String {
-    let port = free_port();
+    moto_s3_on(bucket, free_port())
+}
+
+/// Starts moto's S3 server on `port` and creates `bucket`; returns the endpoint.
+fn moto_s3_on(bucket: &str, port: u16) -> String {
     // `python3 -m moto.server` rather than the `moto_server` script: no PATH or shim needed.
     super::support::start_server(
         "python3",
@@ -322,7 +330,7 @@ fn moto_s3(bucket: &str) -> String {
 }
 
 /// Every table of a lake as sorted JSON rows (partition path included).
-fn lake_rows(lake: &Lake) -> BTreeMap<String, Vec<String>> {
+pub(super) fn lake_rows(lake: &Lake) -> BTreeMap<String, Vec<String>> {
     let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (path, _) in lake.list("").unwrap() {
         let rel = lake.relative(&path);

@@ -17,7 +17,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The sources of the file runs: the simulation's JSON-lines files in `input`.
-fn file_sources(input: &Path) -> String {
+pub(super) fn file_sources(input: &Path) -> String {
     let i = input.display();
     format!(
         r#"

@@ -212,6 +212,8 @@ impl Job for PredictionsJob {
                 entities: sets.iter().map(|s| s.entity()).collect(),
                 model: slot,
                 metrics: ctx.metrics.models(&ctx.job),
+                lookup_state: ctx.operator_state(&format!("pregame/{requests}/lookup")),
+                scored_state: ctx.operator_state(&format!("pregame/{requests}/scored")),
             };
             outputs.push(pre_game_predictions(
                 results,

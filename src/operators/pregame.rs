@@ -20,9 +20,16 @@
 //! Per (set, entity) the last [`KEPT_WINDOWS`] vectors (a sliding window
 //! fires one per slide); per worker the requests waiting for answers, and
 //! the requests scored in the last [`SCORED_RETENTION_MS`] of request time,
-//! so a replayed request is dropped rather than scored twice. All of it
-//! lives in memory; entities are not evicted (one small map entry per
-//! player or player+champion seen).
+//! so a replayed request is dropped rather than scored twice. Entities are
+//! not evicted (one small map entry per player or player+champion seen).
+//!
+//! # Checkpoints
+//! The kept vectors and the scored requests are checkpointed per key at the
+//! end of each epoch ([`KeyedState`]) and restored on the worker their key
+//! group routes to. Lookups and requests hold their own epoch until they
+//! are answered and scored, so a checkpoint holds none in flight (the
+//! flip side: a checkpoint waits for the features' watermark to pass the
+//! requests of its epoch).
 //!
 //! # Failure
 //! A scoring failure is reported to the job's health (the job fails, the
@@ -38,8 +45,8 @@ use crate::lake::offline::lineup_entity_id;
 use crate::metrics::ModelMetrics;
 use crate::model::pregame::{player_features_of, pregame_features};
 use crate::operators::epoch_gate::EpochGate;
+use crate::state::{KeyedState, OperatorState};
 use crate::util::now_us;
-use crate::util::stable_hash;
 use crate::util::time::{epoch_frontier, message_time, time, watermark};
 use crate::util::JobHealth;
 use crate::util::Time;
@@ -92,12 +99,36 @@ pub struct Answer {
 /// One entity's fired windows of one set: window end -> (revision, values).
 type Windows = BTreeMap<i64, (u32, Vec<Option<f64>>)>;
 
+/// Sections of the operators' checkpoint state.
+const VECTORS: &[u8] = b"v";
+const SCORED: &[u8] = b"s";
+
+/// The state key of a (set, entity): entity ids may hold the key separator.
+fn vector_key(set: usize, entity: &str) -> String {
+    format!("{set}\u{1}{entity}")
+}
+
+fn parse_vector_key(key: &str) -> Option<(usize, &str)> {
+    let (set, entity) = key.split_once('\u{1}')?;
+    Some((set.parse().ok()?, entity))
+}
+
 fn route(set: usize, key: &str) -> u64 {
-    stable_hash(key.as_bytes()) ^ (set as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    KeyedState::<Windows>::route(&vector_key(set, key))
+}
+
+/// The state key of a request: its match and time.
+fn request_key(match_id: &str, request_time: i64) -> String {
+    format!("{match_id}\u{1}{request_time}")
+}
+
+fn parse_request_key(key: &str) -> Option<(&str, i64)> {
+    let (match_id, time) = key.rsplit_once('\u{1}')?;
+    Some((match_id, time.parse().ok()?))
 }
 
 fn request_route(match_id: &str, request_time: i64) -> u64 {
-    stable_hash(match_id.as_bytes()) ^ (request_time as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    KeyedState::<()>::route(&request_key(match_id, request_time))
 }
 
 /// Lookups by (due stamp, epoch), each group with a capability for its own time.
@@ -127,6 +158,10 @@ pub struct PreGameScoring {
     pub model: ModelSlot,
     /// Where predictions are counted.
     pub metrics: ModelMetrics,
+    /// Where the lookup's vectors are checkpointed.
+    pub lookup_state: OperatorState,
+    /// Where the scored requests are checkpointed.
+    pub scored_state: OperatorState,
 }
 
 /// Pre-game predictions for `requests`, from the feature `results` of `scoring.sets`.
@@ -137,6 +172,17 @@ pub fn pre_game_predictions<'s>(
     health: JobHealth,
 ) -> StreamVec<'s, Time, Prediction> {
     let entities = scoring.entities.clone();
+    let scoring_entities = entities.len();
+    let (worker, peers) = (results.scope().index(), results.scope().peers());
+    let PreGameScoring {
+        sets,
+        entities: _,
+        mut model,
+        metrics,
+        lookup_state,
+        scored_state,
+    } = scoring;
+    let lookup_health = health.clone();
     let lookups = requests.clone().flat_map(move |a| {
         let r = a.event;
         let mut out = Vec::with_capacity(r.participants.len() * entities.len());
@@ -162,20 +208,34 @@ pub fn pre_game_predictions<'s>(
         Exchange::new(|r: &WindowResult| route(r.set, &r.key)),
         Exchange::new(|l: &Lookup| route(l.set, &l.entity_id)),
         "FeatureLookup",
-        |cap, _info| {
+        move |cap, _info| {
+            let health = lookup_health;
             // (set, entity) -> window end -> (revision, values)
             let mut vectors: HashMap<(usize, String), Windows> = HashMap::new();
+            let mut checkpoint: KeyedState<Windows> = KeyedState::new(lookup_state, VECTORS);
+            match checkpoint.restore(worker, peers) {
+                Ok(restored) => {
+                    for (key, windows) in restored {
+                        if let Some((set, entity)) = parse_vector_key(&key) {
+                            vectors.insert((set, entity.to_string()), windows);
+                        }
+                    }
+                }
+                Err(e) => health.report("feature lookup", e),
+            }
             // Lookups by (due stamp, epoch), each with a capability for its own time.
             let mut pending: PendingLookups = BTreeMap::new();
-            let mut gate: EpochGate<LookupInput> = EpochGate::default();
+            let mut gate: EpochGate<LookupInput> = EpochGate::starting_at(checkpoint.first_epoch());
             let mut hold = CapabilitySet::from_elem(cap);
             move |(results, results_frontier), (lookups, lookups_frontier), output| {
                 let admit = |item: LookupInput,
                              vectors: &mut HashMap<(usize, String), Windows>,
-                             pending: &mut PendingLookups| {
+                             pending: &mut PendingLookups,
+                             checkpoint: &mut KeyedState<Windows>| {
                     match item {
                         LookupInput::Results(data) => {
                             for r in data {
+                                checkpoint.touch(&vector_key(r.set, &r.key));
                                 let windows = vectors.entry((r.set, r.key)).or_default();
                                 let keep = windows.get(&r.end).is_none_or(|(rev, _)| *rev <= r.revision);
                                 if keep {
@@ -210,7 +270,7 @@ pub fn pre_game_predictions<'s>(
                         batch.append(d);
                     }
                     if let Some(item) = gate.offer(at, LookupInput::Results(batch)) {
-                        admit(item, &mut vectors, &mut pending);
+                        admit(item, &mut vectors, &mut pending, &mut checkpoint);
                     }
                 });
                 lookups.for_each_stamp(|stamp, data| {
@@ -223,7 +283,7 @@ pub fn pre_game_predictions<'s>(
                     }
                     let cap = stamp.delayed(&at, output.output_index());
                     if let Some(item) = gate.offer(at, LookupInput::Lookups(cap, batch)) {
-                        admit(item, &mut vectors, &mut pending);
+                        admit(item, &mut vectors, &mut pending, &mut checkpoint);
                     }
                 });
                 let (rf, lf) = (results_frontier.frontier(), lookups_frontier.frontier());
@@ -256,9 +316,18 @@ pub fn pre_game_predictions<'s>(
                         }
                     }
                     match gate.next_boundary(epochs) {
-                        Some((_completed, released)) => {
+                        Some((completed, released)) => {
+                            if let Some(n) = completed {
+                                let staged = checkpoint.stage(n, |key| {
+                                    parse_vector_key(key)
+                                        .and_then(|(set, entity)| vectors.get(&(set, entity.to_string())))
+                                });
+                                if let Err(e) = staged {
+                                    health.report("feature lookup", e);
+                                }
+                            }
                             for (_, item) in released {
-                                admit(item, &mut vectors, &mut pending);
+                                admit(item, &mut vectors, &mut pending, &mut checkpoint);
                             }
                         }
                         None => break,
@@ -276,13 +345,7 @@ pub fn pre_game_predictions<'s>(
             }
         },
     );
-    let PreGameScoring {
-        sets,
-        entities,
-        mut model,
-        metrics,
-    } = scoring;
-    let expected_per_slot = entities.len();
+    let expected_per_slot = scoring_entities;
     answers.binary_frontier::<_, CapacityContainerBuilder<Vec<Prediction>>, _, _, _, _>(
         requests,
         Exchange::new(|a: &Answer| request_route(&a.match_id, a.request_time)),
@@ -298,7 +361,20 @@ pub fn pre_game_predictions<'s>(
             // Requests already scored, by request time: replays are dropped, not scored again.
             let mut scored_keys: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
             let mut scored_order: std::collections::BTreeSet<(i64, String)> = std::collections::BTreeSet::new();
-            let mut gate: EpochGate<ScoreInput> = EpochGate::default();
+            // One entry per scored request; the key says which.
+            let mut checkpoint: KeyedState<()> = KeyedState::new(scored_state, SCORED);
+            match checkpoint.restore(worker, peers) {
+                Ok(restored) => {
+                    for (key, ()) in restored {
+                        if let Some((match_id, time)) = parse_request_key(&key) {
+                            scored_order.insert((time, match_id.to_string()));
+                            scored_keys.insert((match_id.to_string(), time));
+                        }
+                    }
+                }
+                Err(e) => health.report("score_pre_game", e),
+            }
+            let mut gate: EpochGate<ScoreInput> = EpochGate::starting_at(checkpoint.first_epoch());
             let mut hold = CapabilitySet::from_elem(cap);
             move |(answers, answers_frontier), (requests, requests_frontier), output| {
                 let admit = |item: ScoreInput,
@@ -389,6 +465,7 @@ pub fn pre_game_predictions<'s>(
                                     break;
                                 }
                                 if let Some((t, id)) = scored_order.pop_first() {
+                                    checkpoint.touch(&request_key(&id, t));
                                     scored_keys.remove(&(id, t));
                                 }
                             }
@@ -440,6 +517,7 @@ pub fn pre_game_predictions<'s>(
                             };
                             rows.extend(pregame_features(&player_features, &side(Team::Blue), &side(Team::Red)));
                             scored_order.insert((key.1, key.0.clone()));
+                            checkpoint.touch(&request_key(&key.0, key.1));
                             scored_keys.insert(key);
                             scored.push((cap, request));
                         }
@@ -470,7 +548,16 @@ pub fn pre_game_predictions<'s>(
                         }
                     }
                     match gate.next_boundary(epochs) {
-                        Some((_completed, released)) => {
+                        Some((completed, released)) => {
+                            if let Some(n) = completed {
+                                let staged = checkpoint.stage(n, |key| {
+                                    let (match_id, time) = parse_request_key(key)?;
+                                    scored_keys.contains(&(match_id.to_string(), time)).then_some(&())
+                                });
+                                if let Err(e) = staged {
+                                    health.report("score_pre_game", e);
+                                }
+                            }
                             for (_, item) in released {
                                 admit(item, &mut waiting, &scored_keys);
                             }

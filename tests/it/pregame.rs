@@ -183,4 +183,70 @@ registry = \"{d}/lake\"
         "pre-game accuracy {:.4} is below 95 % of the simulator's {best:.4}",
         eval.accuracy
     );
+    #[cfg(feature = "failpoints")]
+    crash_and_restart_scores_the_same(&dir.path().join("crashed"), &scoring, &d, &streamed);
+}
+
+/// The same scoring run as a process that aborts right after its first
+/// checkpoint completes, then restarts: the players' kept vectors and the
+/// scored requests come back from the checkpoint, and every request gets
+/// the prediction of the run that never stopped, once.
+#[cfg(feature = "failpoints")]
+fn crash_and_restart_scores_the_same(
+    dir: &std::path::Path,
+    scoring: &str,
+    d: &str,
+    streamed: &std::collections::BTreeMap<String, f64>,
+) {
+    use std::os::unix::process::ExitStatusExt;
+    std::fs::create_dir_all(dir).unwrap();
+    let text = scoring
+        .replace(
+            &format!("state_dir = \"{d}/state\""),
+            &format!("state_dir = \"{}/state\"", dir.display()),
+        )
+        .replace(
+            &format!("path = \"{d}/out\""),
+            &format!("path = \"{}/out\"", dir.display()),
+        )
+        .replace("[runtime]\n", "[runtime]\ncheckpoint_interval = \"100ms\"\n");
+    let topology = dir.join("topology.toml");
+    std::fs::write(&topology, text).unwrap();
+    let run = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_riftstream"));
+        cmd.args(["run", "--bounded", "--topology"]).arg(&topology);
+        cmd
+    };
+    let crashed = run()
+        .env("FAILPOINTS", "checkpoint-complete-after=return")
+        .output()
+        .unwrap();
+    assert_eq!(
+        crashed.status.signal(),
+        Some(libc::SIGABRT),
+        "the run aborted after a checkpoint: {}",
+        String::from_utf8_lossy(&crashed.stderr)
+    );
+    let restart = run().env("RIFT_LOG", "riftstream=info").output().unwrap();
+    let log = String::from_utf8_lossy(&restart.stderr);
+    assert!(restart.status.success(), "restart: {:?}\n{log}", restart.status);
+    assert!(log.contains("restored"), "the restart restored the checkpoint:\n{log}");
+    let mut got: Vec<(String, f64)> = super::support::read_jsonl(&dir.join("out"), "predictions")
+        .iter()
+        .map(|p| {
+            (
+                p["match_id"].as_str().unwrap().to_string(),
+                p["blue_win_probability"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got.len(), streamed.len(), "one prediction per request across the crash");
+    for (id, p) in got {
+        assert!(
+            (p - streamed[&id]).abs() < 1e-5,
+            "{id}: {p} after the crash vs {}",
+            streamed[&id]
+        );
+    }
 }

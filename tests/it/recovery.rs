@@ -566,10 +566,21 @@ pub(super) fn kafka_dir(dir: &Path, brokers: &str, runtime: &str, sources: &str)
 fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
     let seed = crash_seed();
     let sources = kafka_input("kill.");
+    let redis = super::support::free_port();
+    super::support::start_redis(redis);
     let root = tempfile::tempdir().unwrap();
     let (reference, crashed) = (root.path().join("reference"), root.path().join("crashed"));
-    kafka_dir(&reference, kafka(), "", &sources);
-    kafka_dir(&crashed, kafka(), "", &sources);
+    // Online features to Redis too: database 1 for the reference, 2 for the crashed run.
+    for (dir, db) in [(&reference, 1), (&crashed, 2)] {
+        kafka_dir(dir, kafka(), "", &sources);
+        let path = dir.join("topology.toml");
+        let text = std::fs::read_to_string(&path).unwrap().replace(
+            "offline = \"lake\"\noutput = \"out\"",
+            "offline = \"lake\"\nonline = \"features\"\noutput = \"out\"",
+        );
+        let sink = format!("[sinks.features]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{redis}/{db}\"\n");
+        std::fs::write(&path, format!("{sink}{text}")).unwrap();
+    }
     let status = run(&reference).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "reference run: {status:?}");
     let kills = kill_repeatedly(&crashed, seed);
@@ -577,6 +588,34 @@ fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
     let status = run(&crashed).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "final run: {status:?}");
     assert_same_output(&reference, &crashed, &format!("Kafka input, seed {seed}"));
+    let (want, got) = (redis_contents(redis, 1), redis_contents(redis, 2));
+    assert!(!want.is_empty(), "the reference wrote online features");
+    assert!(
+        want == got,
+        "the Redis feature store differs after the crashes (seed {seed})"
+    );
+}
+
+/// Every hash in Redis database `db`, less its wall-clock `updated_at` field.
+fn redis_contents(port: u16, db: u16) -> std::collections::BTreeMap<String, Vec<String>> {
+    use super::support::redis_cli;
+    let db = db.to_string();
+    redis_cli(port, &["-n", &db, "--scan"])
+        .lines()
+        .map(|key| {
+            let fields: Vec<String> = redis_cli(port, &["-n", &db, "hgetall", key])
+                .lines()
+                .map(String::from)
+                .collect::<Vec<_>>()
+                .chunks(2)
+                .filter(|kv| kv[0] != "updated_at")
+                .map(|kv| kv.join("="))
+                .collect();
+            let mut fields = fields;
+            fields.sort();
+            (key.to_string(), fields)
+        })
+        .collect()
 }
 
 /// A Prometheus counter summed over its series, from an admin endpoint.

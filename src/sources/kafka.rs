@@ -170,8 +170,13 @@ impl SourceReader for KafkaReader {
                     let offset = m.offset().max(0) as u64;
                     if self.bounded {
                         if !self.end.contains_key(&partition) {
-                            // The watermark of the fetch response that brought this record.
-                            if let Some(high) = cached_high_watermark(&self.consumer, &self.topic, m.partition()) {
+                            // The watermark of the fetch response that brought this record. A
+                            // record at `offset` proves the end is past it: a cached value that
+                            // is not (stale, from before a reconnect) is not the end; the next
+                            // record asks again.
+                            if let Some(high) = cached_high_watermark(&self.consumer, &self.topic, m.partition())
+                                .filter(|high| *high > offset)
+                            {
                                 self.end.insert(partition, high);
                             }
                         }

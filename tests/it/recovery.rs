@@ -167,6 +167,11 @@ impl Started {
         }
     }
 
+    /// What the run wrote to stderr (once it exited).
+    pub(super) fn log(self) -> String {
+        self.stderr.join().expect("stderr reader")
+    }
+
     /// Sends `signal`, waits (90 s at most) for the exit; returns the status and stderr.
     fn signal(mut self, signal: i32) -> (std::process::ExitStatus, String) {
         // SAFETY: kill(2) on the pid of a child not yet waited for.
@@ -208,6 +213,25 @@ fn run_and_signal(cmd: Command, delay: Duration, signal: i32) -> Option<(std::pr
         std::thread::yield_now();
     }
     Some(run.signal(signal))
+}
+
+/// Sorts a JSON-lines file of game events by event time: live events come
+/// in order, as a match's events do on its Kafka partition. (Out of order,
+/// an event waits for its predecessor or for the watermark, whichever comes
+/// first, and which comes first depends on timing: the live predictions of
+/// out-of-order events are not reproducible from run to run.)
+fn in_time_order(path: &Path) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines: Vec<(i64, &str)> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["event_time"].as_i64().unwrap(), l)
+        })
+        .collect();
+    lines.sort_by_key(|(t, _)| *t);
+    let sorted: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
+    std::fs::write(path, sorted).unwrap();
 }
 
 /// Registers the live model (trained once per test process) in the lake of `dir`.
@@ -254,6 +278,7 @@ fn prepare(root: &Path, jitter_ms: i64, dirs: &[&str]) -> Vec<std::path::PathBuf
         &input,
     )
     .unwrap();
+    in_time_order(&input.join("game_events.jsonl"));
     dirs.iter()
         .map(|d| {
             let dir = root.join(d);
@@ -520,7 +545,8 @@ pub(super) fn kafka_input_at(brokers: &str, prefix: &str) -> String {
             matches: 6_000,
             live_games: 20,
             days: 10,
-            jitter_ms: 30 * 60 * 1000,
+            // In order: see `in_time_order`.
+            jitter_ms: 0,
             finish_live_games: true,
             seed: 29,
             ..Default::default()
@@ -597,7 +623,7 @@ fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
 }
 
 /// Every hash in Redis database `db`, less its wall-clock `updated_at` field.
-fn redis_contents(port: u16, db: u16) -> std::collections::BTreeMap<String, Vec<String>> {
+pub(super) fn redis_contents(port: u16, db: u16) -> std::collections::BTreeMap<String, Vec<String>> {
     use super::support::redis_cli;
     let db = db.to_string();
     redis_cli(port, &["-n", &db, "--scan"])

@@ -88,14 +88,19 @@ fn outage_mid_run(running: &mut super::recovery::Started, proxy: &Proxy) {
     }
     assert!(!running.exited(), "the run ended before the outage");
     proxy.down();
-    // The outage itself lasts 10 s (this wait is the fault, not a synchronization).
+    // The outage lasts 10 s (this wait is the fault, not a synchronization), and
+    // then until the run has tried to reach the service (a run that ends must).
     std::thread::sleep(Duration::from_secs(10));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while proxy.refused.load(Ordering::SeqCst) == 0 {
+        assert!(!running.exited(), "the run ended without trying to reach the service");
+        assert!(
+            Instant::now() < deadline,
+            "the run did not try to reach the service within 130 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     proxy.up();
-    let refused = proxy.refused.load(Ordering::SeqCst);
-    assert!(
-        refused > 0,
-        "the run did not try to reach the service during the outage"
-    );
     let deadline = Instant::now() + Duration::from_secs(180);
     while !running.exited() {
         assert!(

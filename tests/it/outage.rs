@@ -4,7 +4,9 @@
 //! then finishes with the output of a run without the outage.
 
 use super::lake_tools::{lake_rows, moto_s3_at};
-use super::recovery::{assert_same_output, file_sources, kafka_dir, kafka_input_at, redis_contents, run, start};
+use super::recovery::{
+    assert_same_output, file_sources, kafka_dir, kafka_input_at, redis_contents, run, start, with_redis_features,
+};
 use super::support::{free_port, kafka_behind_proxy};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -205,13 +207,7 @@ fn redis_unreachable_for_ten_seconds_mid_run_changes_no_output() {
     // Online features to Redis through the proxy: database 1 for the reference, 2 for the cut run.
     for (dir, db) in [(&reference, 1), (&cut, 2)] {
         kafka_dir(dir, super::support::kafka(), "", &sources);
-        let path = dir.join("topology.toml");
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "offline = \"lake\"\noutput = \"out\"",
-            "offline = \"lake\"\nonline = \"features\"\noutput = \"out\"",
-        );
-        let sink = format!("[sinks.features]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{proxy_port}/{db}\"\n");
-        std::fs::write(&path, format!("{sink}{text}")).unwrap();
+        with_redis_features(dir, proxy_port, db);
     }
     let status = run(&reference).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "reference run: {status:?}");

@@ -599,13 +599,7 @@ fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
     // Online features to Redis too: database 1 for the reference, 2 for the crashed run.
     for (dir, db) in [(&reference, 1), (&crashed, 2)] {
         kafka_dir(dir, kafka(), "", &sources);
-        let path = dir.join("topology.toml");
-        let text = std::fs::read_to_string(&path).unwrap().replace(
-            "offline = \"lake\"\noutput = \"out\"",
-            "offline = \"lake\"\nonline = \"features\"\noutput = \"out\"",
-        );
-        let sink = format!("[sinks.features]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{redis}/{db}\"\n");
-        std::fs::write(&path, format!("{sink}{text}")).unwrap();
+        with_redis_features(dir, redis, db);
     }
     let status = run(&reference).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "reference run: {status:?}");
@@ -620,6 +614,18 @@ fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
         want == got,
         "the Redis feature store differs after the crashes (seed {seed})"
     );
+}
+
+/// Adds online features in Redis (at `port`, database `db`) to the player
+/// features job of the topology in `dir`.
+pub(super) fn with_redis_features(dir: &Path, port: u16, db: u16) {
+    let path = dir.join("topology.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "offline = \"lake\"\noutput = \"out\"",
+        "offline = \"lake\"\nonline = \"features\"\noutput = \"out\"",
+    );
+    let sink = format!("[sinks.features]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:{port}/{db}\"\n");
+    std::fs::write(&path, format!("{sink}{text}")).unwrap();
 }
 
 /// Every hash in Redis database `db`, less its wall-clock `updated_at` field.

@@ -1,12 +1,10 @@
-//! Faults with no crash: the Kafka broker, the object store holding the
-//! lake, or Redis unreachable for 10 s in the middle of a run (a loopback
-//! TCP proxy in front of Tansu, moto or redis-server stops forwarding). The job waits and retries,
+//! Faults with no crash: the Kafka broker or the object store holding the
+//! lake unreachable for 10 s in the middle of a run (a loopback TCP proxy
+//! in front of Tansu or moto stops forwarding). The job waits and retries,
 //! then finishes with the output of a run without the outage.
 
 use super::lake_tools::{lake_rows, moto_s3_at};
-use super::recovery::{
-    assert_same_output, file_sources, kafka_dir, kafka_input_at, redis_contents, run, start, with_redis_features,
-};
+use super::recovery::{assert_same_output, file_sources, kafka_dir, kafka_input_at, run, start};
 use super::support::{free_port, kafka_behind_proxy};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -194,27 +192,4 @@ fn the_broker_unreachable_for_ten_seconds_mid_run_changes_no_output() {
         eprintln!("{line}");
     }
     assert_same_output(&reference, &cut, "the broker unreachable for 10 s");
-}
-
-#[test]
-fn redis_unreachable_for_ten_seconds_mid_run_changes_no_output() {
-    let (redis_port, proxy_port) = (free_port(), free_port());
-    super::support::start_redis(redis_port);
-    let proxy = Proxy::start(proxy_port, redis_port);
-    let sources = kafka_input_at(super::support::kafka(), "redis-outage.");
-    let root = tempfile::tempdir().unwrap();
-    let (reference, cut) = (root.path().join("reference"), root.path().join("cut"));
-    // Online features to Redis through the proxy: database 1 for the reference, 2 for the cut run.
-    for (dir, db) in [(&reference, 1), (&cut, 2)] {
-        kafka_dir(dir, super::support::kafka(), "", &sources);
-        with_redis_features(dir, proxy_port, db);
-    }
-    let status = run(&reference).stderr(Stdio::null()).status().unwrap();
-    assert!(status.success(), "reference run: {status:?}");
-    let mut running = start(run(&cut));
-    outage_mid_run(&mut running, &proxy);
-    assert_same_output(&reference, &cut, "Redis unreachable for 10 s");
-    let (want, got) = (redis_contents(redis_port, 1), redis_contents(redis_port, 2));
-    assert!(!want.is_empty(), "the reference wrote online features");
-    assert!(want == got, "the Redis feature store differs after the outage");
 }

@@ -618,7 +618,7 @@ fn kill_9_during_a_kafka_run_then_restart_changes_no_output() {
 
 /// Adds online features in Redis (at `port`, database `db`) to the player
 /// features job of the topology in `dir`.
-pub(super) fn with_redis_features(dir: &Path, port: u16, db: u16) {
+fn with_redis_features(dir: &Path, port: u16, db: u16) {
     let path = dir.join("topology.toml");
     let text = std::fs::read_to_string(&path).unwrap().replace(
         "offline = \"lake\"\noutput = \"out\"",
@@ -629,7 +629,7 @@ pub(super) fn with_redis_features(dir: &Path, port: u16, db: u16) {
 }
 
 /// Every hash in Redis database `db`, less its wall-clock `updated_at` field.
-pub(super) fn redis_contents(port: u16, db: u16) -> std::collections::BTreeMap<String, Vec<String>> {
+fn redis_contents(port: u16, db: u16) -> std::collections::BTreeMap<String, Vec<String>> {
     use super::support::redis_cli;
     let db = db.to_string();
     redis_cli(port, &["-n", &db, "--scan"])

@@ -204,31 +204,36 @@ impl<T: ToKafka + 'static> KafkaWriter<T> {
     }
 
     fn send(&self, seq: usize, r: &KafkaRecord) -> Result<()> {
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v.as_slice()),
-            });
-        }
-        let mut record = BaseRecord::with_opaque_to(&self.topic, seq)
-            .payload(&r.value)
-            .headers(headers);
-        if let Some(k) = &r.key {
-            record = record.key(k.as_slice());
-        }
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => {
-                    self.producer.poll(Duration::ZERO);
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    self.producer.poll(Duration::from_millis(10));
-                }
-                Err((e, _)) => return Err(RiftError::external_caused("kafka", e, true)),
+        enqueue(&self.producer, &self.topic, seq, r)
+    }
+}
+
+/// Enqueues `r` on `topic` (delivery reports carry `seq`), waiting out a full queue.
+pub(super) fn enqueue(producer: &BaseProducer<Deliveries>, topic: &str, seq: usize, r: &KafkaRecord) -> Result<()> {
+    let mut headers = OwnedHeaders::new();
+    for (k, v) in &r.headers {
+        headers = headers.insert(Header {
+            key: k,
+            value: Some(v.as_slice()),
+        });
+    }
+    let mut record = BaseRecord::with_opaque_to(topic, seq)
+        .payload(&r.value)
+        .headers(headers);
+    if let Some(k) = &r.key {
+        record = record.key(k.as_slice());
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => {
+                producer.poll(Duration::ZERO);
+                return Ok(());
             }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                producer.poll(Duration::from_millis(10));
+            }
+            Err((e, _)) => return Err(RiftError::external_caused("kafka", e, true)),
         }
     }
 }

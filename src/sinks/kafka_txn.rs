@@ -21,16 +21,15 @@
 //! rescale a worker recovers the logs of the key groups it owns now, each
 //! with its own id.
 
-use super::kafka::{Deliveries, KafkaRecord};
+use super::kafka::{enqueue, Deliveries, KafkaRecord};
 use crate::config::KafkaConfig;
 use crate::error::{Result, RiftError};
 use crate::kafka::{client_config, ensure_topics, kafka_err};
 use crate::state::checkpoint::entry_key;
 use crate::state::{key_group, owns, OperatorState};
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -160,14 +159,14 @@ impl ExactlyOnce {
         producer.begin_transaction().map_err(kafka_err)?;
         let sent = records
             .iter()
-            .try_for_each(|r| send(producer, &self.topic, r))
+            .try_for_each(|r| enqueue(producer, &self.topic, 0, r))
             .and_then(|()| {
                 let marker = KafkaRecord {
                     key: Some(self.transactional_id(slot).into_bytes()),
                     value: through.to_string().into_bytes(),
                     headers: Vec::new(),
                 };
-                send(producer, PROGRESS_TOPIC, &marker)
+                enqueue(producer, PROGRESS_TOPIC, 0, &marker)
             })
             .and_then(|()| producer.commit_transaction(TXN_TIMEOUT).map_err(kafka_err));
         if let Err(e) = sent {
@@ -269,33 +268,5 @@ impl ExactlyOnce {
             self.log.state.write_committed(keys.into_iter().map(|k| (k, None)))?;
         }
         Ok(())
-    }
-}
-
-/// Enqueues `r` on `topic`, waiting out a full queue.
-fn send(producer: &BaseProducer<Deliveries>, topic: &str, r: &KafkaRecord) -> Result<()> {
-    let mut headers = OwnedHeaders::new();
-    for (k, v) in &r.headers {
-        headers = headers.insert(Header {
-            key: k,
-            value: Some(v.as_slice()),
-        });
-    }
-    let mut record = BaseRecord::with_opaque_to(topic, 0).payload(&r.value).headers(headers);
-    if let Some(k) = &r.key {
-        record = record.key(k.as_slice());
-    }
-    loop {
-        match producer.send(record) {
-            Ok(()) => {
-                producer.poll(Duration::ZERO);
-                return Ok(());
-            }
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                producer.poll(Duration::from_millis(10));
-            }
-            Err((e, _)) => return Err(kafka_err(e)),
-        }
     }
 }

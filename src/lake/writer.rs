@@ -73,6 +73,8 @@ pub struct LakeWriter<R: LakeRow> {
     last_roll: Instant,
     /// The input ended: the next commit rolls everything.
     ending: bool,
+    /// The latest epoch committed (its logged rows may wait for the roll).
+    committed: Option<u64>,
 }
 
 /// What a roll record holds: the epochs it covers (up to and including)
@@ -123,6 +125,7 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
             roll_interval,
             last_roll: Instant::now(),
             ending: false,
+            committed: None,
         })
     }
 
@@ -232,10 +235,22 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
     }
 
     fn commit(&mut self, epoch: u64) -> Result<()> {
-        if !(self.ending || self.last_roll.elapsed() >= self.roll_interval) {
-            return Ok(());
+        self.committed = Some(self.committed.map_or(epoch, |c| c.max(epoch)));
+        self.flush().map(|_| ())
+    }
+
+    fn flush(&mut self) -> Result<Option<Duration>> {
+        let Some(through) = self.committed else {
+            return Ok(None);
+        };
+        if self.logged.range(..=through).next().is_none() {
+            return Ok(None);
         }
-        let due: Vec<u64> = self.logged.range(..=epoch).map(|(e, _)| *e).collect();
+        let wait = self.roll_interval.saturating_sub(self.last_roll.elapsed());
+        if !self.ending && !wait.is_zero() {
+            return Ok(Some(wait));
+        }
+        let due: Vec<u64> = self.logged.range(..=through).map(|(e, _)| *e).collect();
         let (mut rows, mut entries) = (Vec::new(), Vec::new());
         for e in &due {
             if let Some((r, k)) = self.logged.remove(e) {
@@ -244,13 +259,13 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
             }
         }
         let groups = group(rows);
-        if let Err(e) = self.roll(self.worker, epoch, run_id(), &groups, &entries) {
+        if let Err(e) = self.roll(self.worker, through, run_id(), &groups, &entries) {
             // Kept for the retry.
             self.logged
-                .insert(epoch, (groups.into_values().flatten().collect(), entries));
+                .insert(through, (groups.into_values().flatten().collect(), entries));
             return Err(e);
         }
-        Ok(())
+        Ok(None)
     }
 
     fn end_of_input(&mut self) {

@@ -113,6 +113,8 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
         // Epochs pre-committed, not yet committed.
         let mut uncommitted: BTreeSet<u64> = BTreeSet::new();
         let mut backoff = Duration::from_millis(100);
+        // When the writer's held-back output is next due (an activation is set for it).
+        let mut flush_at: Option<std::time::Instant> = None;
         move |frontiers| {
             if committed_cap.is_none() {
                 return false;
@@ -222,6 +224,21 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                 // The checkpoint completes in the runtime: look again shortly.
                 activator.activate_after(Duration::from_millis(5));
                 return true;
+            }
+            // Committed output the writer holds back becomes visible when due, input or not.
+            match writer.flush() {
+                Err(e) => {
+                    retry(e, &health, &mut backoff);
+                    return true;
+                }
+                Ok(Some(wait)) => {
+                    let at = std::time::Instant::now() + wait;
+                    if flush_at.is_none_or(|f| f > at || f <= std::time::Instant::now()) {
+                        activator.activate_after(wait);
+                        flush_at = Some(at);
+                    }
+                }
+                Ok(None) => flush_at = None,
             }
             if precommitted_cap.is_none() {
                 committed_cap = None;

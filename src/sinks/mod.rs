@@ -42,6 +42,13 @@ pub trait SinkWriter<T>: 'static {
     /// delays visibility makes everything visible then).
     fn end_of_input(&mut self) {}
 
+    /// Makes committed output the writer holds back (batched into larger
+    /// files) visible once it is due, even when no new epoch commits (an
+    /// idle source, a stop). Returns how long until it is due, if it waits.
+    fn flush(&mut self) -> Result<Option<std::time::Duration>> {
+        Ok(None)
+    }
+
     /// On start: `restored` is the checkpoint the job restored (`None`:
     /// none). Output pre-committed for it or earlier epochs is committed;
     /// output staged for later epochs is discarded (it will be produced again).
@@ -64,6 +71,16 @@ impl<T: Clone + 'static> SinkWriter<T> for FanOut<T> {
 
     fn end_of_input(&mut self) {
         self.0.iter_mut().for_each(|w| w.end_of_input());
+    }
+
+    fn flush(&mut self) -> Result<Option<std::time::Duration>> {
+        let mut due = None;
+        for w in &mut self.0 {
+            if let Some(d) = w.flush()? {
+                due = Some(due.map_or(d, |e: std::time::Duration| e.min(d)));
+            }
+        }
+        Ok(due)
     }
 
     fn write(&mut self, records: &mut Vec<T>) -> Result<()> {

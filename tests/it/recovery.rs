@@ -756,6 +756,12 @@ fn sigterm_on_a_kafka_run_commits_everything_read_and_the_restart_reads_nothing_
         &format!("admin_addr = \"127.0.0.1:{port}\""),
         &sources,
     );
+    // Lake files roll only at the stop: what the stop commits must become visible then,
+    // not wait for a roll interval or for input that never comes.
+    let file = stopped.join("topology.toml");
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("roll_interval = \"1s\""));
+    std::fs::write(&file, text.replace("roll_interval = \"1s\"", "roll_interval = \"1h\"")).unwrap();
     let out = run(&reference).output().unwrap();
     assert!(out.status.success(), "reference run: {:?}", out.status);
     let total = records_read(&String::from_utf8_lossy(&out.stderr));

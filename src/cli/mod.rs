@@ -9,8 +9,11 @@
 //! | 1 | a job of `run` failed (its reason is printed) |
 //! | 2 | usage: bad arguments, a missing file named on the command line |
 //! | 3 | configuration: a topology or job file that fails to parse or validate (file and key named) |
-//! | 4 | a service is unreachable or failing (Kafka, Redis, object store, disk) |
+//! | 4 | a service is unreachable or failing (Kafka, Redis, object store, disk, the cluster's admin API); a process that lost its cluster |
 //! | 5 | data that cannot be read (a Parquet or CSV file, a model) |
+//! | 6 | `job`, `cancel`: no job with that id |
+//! | 7 | `submit`: a job of that name is already running |
+//! | 8 | the admin API refused the token (missing or wrong) |
 //! | 70 | internal error (a bug) |
 //!
 //! Library errors carry their kind ([`crate::error::ErrorKind`]); `anyhow`
@@ -18,6 +21,7 @@
 
 mod checkpoints;
 mod features;
+mod jobs;
 mod lake;
 mod models;
 mod produce;
@@ -83,18 +87,45 @@ pub enum Command {
         /// Only this job (repeatable; default: every job of the topology).
         #[arg(long = "job")]
         jobs: Vec<String>,
+        /// Start no job of the topology: wait for `riftstream submit` (first start only;
+        /// a restart resumes the job catalog).
+        #[arg(long, conflicts_with_all = ["bounded", "jobs"])]
+        no_topology_jobs: bool,
     },
-    /// Submit a job to a running cluster.
+    /// Submit a job to a running cluster: a job of its topology, or a job file.
     Submit {
-        /// Job name in the topology, or a job file.
+        /// Job name in the running topology, or a job file (`*.toml`).
         job: String,
+        #[command(flatten)]
+        admin: jobs::AdminArgs,
     },
     /// List the jobs of a running cluster.
-    Jobs,
+    Jobs {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: jobs::AdminArgs,
+    },
+    /// Show one job of a running cluster in detail.
+    Job {
+        /// Job id (as `riftstream jobs` lists it).
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        admin: jobs::AdminArgs,
+    },
     /// Cancel a job of a running cluster.
     Cancel {
         /// Job id.
         id: String,
+        /// Take a final checkpoint first: the same job submitted again continues from it.
+        #[arg(long)]
+        savepoint: bool,
+        #[command(flatten)]
+        admin: jobs::AdminArgs,
     },
     /// Checkpoints of the jobs in a state directory.
     #[command(subcommand)]
@@ -399,10 +430,12 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             hosts,
             bounded,
             jobs,
-        } => run::run(&topology, workers, process, hosts, bounded, jobs),
-        Command::Submit { .. } => run::not_yet("`riftstream submit`"),
-        Command::Jobs => run::not_yet("`riftstream jobs`"),
-        Command::Cancel { .. } => run::not_yet("`riftstream cancel`"),
+            no_topology_jobs,
+        } => run::run(&topology, workers, process, hosts, bounded, (jobs, !no_topology_jobs)),
+        Command::Submit { job, admin } => jobs::submit(&admin, &job),
+        Command::Jobs { json, admin } => jobs::list(&admin, json),
+        Command::Job { id, json, admin } => jobs::show(&admin, &id, json),
+        Command::Cancel { id, savepoint, admin } => jobs::cancel(&admin, &id, savepoint),
         Command::Produce(p) => produce::produce(p),
         Command::Checkpoints(CheckpointsCmd::List { state, topology, json }) => {
             checkpoints::list(state, &topology, json)

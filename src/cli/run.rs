@@ -13,7 +13,7 @@ pub fn run(
     process: Option<usize>,
     hosts: Option<PathBuf>,
     bounded: bool,
-    jobs: Vec<String>,
+    (jobs, topology_jobs): (Vec<String>, bool),
 ) -> anyhow::Result<()> {
     let topo = Arc::new(load_topology(topology)?);
     let shutdown = Arc::new(AtomicBool::new(false));
@@ -25,6 +25,7 @@ pub fn run(
         hosts,
         bounded,
         jobs,
+        topology_jobs,
         shutdown,
         metrics: crate::metrics::Metrics::global(),
     };
@@ -49,15 +50,6 @@ pub fn run(
         report.elapsed
     );
     Ok(())
-}
-
-/// Verbs that a later issue fills in say so plainly and exit with status 2.
-pub fn not_yet(what: &str) -> anyhow::Result<()> {
-    Err(Exit {
-        message: format!("{what} is not available yet: it is being built in the long-running workers issue"),
-        code: 2,
-    }
-    .into())
 }
 
 /// Calls `on_signal` once on SIGINT or SIGTERM (tokio's signal handling, on a helper thread).

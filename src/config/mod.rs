@@ -24,6 +24,7 @@
 mod expand;
 mod feature_sets;
 mod generator;
+mod job_file;
 mod jobs;
 mod kafka;
 mod runtime;
@@ -52,6 +53,10 @@ pub struct Topology {
     /// Where this topology was read from (for error messages); not in the file.
     #[serde(skip)]
     pub file: String,
+    /// The text it was parsed from (what a job started from it carries to
+    /// every worker of a cluster); not in the file.
+    #[serde(skip)]
+    pub text: String,
     /// Worker process settings.
     #[serde(default)]
     pub runtime: RuntimeConfig,
@@ -95,6 +100,7 @@ impl Topology {
             RiftError::config(file, key, message)
         })?;
         topology.file = file.to_string();
+        topology.text = text.to_string();
         topology.validate()?;
         Ok(topology)
     }

@@ -23,6 +23,14 @@ pub struct RuntimeConfig {
     /// Address of the admin HTTP endpoint (Prometheus `/metrics`), if any.
     #[serde(default)]
     pub admin_addr: Option<String>,
+    /// Bearer token the admin API requires when bound off loopback (or set
+    /// `RIFT_ADMIN_TOKEN`; `${VAR}` expansion keeps it out of the file).
+    #[serde(default)]
+    pub admin_token: Option<String>,
+    /// How long a process of a cluster waits for the others to connect
+    /// before it fails.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
     /// Window accumulators (one per key and pane for tumbling and sliding
     /// windows) a window operator keeps in memory (per worker)
     /// before spilling its state to RocksDB.
@@ -41,10 +49,16 @@ impl Default for RuntimeConfig {
             checkpoint_interval: default_checkpoint_interval(),
             watermark_granularity: default_watermark_granularity(),
             admin_addr: None,
+            admin_token: None,
+            connect_timeout: default_connect_timeout(),
             state_memory_entries: default_state_memory_entries(),
             max_in_flight: default_max_in_flight(),
         }
     }
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_max_in_flight() -> usize {

@@ -19,59 +19,61 @@ use crate::util::JobHealth;
 use crate::util::Time;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
 use timely::dataflow::StreamVec;
 
-/// What the workers of one process share during a run.
+/// What the workers of one process share during a run, per running job
+/// (keyed by the job's catalog id: a job submitted again is a new entry).
 #[derive(Default)]
 pub struct RunShared {
     /// Jobs failed on some worker: every worker drops them.
     failed: Mutex<BTreeMap<String, String>>,
     /// Watermark boards by job.
     boards: Mutex<BTreeMap<String, Arc<WatermarkBoard>>>,
-    /// Once a stop is requested: the epoch sources stop in (0 while running).
-    stop_epoch: Arc<std::sync::atomic::AtomicU64>,
+    /// Per job, once a stop is requested: the epoch sources stop in (0 while running).
+    stops: Mutex<BTreeMap<String, Arc<AtomicU64>>>,
 }
 
 impl RunShared {
-    /// The watermark board of job `key`, shared by this process's source readers.
-    pub fn watermark_board(&self, key: &str) -> Arc<WatermarkBoard> {
+    /// The watermark board of job `id`, shared by this process's source readers.
+    pub fn watermark_board(&self, id: &str) -> Arc<WatermarkBoard> {
         match self.boards.lock() {
-            Ok(mut b) => b.entry(key.to_string()).or_default().clone(),
+            Ok(mut b) => b.entry(id.to_string()).or_default().clone(),
             Err(_) => Arc::default(),
         }
     }
 
-    /// Marks `job` failed on every worker of the process (the first reason wins).
-    pub fn fail(&self, job: &str, why: String) {
+    /// Marks job `id` failed on every worker of the process (the first reason wins).
+    pub fn fail(&self, id: &str, why: String) {
         if let Ok(mut f) = self.failed.lock() {
-            f.entry(job.to_string()).or_insert(why);
+            f.entry(id.to_string()).or_insert(why);
         }
     }
 
-    /// Asks every source to stop reading and move to `epoch` (the first
-    /// epoch after the final checkpoint); the first request wins.
-    pub fn request_stop(&self, epoch: u64) {
-        let _ = self.stop_epoch.compare_exchange(
-            0,
-            epoch.max(1),
-            std::sync::atomic::Ordering::SeqCst,
-            std::sync::atomic::Ordering::SeqCst,
-        );
+    /// Asks job `id`'s sources to stop reading and move to `epoch` (the
+    /// first epoch after its final checkpoint); the first request wins.
+    pub fn request_stop(&self, id: &str, epoch: u64) {
+        let _ = self
+            .stop_signal(id)
+            .compare_exchange(0, epoch.max(1), Ordering::SeqCst, Ordering::SeqCst);
     }
 
-    /// The epoch sources stop in, once a stop is requested.
-    pub fn stop_epoch(&self) -> Option<u64> {
-        match self.stop_epoch.load(std::sync::atomic::Ordering::SeqCst) {
+    /// The epoch job `id`'s sources stop in, once a stop is requested.
+    pub fn stop_epoch(&self, id: &str) -> Option<u64> {
+        match self.stop_signal(id).load(Ordering::SeqCst) {
             0 => None,
             e => Some(e),
         }
     }
 
-    /// What sources watch for a stop request.
-    pub fn stop_signal(&self) -> Arc<std::sync::atomic::AtomicU64> {
-        self.stop_epoch.clone()
+    /// What job `id`'s sources and sinks watch for a stop request.
+    pub fn stop_signal(&self, id: &str) -> Arc<AtomicU64> {
+        match self.stops.lock() {
+            Ok(mut s) => s.entry(id.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
+        }
     }
 
     /// Every failed job with its reason.
@@ -79,9 +81,9 @@ impl RunShared {
         self.failed.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
-    /// Why `job` failed, if it did on any worker of the process.
-    pub fn failure(&self, job: &str) -> Option<String> {
-        self.failed.lock().ok().and_then(|f| f.get(job).cloned())
+    /// Why job `id` failed, if it did on any worker of the process.
+    pub fn failure(&self, id: &str) -> Option<String> {
+        self.failed.lock().ok().and_then(|f| f.get(id).cloned())
     }
 }
 
@@ -90,6 +92,8 @@ impl RunShared {
 pub struct JobContext {
     /// Job name.
     pub job: String,
+    /// The job's catalog id (this incarnation of it).
+    pub id: String,
     /// The topology.
     pub topology: Arc<Topology>,
     /// This worker's index.
@@ -130,10 +134,10 @@ impl JobContext {
             committed: Some(self.probes.committed.clone()),
             progress: Some(self.probes.progress.clone()),
             max_in_flight: self.topology.runtime.max_in_flight,
-            board: Some(self.shared.watermark_board(&self.job)),
+            board: Some(self.shared.watermark_board(&self.id)),
             epoch_ms: self.topology.runtime.checkpoint_interval.as_millis().max(1) as u64,
             first_epoch: self.restored.map_or(0, |r| r.saturating_add(1)),
-            stop: Some(self.shared.stop_signal()),
+            stop: Some(self.shared.stop_signal(&self.id)),
             checkpoint: Some(crate::operators::source::SourceCheckpoint {
                 state: self.state.clone(),
                 op: format!(
@@ -307,7 +311,7 @@ impl JobContext {
             SinkCheckpoints {
                 state: self.state.clone(),
                 restored: self.restored,
-                stop: Some(self.shared.stop_signal()),
+                stop: Some(self.shared.stop_signal(&self.id)),
             },
             self.metrics.sink(&self.job, name),
             self.health.clone(),

@@ -149,6 +149,15 @@ struct KafkaReader {
 }
 
 impl SourceReader for KafkaReader {
+    fn lag(&self) -> Option<u64> {
+        let mut lag = 0;
+        for (partition, next) in &self.next {
+            let high = cached_high_watermark(&self.consumer, &self.topic, *partition as i32)?;
+            lag += high.saturating_sub(*next);
+        }
+        Some(lag)
+    }
+
     fn poll(&mut self, max: usize, out: &mut Vec<RawRecord>) -> Result<PollStatus> {
         let mut status = PollStatus::default();
         if self.paused {

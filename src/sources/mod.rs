@@ -45,6 +45,12 @@ pub trait SourceReader {
         Ok(())
     }
 
+    /// Records between the read position and the end of the partitions,
+    /// as last seen (Kafka: the high watermarks of the latest fetches).
+    fn lag(&self) -> Option<u64> {
+        None
+    }
+
     /// Stops (or resumes) fetching, for back-pressure; polls while paused return nothing.
     fn set_paused(&mut self, _paused: bool) -> Result<()> {
         Ok(())

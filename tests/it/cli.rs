@@ -101,9 +101,16 @@ fn an_unreachable_broker_exits_4_with_the_address_tried() {
 }
 
 #[test]
-fn verbs_of_a_later_issue_say_so_with_exit_2() {
+fn job_verbs_with_no_cluster_exit_4_naming_the_address_tried() {
     let dir = tempfile::tempdir().unwrap();
-    let (code, err) = riftstream(dir.path(), &["jobs"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("not available yet"), "{err}");
+    for args in [
+        &["jobs", "--admin", "http://127.0.0.1:9"][..],
+        &["job", "j-000001", "--admin", "127.0.0.1:9"],
+        &["submit", "lake", "--admin", "http://127.0.0.1:9"],
+        &["cancel", "j-000001", "--savepoint", "--admin", "http://127.0.0.1:9"],
+    ] {
+        let (code, err) = riftstream(dir.path(), args);
+        assert_eq!(code, 4, "{args:?}: {err}");
+        assert!(err.contains("http://127.0.0.1:9/"), "{args:?}: {err}");
+    }
 }

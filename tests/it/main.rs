@@ -17,6 +17,7 @@ mod recovery;
 mod redis;
 mod registry_stub;
 mod replay;
+mod service;
 mod support;
 mod validation;
 mod windows_oracle;

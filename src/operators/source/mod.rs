@@ -273,6 +273,9 @@ pub fn read_source<'s, D: Decoder>(
                     if !retrying {
                         backoff.reset();
                     }
+                    if let Some(lag) = r.lag() {
+                        metrics.lag.set(lag.min(i64::MAX as u64) as i64);
+                    }
                     s
                 }
                 Err(e) => {

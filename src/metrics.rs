@@ -233,7 +233,10 @@ impl Metrics {
             records_decoded: f.source_decoded.with_label_values(&[job, source]),
             dead_letters: f.dead_letters.with_label_values(&[job, source]),
             watermark: f.watermark.with_label_values(&[job, source, &worker.to_string()]),
-            lag: f.source_lag.with_label_values(&[job, source, &worker.to_string()]),
+            lag: LagGauge {
+                family: f.source_lag.clone(),
+                labels: [job.to_string(), source.to_string(), worker.to_string()],
+            },
         }
     }
 
@@ -354,7 +357,25 @@ pub struct SourceMetrics {
     /// Current watermark on this worker.
     pub watermark: IntGauge,
     /// Records behind the end of the partitions on this worker (Kafka).
-    pub lag: IntGauge,
+    pub lag: LagGauge,
+}
+
+/// A source's lag gauge, created on first use: sources that cannot tell
+/// their lag (files) have no series, rather than a misleading 0.
+#[derive(Clone)]
+pub struct LagGauge {
+    family: IntGaugeVec,
+    labels: [String; 3],
+}
+
+impl LagGauge {
+    /// Records the lag.
+    pub fn set(&self, lag: i64) {
+        let [a, b, c] = &self.labels;
+        self.family
+            .with_label_values(&[a.as_str(), b.as_str(), c.as_str()])
+            .set(lag);
+    }
 }
 
 /// Metrics of one feature set.

@@ -48,7 +48,6 @@ fn text(n: &str) -> Field {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ChampionStatsRow {
     /// Day start, UTC ms (partition `date`).
-    #[serde(skip_serializing)]
     pub day: i64,
     /// Patch.
     pub patch: String,
@@ -63,7 +62,6 @@ pub struct ChampionStatsRow {
     /// Matches that day on that patch.
     pub matches: i64,
     /// wins / games, ×1e6 (kept integral so rows compare exactly).
-    #[serde(skip_serializing)]
     pub win_rate_ppm: i64,
 }
 

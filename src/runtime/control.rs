@@ -191,8 +191,9 @@ impl Control {
     pub fn notify(&mut self, notice: Notice) {
         if let Some(input) = self.notices_in.as_mut() {
             input.send(notice);
-            // An input buffers until full: a command goes now.
-            input.flush();
+            // Channels buffer until the time moves on: a notice goes now.
+            let next = *input.time() + 1;
+            input.advance_to(next);
         }
     }
 
@@ -200,7 +201,8 @@ impl Control {
     pub fn report(&mut self, stats: JobStats) {
         if let Some(input) = self.stats_in.as_mut() {
             input.send(stats);
-            input.flush();
+            let next = *input.time() + 1;
+            input.advance_to(next);
         }
     }
 

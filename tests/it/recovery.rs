@@ -192,11 +192,6 @@ impl Started {
         (status, self.stderr.join().expect("stderr reader"))
     }
 
-    /// The process id.
-    pub(super) fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
     /// Sends `signal`, waits (90 s at most) for the exit; returns the status and stderr.
     pub(super) fn signal(mut self, signal: i32) -> (std::process::ExitStatus, String) {
         // SAFETY: kill(2) on the pid of a child not yet waited for.
@@ -287,7 +282,7 @@ pub(super) fn records_read(stderr: &str) -> u64 {
 
 /// Simulated input under `root/in` (delivered up to `jitter_ms` out of
 /// order), and `dirs` under `root`, each with the topology.
-pub(super) fn prepare(root: &Path, jitter_ms: i64, dirs: &[&str]) -> Vec<std::path::PathBuf> {
+fn prepare(root: &Path, jitter_ms: i64, dirs: &[&str]) -> Vec<std::path::PathBuf> {
     let input = root.join("in");
     riftstream::demo::write_simulation(
         &GeneratorConfig {

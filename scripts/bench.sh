@@ -41,6 +41,31 @@ for round in 1 2 3; do
   done
   echo "$line"
 done
+# Scaling, side by side: 1 process x 1 worker, 1 x 2, and 2 processes x 1
+# worker (a timely cluster on loopback), interleaved over three rounds.
+echo "workers and processes vs wall time, 1M events (3 interleaved rounds):"
+hosts="$work/hosts"
+for round in 1 2 3; do
+  line="  round $round:"
+  for shape in 1x1 1x2 2x1; do
+    rm -rf "$work/out" "$work/state" "$work"/state-*
+    start=$(date +%s.%N)
+    case $shape in
+      1x1|1x2)
+        RIFT_INPUT="$input" RIFT_OUTPUT="$work/out" RIFT_STATE="$work/state" \
+          "$bin" run --topology benches/reference-windows.toml --bounded --workers "${shape#1x}" >/dev/null 2>&1 ;;
+      2x1)
+        printf '127.0.0.1:%s\n127.0.0.1:%s\n' $((20000 + RANDOM % 20000)) $((40000 + RANDOM % 20000)) > "$hosts"
+        for p in 0 1; do
+          RIFT_INPUT="$input" RIFT_OUTPUT="$work/out" RIFT_STATE="$work/state-$p" \
+            "$bin" run --topology benches/reference-windows.toml --bounded --workers 1 --process $p --hosts "$hosts" >/dev/null 2>&1 &
+        done
+        wait ;;
+    esac
+    line="$line $shape $(python3 -c "print(f'{$(date +%s.%N) - $start:.2f}')")s"
+  done
+  echo "$line"
+done
 if [ "${1:-}" != "--no-criterion" ]; then
   cargo bench --locked --bench operators
 fi

@@ -32,7 +32,7 @@
 //! | [`lake`] | connectors | Parquet tables on object_store: bronze, silver, gold rows; staged commits; compaction; point-in-time export |
 //! | [`operators`] | operators | dataflow operators, one per file or folder: source, windows, dedup, live state, scoring, snapshots, sink |
 //! | [`jobs`] | jobs | dataflow construction, one file per job (`lake`, `gold`, `player_features`, `predictions`), and the job context |
-//! | [`runtime`] | runtime | timely workers and processes: installing jobs, stepping, health; the admin endpoint |
+//! | [`runtime`] | runtime | timely workers and processes as a service: the control dataflow that sequences job commands, the job catalog, the admin API and status page, cluster membership and fail-fast |
 //! | [`produce`] | commands | `riftstream produce`: the generator and replays into Kafka; model announcements |
 //! | [`demo`] | commands | `riftstream demo`: everything end to end on generated data |
 //! | [`cli`] | commands | the command line, one function per command, and its exit codes |

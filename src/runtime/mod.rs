@@ -198,8 +198,11 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
     Ok(report)
 }
 
-/// The timely configuration, and `(process, hosts)` for a cluster.
-fn timely_config(opts: &RunOptions) -> Result<(timely::Config, Option<(usize, Vec<String>)>)> {
+/// A process's place in a cluster: its index and every process's `host:port`.
+type ClusterPlace = (usize, Vec<String>);
+
+/// The timely configuration, and this process's place in a cluster.
+fn timely_config(opts: &RunOptions) -> Result<(timely::Config, Option<ClusterPlace>)> {
     let workers = opts.workers.max(1);
     let cluster = match (&opts.hosts, opts.process) {
         (Some(hosts), Some(process)) => {

@@ -17,15 +17,8 @@ impl Topology {
     /// The topology with the job file `text` (read from `file`) merged in,
     /// and the name of the job it defines.
     pub fn with_job_file(&self, text: &str, file: &str) -> Result<(Topology, String)> {
-        let fragment: toml::Table = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-                .unwrap_or(0);
-            RiftError::config(file, format!("line {line}"), e.message().to_string())
-        })?;
-        let mut base: toml::Table = toml::from_str(&self.text)
-            .map_err(|e| RiftError::config(&self.file, "", format!("the running topology: {}", e.message())))?;
+        let fragment: toml::Table = super::parse_toml(text, file)?;
+        let mut base: toml::Table = super::parse_toml(&self.text, &self.file)?;
         for key in fragment.keys() {
             if !SECTIONS.contains(&key.as_str()) {
                 return Err(RiftError::config(

@@ -86,13 +86,7 @@ impl Topology {
 
     /// Parses, expands and validates topology text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Topology> {
-        let mut doc: toml::Value = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
-                .unwrap_or(0);
-            RiftError::config(file, format!("line {line}"), e.message().to_string())
-        })?;
+        let mut doc: toml::Value = parse_toml(text, file)?;
         expand_env(&mut doc, file)?;
         let mut topology: Topology = serde_path_to_error::deserialize(doc.clone()).map_err(|e| {
             let message = e.inner().message().to_string();
@@ -112,6 +106,17 @@ impl Topology {
             _ => None,
         })
     }
+}
+
+/// Parses TOML `text` read from `file`; a syntax error names its line.
+fn parse_toml<T: serde::de::DeserializeOwned>(text: &str, file: &str) -> Result<T> {
+    toml::from_str(text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|s| text[..s.start.min(text.len())].lines().count().max(1))
+            .unwrap_or(0);
+        RiftError::config(file, format!("line {line}"), e.message().to_string())
+    })
 }
 
 /// The key of a deserialization error. Inside a tagged section (`kind =

@@ -16,24 +16,30 @@ fn sorted_lines(dir: &std::path::Path, prefix: &str) -> Vec<String> {
     lines
 }
 
-#[test]
-fn two_processes_compute_the_same_windows_as_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let input = d.join("rows.jsonl");
+/// `rows` generated player-match rows of `players` players in
+/// `dir/rows.jsonl`, and the reference windowed job's topology reading them.
+pub(super) fn reference_windows_over_rows(dir: &std::path::Path, rows: u64, players: u32) -> String {
+    let input = dir.join("rows.jsonl");
     riftstream::demo::write_rows(
         RowsConfig {
-            rows: 60_000,
-            players: 500,
+            rows,
+            players,
             seed: 3,
             ..Default::default()
         },
         &input,
     )
     .unwrap();
-    let topology = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/reference-windows.toml"))
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/reference-windows.toml"))
         .unwrap()
-        .replace("${RIFT_INPUT}", &input.display().to_string());
+        .replace("${RIFT_INPUT}", &input.display().to_string())
+}
+
+#[test]
+fn two_processes_compute_the_same_windows_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let topology = reference_windows_over_rows(d, 60_000, 500);
     let one = topology
         .replace("${RIFT_OUTPUT}", &d.join("one").display().to_string())
         .replace("${RIFT_STATE:-./state}", &d.join("state-one").display().to_string())

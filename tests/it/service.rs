@@ -354,20 +354,7 @@ fn a_killed_process_stops_the_cluster_and_the_restarted_cluster_resumes_its_jobs
 fn two_processes_with_one_state_directory_fail_fast_with_a_clear_error() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path();
-    let input = dir.join("rows.jsonl");
-    riftstream::demo::write_rows(
-        riftstream::generator::RowsConfig {
-            rows: 1_000,
-            players: 50,
-            seed: 3,
-            ..Default::default()
-        },
-        &input,
-    )
-    .unwrap();
-    let topology = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/reference-windows.toml"))
-        .unwrap()
-        .replace("${RIFT_INPUT}", &input.display().to_string())
+    let topology = super::cluster::reference_windows_over_rows(dir, 1_000, 50)
         .replace("${RIFT_OUTPUT}", &dir.join("out").display().to_string())
         .replace("[runtime]\n", "[runtime]\nconnect_timeout = \"5s\"\n");
     assert!(topology.contains("connect_timeout"));

@@ -29,6 +29,13 @@ use timely::dataflow::Scope;
 pub trait Job: Send + Sync {
     /// Builds the job's dataflow in `scope`.
     fn install<'s>(&self, scope: Scope<'s, Time>, ctx: &JobContext) -> Result<()>;
+
+    /// Checks, before any worker installs the job, what its installation
+    /// needs beyond the configuration (a registered model): a job that
+    /// cannot be installed is refused up front, not failed in the workers.
+    fn preflight(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Builds job `name` of `topology`.

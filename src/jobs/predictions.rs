@@ -148,6 +148,19 @@ impl PredictionsJob {
 }
 
 impl Job for PredictionsJob {
+    fn preflight(&self) -> Result<()> {
+        if self.live_source.is_some() {
+            ModelSlot::open(&self.registry, &self.live_model, LIVE_FEATURE_NAMES, self.model_poll)?;
+            if let Some((name, _)) = &self.challenger {
+                ModelSlot::open(&self.registry, name, LIVE_FEATURE_NAMES, self.model_poll)?;
+            }
+        }
+        if let Some((_, model, _)) = &self.pre_game {
+            ModelSlot::open_any(&self.registry, model, self.model_poll)?;
+        }
+        Ok(())
+    }
+
     fn install<'s>(&self, scope: Scope<'s, Time>, ctx: &JobContext) -> Result<()> {
         let mut outputs = Vec::new();
         let mut dead = Vec::new();

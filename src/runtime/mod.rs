@@ -115,7 +115,7 @@ pub fn run(topology: Arc<Topology>, opts: RunOptions) -> Result<RunReport> {
     // configuration errors surface before workers start.
     crate::features::compile_sets(&topology)?;
     for name in &selected {
-        jobs::build(name, &topology)?;
+        jobs::build(name, &topology)?.preflight()?;
     }
     let (config, cluster) = timely_config(&opts)?;
     let process = cluster.as_ref().map_or(0, |(p, _)| *p);

@@ -159,7 +159,7 @@ impl Service {
             _ => return Err(RiftError::Usage("submit either a job name or a job file".into())),
         };
         crate::features::compile_sets(&topology)?;
-        crate::jobs::build(&name, &topology)?;
+        crate::jobs::build(&name, &topology)?.preflight()?;
         let record = lock(&self.catalog).add(&name, &topology.text, &topology.file)?;
         lock(&self.queue).push_back(Command::Start(record.spec.clone()));
         Ok(record)

@@ -159,7 +159,10 @@ fn a_two_process_cluster_runs_submitted_jobs_and_cancelling_one_leaves_the_other
     )
     .unwrap();
     let (code, _, err) = cli(&admin, &["submit", unmodelled.to_str().unwrap()]);
-    assert!(code == 2 && err.contains("no `nope` model is registered"), "no model: {code}: {err}");
+    assert!(
+        code == 2 && err.contains("no `nope` model is registered"),
+        "no model: {code}: {err}"
+    );
     for verb in [&["job", "j-000404"][..], &["cancel", "j-000404"]] {
         let (code, _, err) = cli(&admin, verb);
         assert!(

@@ -188,12 +188,12 @@ impl Catalog {
         self.save()
     }
 
-    /// Records that job `id`'s cancel takes a savepoint.
-    pub fn set_savepoint(&mut self, id: &str) -> Result<()> {
+    /// Moves job `id` to `cancelling` (noting whether a savepoint is taken) and saves.
+    pub fn cancel(&mut self, id: &str, savepoint: bool) -> Result<()> {
         if let Some(job) = self.stored.jobs.get_mut(id) {
-            job.savepoint = true;
+            job.savepoint = savepoint;
         }
-        self.save()
+        self.set(id, JobStatus::Cancelling, None)
     }
 
     /// The jobs a restarted cluster starts again: those that were live. A
@@ -240,7 +240,7 @@ mod tests {
         c.set(&a.id, JobStatus::Running, None).unwrap();
         c.set(&b.id, JobStatus::Failed, Some("boom".into())).unwrap();
         c.set(&b.id, JobStatus::Running, None).unwrap();
-        c.set(&d.id, JobStatus::Cancelling, None).unwrap();
+        c.cancel(&d.id, true).unwrap();
 
         let mut again = Catalog::open(dir.path()).unwrap();
         let failed = again.get(&b.id).unwrap();

@@ -231,16 +231,6 @@ impl Control {
         std::mem::take(&mut *self.stats.borrow_mut())
     }
 
-    /// No more notices from this worker (the sequencer: no more commands).
-    pub fn close_notices(&mut self) {
-        self.notices_in = None;
-    }
-
-    /// Whether every worker closed its notices and all were received.
-    pub fn notices_done(&self) -> bool {
-        self.notices_probe.done() && self.pending.is_empty()
-    }
-
     /// This worker leaves: no more of anything from it.
     pub fn close(&mut self) {
         self.notices_in = None;

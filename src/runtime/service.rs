@@ -165,7 +165,7 @@ impl Service {
         Ok(record)
     }
 
-    /// Cancels job `id` (with a savepoint: the sequencer picks its epoch).
+    /// Cancels job `id` (with a savepoint: in the epoch after the current one).
     pub fn cancel(&self, id: &str, savepoint: bool) -> Result<JobRecord> {
         let mut catalog = lock(&self.catalog);
         let job = catalog
@@ -175,13 +175,12 @@ impl Service {
         if !job.state.is_live() {
             return Ok(job);
         }
-        if savepoint {
-            catalog.set_savepoint(id)?;
-        }
-        catalog.set(id, JobStatus::Cancelling, None)?;
+        catalog.cancel(id, savepoint)?;
+        // A savepoint stops in the epoch after the current one.
+        let epoch_ms = self.topology.runtime.checkpoint_interval.as_millis().max(1) as u64;
         lock(&self.queue).push_back(Command::Cancel {
             id: id.to_string(),
-            savepoint_epoch: savepoint.then_some(0),
+            savepoint_epoch: savepoint.then(|| crate::util::now_ms().max(0) as u64 / epoch_ms + 1),
         });
         catalog
             .get(id)
@@ -199,11 +198,6 @@ impl Service {
         if let Err(e) = lock(&self.catalog).set(id, state, reason) {
             tracing::error!(job = %id, error = %e, "the job catalog could not be written");
         }
-    }
-
-    /// The state job `id` is in.
-    pub fn state(&self, id: &str) -> Option<JobStatus> {
-        lock(&self.catalog).get(id).map(|j| j.state)
     }
 
     /// No more submissions: the cluster stops.

@@ -334,17 +334,6 @@ pub(super) fn work(worker: &mut Worker, setup: &WorkerSetup) -> std::result::Res
                 if sealed_sent {
                     continue;
                 }
-                let command = match command {
-                    // A savepoint stops in the epoch after the current one.
-                    Command::Cancel {
-                        id,
-                        savepoint_epoch: Some(_),
-                    } => Command::Cancel {
-                        id,
-                        savepoint_epoch: Some(crate::util::now_ms().max(0) as u64 / epoch_ms + 1),
-                    },
-                    other => other,
-                };
                 control.issue(command);
             }
             for stats in control.take_stats() {

@@ -193,22 +193,11 @@ impl Started {
     }
 
     /// Sends `signal`, waits (90 s at most) for the exit; returns the status and stderr.
-    pub(super) fn signal(mut self, signal: i32) -> (std::process::ExitStatus, String) {
+    pub(super) fn signal(self, signal: i32) -> (std::process::ExitStatus, String) {
         // SAFETY: kill(2) on the pid of a child not yet waited for.
         let sent = unsafe { libc::kill(self.child.id() as i32, signal) };
         assert_eq!(sent, 0, "signal {signal} not sent");
-        let deadline = Instant::now() + Duration::from_secs(90);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll child") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!("the run did not exit within 90 s of signal {signal}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        (status, self.stderr.join().expect("stderr reader"))
+        self.wait(Duration::from_secs(90))
     }
 }
 

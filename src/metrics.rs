@@ -430,6 +430,15 @@ impl ModelMetrics {
             .observe(latency_ms);
     }
 
+    /// A record of `source` dead-lettered because no model could score it yet.
+    pub fn unscored(&self, source: &str) {
+        self.metrics
+            .f
+            .dead_letters
+            .with_label_values(&[&self.job, source])
+            .inc();
+    }
+
     /// The version `worker` scores `model` with; `switched` when it just hot-reloaded.
     pub fn version(&self, model: &str, worker: usize, version: u64, switched: bool) {
         let f = &self.metrics.f;

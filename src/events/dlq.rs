@@ -1,5 +1,6 @@
 //! `esports.dlq`: a record that could not be decoded or validated, keyed by
-//! the original record's key.
+//! the original record's key; or one that was read but could not be scored
+//! yet (stage `score`, reason `no model: …`), keyed by its match.
 //!
 //! It carries everything needed to inspect and replay the record: its source
 //! topic, partition and offset, the raw key and value bytes, and the reason.
@@ -24,7 +25,7 @@ pub struct DeadLetter {
     pub value: Vec<u8>,
     /// Why the record was rejected.
     pub reason: String,
-    /// Where it failed: `decode` or `validate`.
+    /// Where it failed: `decode`, `validate` or `score`.
     pub stage: String,
     /// When it was rejected, UTC ms.
     pub failed_at: i64,
@@ -65,5 +66,24 @@ mod base64_opt {
                 .map_err(serde::de::Error::custom)
         })
         .transpose()
+    }
+}
+
+impl DeadLetter {
+    /// A record that was read and kept (its state counts) but could not be
+    /// scored: `value` is what would have been scored, as JSON, and the
+    /// position is `-1`, because it is derived from the source, not one of its
+    /// records. Stage `score`.
+    pub fn unscored<T: serde::Serialize>(source: &str, key: &str, value: &T, reason: &str) -> DeadLetter {
+        DeadLetter {
+            source_topic: source.to_string(),
+            partition: -1,
+            offset: -1,
+            key: Some(key.as_bytes().to_vec()),
+            value: serde_json::to_vec(value).unwrap_or_default(),
+            reason: reason.to_string(),
+            stage: "score".into(),
+            failed_at: crate::util::now_ms(),
+        }
     }
 }

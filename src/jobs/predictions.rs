@@ -8,7 +8,11 @@
 //! The model is the latest registered version of `live_model` in the
 //! registry (`models/` under the lake root unless `registry` says otherwise),
 //! hot-reloaded when a newer version is registered (checked every
-//! `model_poll_interval`, between batches). With `challenger_model` and
+//! `model_poll_interval`, between batches). The job starts without any:
+//! until a model's first version is registered, what it would score goes to
+//! the job's `dlq` with the reason `no model` (counted in
+//! `riftstream_dead_letters_total`), and scoring starts with that version,
+//! with no restart. With `challenger_model` and
 //! `challenger_share`, that share of matches is also scored by the
 //! challenger (see `operators::score`).
 //!
@@ -143,11 +147,41 @@ impl PredictionsJob {
             worker: ctx.worker,
             metrics: ctx.metrics.models(&ctx.job),
             state: ctx.operator_state(&format!("score/{source}")),
+            source: source.to_string(),
         })
+    }
+
+    /// The pre-game model's slot: every version must be a pre-game model whose
+    /// player features `sets` compute.
+    fn pre_game_slot(&self, model: &str, sets: &[Arc<FeatureSpec>]) -> Result<ModelSlot> {
+        let available: std::collections::BTreeSet<String> = sets
+            .iter()
+            .flat_map(|s| s.output_names().map(String::from).chain([format!("known_{}", s.name)]))
+            .collect();
+        let name = model.to_string();
+        let check = Box::new(move |m: &crate::model::LoadedModel| {
+            let inputs = m.feature_names();
+            let wanted = player_features_of(inputs).ok_or_else(|| {
+                RiftError::Usage(format!(
+                    "model `{name}` is not a pre-game model (inputs: {})",
+                    inputs.join(", ")
+                ))
+            })?;
+            match wanted.iter().find(|f| !available.contains(*f)) {
+                Some(missing) => Err(RiftError::Usage(format!(
+                    "model `{name}` reads player feature `{missing}`, which none of pre_game_feature_sets computes"
+                ))),
+                None => Ok(()),
+            }
+        });
+        ModelSlot::open_checked(&self.registry, model, check, self.model_poll)
     }
 }
 
 impl Job for PredictionsJob {
+    /// The registry opens, and the registered models (if any yet) fit the job.
+    /// A model not registered yet is no error: its input goes to the
+    /// dead-letter path until a first version appears.
     fn preflight(&self) -> Result<()> {
         if self.live_source.is_some() {
             ModelSlot::open(&self.registry, &self.live_model, LIVE_FEATURE_NAMES, self.model_poll)?;
@@ -155,8 +189,8 @@ impl Job for PredictionsJob {
                 ModelSlot::open(&self.registry, name, LIVE_FEATURE_NAMES, self.model_poll)?;
             }
         }
-        if let Some((_, model, _)) = &self.pre_game {
-            ModelSlot::open_any(&self.registry, model, self.model_poll)?;
+        if let Some((_, model, sets)) = &self.pre_game {
+            self.pre_game_slot(model, sets)?;
         }
         Ok(())
     }
@@ -179,6 +213,7 @@ impl Job for PredictionsJob {
                 .live_match_state(ctx.operator_state(&format!("live/{source}")), ctx.health.clone())
                 .score_live(scoring, ctx.health.clone());
             outputs.push(scored.predictions);
+            dead.push(scored.dead_letters);
             // Per-model outcomes of ended matches go to the lake outputs' gold/model_outcomes.
             for output in &self.outputs {
                 if let Some(SinkConfig::Lake { .. }) = ctx.topology.sinks.get(output) {
@@ -191,23 +226,7 @@ impl Job for PredictionsJob {
             }
         }
         if let Some((requests, model, sets)) = &self.pre_game {
-            let slot = ModelSlot::open_any(&self.registry, model, self.model_poll)?;
-            let inputs = slot.current().feature_names().to_vec();
-            let wanted = player_features_of(&inputs).ok_or_else(|| {
-                RiftError::Usage(format!(
-                    "model `{model}` is not a pre-game model (inputs: {})",
-                    inputs.join(", ")
-                ))
-            })?;
-            let available: std::collections::BTreeSet<String> = sets
-                .iter()
-                .flat_map(|s| s.output_names().map(String::from).chain([format!("known_{}", s.name)]))
-                .collect();
-            if let Some(missing) = wanted.iter().find(|f| !available.contains(*f)) {
-                return Err(RiftError::Usage(format!(
-                    "model `{model}` reads player feature `{missing}`, which none of pre_game_feature_sets computes"
-                )));
-            }
+            let slot = self.pre_game_slot(model, sets)?;
             let (results, lates, feature_dead) = feature_windows(scope, ctx, sets)?;
             // Late rows are counted (riftstream_late_rows_total); the player_features job stores them.
             let _ = lates;
@@ -227,13 +246,11 @@ impl Job for PredictionsJob {
                 metrics: ctx.metrics.models(&ctx.job),
                 lookup_state: ctx.operator_state(&format!("pregame/{requests}/lookup")),
                 scored_state: ctx.operator_state(&format!("pregame/{requests}/scored")),
+                source: requests.clone(),
             };
-            outputs.push(pre_game_predictions(
-                results,
-                streams.records,
-                scoring,
-                ctx.health.clone(),
-            ));
+            let scored = pre_game_predictions(results, streams.records, scoring, ctx.health.clone());
+            outputs.push(scored.predictions);
+            dead.push(scored.dead_letters);
         }
         ctx.dead_letters(scope.concatenate(dead), self.dlq.as_deref())?;
         let predictions = scope.concatenate(outputs);

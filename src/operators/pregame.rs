@@ -35,10 +35,13 @@
 //! A scoring failure is reported to the job's health (the job fails, the
 //! requests are not silently dropped). Every request whose ten players were
 //! looked up is scored, with or without history (unknown players count as
-//! such in the model's inputs).
+//! such in the model's inputs). Until a first pre-game model is registered,
+//! each such request is answered on the dead-letter path instead (stage
+//! `score`, reason `no model: …`) and counts as answered; scoring starts with
+//! the first version (hot reload), with no restart.
 
 use super::score::ModelSlot;
-use crate::events::Arrived;
+use crate::events::{Arrived, DeadLetter};
 use crate::events::{Prediction, PredictionKind, PredictionRequest, Team};
 use crate::features::{FeatureSpec, WindowResult};
 use crate::lake::offline::lineup_entity_id;
@@ -56,7 +59,7 @@ use std::sync::Arc;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::generic::Operator;
-use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::StreamVec;
 
@@ -162,6 +165,22 @@ pub struct PreGameScoring {
     pub lookup_state: OperatorState,
     /// Where the scored requests are checkpointed.
     pub scored_state: OperatorState,
+    /// The requests' source (named by dead letters).
+    pub source: String,
+}
+
+/// What pre-game scoring emits.
+pub struct PreGameScored<'s> {
+    /// One prediction per request.
+    pub predictions: StreamVec<'s, Time, Prediction>,
+    /// Requests complete before any pre-game model was registered, with the reason [`NO_MODEL`](super::score::NO_MODEL).
+    pub dead_letters: StreamVec<'s, Time, DeadLetter>,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+enum PreGameOut {
+    Prediction(Prediction),
+    Unscored(DeadLetter),
 }
 
 /// Pre-game predictions for `requests`, from the feature `results` of `scoring.sets`.
@@ -170,7 +189,7 @@ pub fn pre_game_predictions<'s>(
     requests: StreamVec<'s, Time, Arrived<PredictionRequest>>,
     scoring: PreGameScoring,
     health: JobHealth,
-) -> StreamVec<'s, Time, Prediction> {
+) -> PreGameScored<'s> {
     let entities = scoring.entities.clone();
     let scoring_entities = entities.len();
     let (worker, peers) = (results.scope().index(), results.scope().peers());
@@ -181,6 +200,7 @@ pub fn pre_game_predictions<'s>(
         metrics,
         lookup_state,
         scored_state,
+        source,
     } = scoring;
     let lookup_health = health.clone();
     let lookups = requests.clone().flat_map(move |a| {
@@ -346,7 +366,7 @@ pub fn pre_game_predictions<'s>(
         },
     );
     let expected_per_slot = scoring_entities;
-    answers.binary_frontier::<_, CapacityContainerBuilder<Vec<Prediction>>, _, _, _, _>(
+    let scored = answers.binary_frontier::<_, CapacityContainerBuilder<Vec<PreGameOut>>, _, _, _, _>(
         requests,
         Exchange::new(|a: &Answer| request_route(&a.match_id, a.request_time)),
         Exchange::new(|a: &Arrived<PredictionRequest>| request_route(&a.event.match_id, a.event.request_time)),
@@ -479,7 +499,32 @@ pub fn pre_game_predictions<'s>(
                                 crate::error::RiftError::external("model_registry", e, true),
                             );
                         }
-                        let inputs = model.current().feature_names().to_vec();
+                        let Some(current) = model.current() else {
+                            // No version yet: every complete request is answered on the dead-letter path
+                            // (and counts as answered, so a replay is not answered twice).
+                            let reason = model.missing();
+                            for key in complete {
+                                let Some(Waiting {
+                                    request: Some((cap, request)),
+                                    ..
+                                }) = waiting.remove(&key)
+                                else {
+                                    continue;
+                                };
+                                metrics.unscored(&source);
+                                scored_order.insert((key.1, key.0.clone()));
+                                checkpoint.touch(&request_key(&key.0, key.1));
+                                scored_keys.insert(key);
+                                output.session(&cap).give(PreGameOut::Unscored(DeadLetter::unscored(
+                                    &source,
+                                    &request.event.match_id,
+                                    &request.event,
+                                    &reason,
+                                )));
+                            }
+                            break 'score;
+                        };
+                        let inputs = current.feature_names().to_vec();
                         let player_features = player_features_of(&inputs).unwrap_or_default();
                         let mut rows: Vec<f32> = Vec::with_capacity(complete.len() * inputs.len());
                         let mut scored: Vec<(Capability<Time>, Arrived<PredictionRequest>)> = Vec::new();
@@ -521,19 +566,18 @@ pub fn pre_game_predictions<'s>(
                             scored_keys.insert(key);
                             scored.push((cap, request));
                         }
-                        let probs = match model.current().predict_batch(&rows) {
+                        let probs = match current.predict_batch(&rows) {
                             Ok(p) => p,
                             Err(e) => {
                                 health.report("score_pre_game", e.into());
                                 break 'score;
                             }
                         };
-                        let current = model.current();
                         for (i, (cap, request)) in scored.into_iter().enumerate() {
                             let x = &rows[i * inputs.len()..(i + 1) * inputs.len()];
                             let latency_ms = (now_us() - request.received_at_us).max(0) as f64 / 1000.0;
                             metrics.prediction("pre_game", current.version(), latency_ms);
-                            output.session(&cap).give(Prediction {
+                            output.session(&cap).give(PreGameOut::Prediction(Prediction {
                                 match_id: request.event.match_id,
                                 kind: PredictionKind::PreGame,
                                 event_time: request.event.request_time,
@@ -544,7 +588,7 @@ pub fn pre_game_predictions<'s>(
                                 variant: "champion".into(),
                                 features: inputs.iter().cloned().zip(x.iter().map(|v| *v as f64)).collect(),
                                 latency_ms,
-                            });
+                            }));
                         }
                     }
                     match gate.next_boundary(epochs) {
@@ -576,5 +620,28 @@ pub fn pre_game_predictions<'s>(
                 }
             }
         },
-    )
+    );
+    let mut split = scored.partition(2, |o| match o {
+        PreGameOut::Prediction(_) => (0, o),
+        PreGameOut::Unscored(_) => (1, o),
+    });
+    let dead_letters = split.pop().map(|s| {
+        s.flat_map(|o| match o {
+            PreGameOut::Unscored(d) => Some(d),
+            PreGameOut::Prediction(_) => None,
+        })
+    });
+    let predictions = split.pop().map(|s| {
+        s.flat_map(|o| match o {
+            PreGameOut::Prediction(p) => Some(p),
+            PreGameOut::Unscored(_) => None,
+        })
+    });
+    match (predictions, dead_letters) {
+        (Some(predictions), Some(dead_letters)) => PreGameScored {
+            predictions,
+            dead_letters,
+        },
+        _ => unreachable!("partition(2) returns two streams"),
+    }
 }

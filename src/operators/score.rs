@@ -15,6 +15,13 @@
 //! twice across the switch. A version that fails to load or has other
 //! features is reported and skipped; the current one keeps scoring.
 //!
+//! A service may start before any model is trained: the slot starts empty,
+//! and until a first version is registered each update is answered on the
+//! dead-letter path (stage `score`, reason `no model: …`), never dropped in
+//! silence; the match state upstream keeps counting, so the first
+//! predictions after the model arrives are those of an uninterrupted run. A
+//! challenger with no version yet scores nothing (the champion answers).
+//!
 //! # Champion/challenger
 //! With a challenger slot and a share `s`, the updates of matches whose id
 //! hashes below `s` are also scored by the challenger, emitted as a second
@@ -34,7 +41,7 @@
 
 use super::live_state::LiveUpdate;
 use crate::error::{Result, RiftError};
-use crate::events::{ModelOutcome, Prediction, PredictionKind};
+use crate::events::{DeadLetter, ModelOutcome, Prediction, PredictionKind};
 use crate::metrics::ModelMetrics;
 use crate::model::{live_features, LoadedModel, ModelRegistry, LIVE_FEATURE_COUNT, LIVE_FEATURE_NAMES};
 use crate::operators::epoch_gate::EpochGate;
@@ -53,45 +60,90 @@ use timely::dataflow::operators::vec::{Map, Partition};
 use timely::dataflow::operators::{Capability, CapabilitySet};
 use timely::dataflow::StreamVec;
 
-/// A registered model that follows its registry to newer versions.
+/// Checks a model version before a slot takes it (beyond keeping its features).
+pub type ModelCheck = Box<dyn Fn(&LoadedModel) -> Result<()>>;
+
+/// A registered model that follows its registry to newer versions. It may
+/// start empty (a service started before any model was trained): it then
+/// takes the first version registered, and until then [`ModelSlot::current`]
+/// is `None` and callers answer their input with [`no_model`].
 pub struct ModelSlot {
     registry: ModelRegistry,
+    root: std::path::PathBuf,
     name: String,
-    features: Vec<String>,
-    current: LoadedModel,
+    /// The feature names every version must take: fixed by the caller, or by the first version taken.
+    features: Option<Vec<String>>,
+    check: ModelCheck,
+    current: Option<LoadedModel>,
     number: u64,
     poll: Duration,
     last_poll: Instant,
 }
 
 impl ModelSlot {
-    /// The latest version of `name` in the registry at `root`, which must take `features`.
+    /// `name` in the registry at `root`, taking `features`: its latest version, or empty until one is registered.
+    /// A registered version that does not take `features` is an error.
     pub fn open(root: &Path, name: &str, features: &[&str], poll: Duration) -> Result<ModelSlot> {
-        let mut slot = ModelSlot::open_any(root, name, poll)?;
-        slot.current.check_features(features)?;
-        slot.features = features.iter().map(|f| f.to_string()).collect();
+        let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
+        ModelSlot::open_with(root, name, Some(features), Box::new(|_| Ok(())), poll)
+    }
+
+    /// `name`, whose first version fixes the feature names later versions must keep;
+    /// every version must also pass `check`.
+    pub fn open_checked(root: &Path, name: &str, check: ModelCheck, poll: Duration) -> Result<ModelSlot> {
+        ModelSlot::open_with(root, name, None, check, poll)
+    }
+
+    fn open_with(
+        root: &Path,
+        name: &str,
+        features: Option<Vec<String>>,
+        check: ModelCheck,
+        poll: Duration,
+    ) -> Result<ModelSlot> {
+        let registry = ModelRegistry::open(root)?;
+        let mut slot = ModelSlot {
+            registry,
+            root: root.to_path_buf(),
+            name: name.to_string(),
+            features,
+            check,
+            current: None,
+            number: 0,
+            poll,
+            last_poll: Instant::now(),
+        };
+        match slot.registry.latest(name)? {
+            Some(latest) => {
+                let model = LoadedModel::load(&latest.path)?;
+                slot.take(model, latest.number)?;
+            }
+            None => {
+                tracing::info!(model = name, registry = %root.display(), "no version registered yet; waiting for one")
+            }
+        }
         Ok(slot)
     }
 
-    /// The latest version of `name`, whose feature names every later version must keep.
-    pub fn open_any(root: &Path, name: &str, poll: Duration) -> Result<ModelSlot> {
-        let registry = ModelRegistry::open(root)?;
-        let Some(latest) = registry.latest(name)? else {
-            return Err(RiftError::Usage(format!(
-                "no `{name}` model is registered under {}; train one with `riftstream train`",
-                root.display()
-            )));
-        };
-        let current = LoadedModel::load(&latest.path)?;
-        Ok(ModelSlot {
-            registry,
-            name: name.to_string(),
-            features: current.feature_names().to_vec(),
-            current,
-            number: latest.number,
-            poll,
-            last_poll: Instant::now(),
-        })
+    /// Takes `next` (version `number`) if it keeps the features and passes the check.
+    fn take(&mut self, next: LoadedModel, number: u64) -> Result<()> {
+        // Remembered even when refused, so a bad version is reported once, not every poll.
+        self.number = number;
+        if let Some(features) = &self.features {
+            let expected: Vec<&str> = features.iter().map(String::as_str).collect();
+            next.check_features(&expected)?;
+        }
+        (self.check)(&next)?;
+        if self.features.is_none() {
+            self.features = Some(next.feature_names().to_vec());
+        }
+        self.current = Some(next);
+        Ok(())
+    }
+
+    /// The model's registered name.
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// How often the registry is asked for a newer version.
@@ -99,18 +151,27 @@ impl ModelSlot {
         self.poll
     }
 
-    /// The model scoring now.
-    pub fn current(&self) -> &LoadedModel {
-        &self.current
+    /// The model scoring now; `None` until a first version is registered.
+    pub fn current(&self) -> Option<&LoadedModel> {
+        self.current.as_ref()
     }
 
-    /// Its version number.
+    /// Its version number (0 while empty).
     pub fn number(&self) -> u64 {
         self.number
     }
 
+    /// Why there is nothing to score with: the reason a dead letter carries while the slot is empty.
+    pub fn missing(&self) -> String {
+        format!(
+            "{NO_MODEL}: no `{}` model is registered under {} yet",
+            self.name,
+            self.root.display()
+        )
+    }
+
     /// Switches to a newer registered version if one appeared; returns whether it switched.
-    /// A version that cannot be used is an error; the current model stays.
+    /// A version that cannot be used is an error; the current model (or none) stays.
     pub fn refresh(&mut self) -> Result<bool> {
         if self.last_poll.elapsed() < self.poll {
             return Ok(false);
@@ -123,18 +184,21 @@ impl ModelSlot {
             return Ok(false);
         }
         let next = LoadedModel::load(&latest.path)?;
-        let expected: Vec<&str> = self.features.iter().map(String::as_str).collect();
-        if let Err(e) = next.check_features(&expected) {
-            // Remember it, so a bad version is reported once, not every poll.
-            self.number = latest.number;
-            return Err(e.into());
-        }
-        tracing::info!(model = %self.name, from = %self.current.version(), to = %next.version(), "hot-reloaded model");
-        self.current = next;
-        self.number = latest.number;
+        let (from, to) = (
+            self.current
+                .as_ref()
+                .map(|m| m.version().to_string())
+                .unwrap_or_else(|| "none".into()),
+            next.version().to_string(),
+        );
+        self.take(next, latest.number)?;
+        tracing::info!(model = %self.name, %from, %to, "hot-reloaded model");
         Ok(true)
     }
 }
+
+/// The reason, and its first words, of a dead letter for input that arrived before any model was registered.
+pub const NO_MODEL: &str = "no model";
 
 /// Whether `match_id` falls in the challenger's share (a stable hash, so per match).
 pub fn in_challenger_share(match_id: &str, share: f64) -> bool {
@@ -155,6 +219,8 @@ pub struct LiveScoring {
     pub metrics: ModelMetrics,
     /// Where the per-match tallies are checkpointed.
     pub state: OperatorState,
+    /// The source the updates come from (named by dead letters).
+    pub source: String,
 }
 
 /// Section of the checkpoint state holding per-match tallies.
@@ -166,12 +232,15 @@ pub struct LiveScored<'s> {
     pub predictions: StreamVec<'s, Time, Prediction>,
     /// One outcome per ended match and model variant.
     pub outcomes: StreamVec<'s, Time, ModelOutcome>,
+    /// Updates that arrived before any champion version was registered, with the reason [`NO_MODEL`].
+    pub dead_letters: StreamVec<'s, Time, DeadLetter>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 enum Scored {
     Prediction(Prediction),
     Outcome(ModelOutcome),
+    Unscored(DeadLetter),
 }
 
 /// Predictions made for one match by one variant and version, until it ends.
@@ -192,9 +261,11 @@ struct MatchTallies {
     by_model: BTreeMap<(String, String), MatchTally>,
     /// From the match's last update: the winner, its event time and how many
     /// updates the match had. The outcome is emitted once every one of them
-    /// is scored: updates may reach scoring out of order (they are taken in
-    /// stamp order), and the outcome must not depend on it.
+    /// is scored (or dead-lettered): updates may reach scoring out of order
+    /// (they are taken in stamp order), and the outcome must not depend on it.
     end: Option<(crate::events::Team, i64, u64)>,
+    /// Updates dead-lettered because no model was registered yet.
+    unscored: u64,
 }
 
 impl MatchTallies {
@@ -207,7 +278,7 @@ impl MatchTallies {
             .filter(|((variant, _), _)| variant == "champion")
             .map(|(_, t)| t.n)
             .sum();
-        if champion < total {
+        if champion + self.unscored < total {
             return None;
         }
         let blue_won = winner == crate::events::Team::Blue;
@@ -292,8 +363,9 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
             worker,
             metrics,
             state,
+            source,
         } = scoring;
-        metrics.version(&champion.name, worker, champion.number(), false);
+        metrics.version(champion.name(), worker, champion.number(), false);
         let scope = self.scope();
         let peers = scope.peers();
         let scored = self.unary_frontier::<CapacityContainerBuilder<Vec<Scored>>, _, _, _>(
@@ -333,7 +405,7 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                         match slot.refresh() {
                             Ok(switched) => {
                                 if switched {
-                                    metrics.version(&slot.name, worker, slot.number(), true);
+                                    metrics.version(slot.name(), worker, slot.number(), true);
                                 }
                             }
                             Err(e) => health.report("model reload", RiftError::external("model_registry", e, true)),
@@ -356,15 +428,50 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                     let (wm, epochs) = (watermark(f), epoch_frontier(f));
                     loop {
                         'score: {
+                            let Some(current) = champion.current() else {
+                                // No version yet: every update is answered on the dead-letter path.
+                                let reason = champion.missing();
+                                for (cap, updates) in held.drain(..) {
+                                    let mut session = output.session(&cap);
+                                    for u in updates {
+                                        metrics.unscored(&source);
+                                        checkpoint.touch(&u.match_id);
+                                        let match_tally = tally.entry(u.match_id.clone()).or_default();
+                                        match_tally.unscored += 1;
+                                        if let Some(winner) = u.winner {
+                                            match_tally.end = Some((winner, u.event_time, u.updates));
+                                        }
+                                        let outcomes = match_tally.outcomes(&u.match_id);
+                                        session.give(Scored::Unscored(DeadLetter::unscored(
+                                            &source,
+                                            &u.match_id,
+                                            &u,
+                                            &reason,
+                                        )));
+                                        if let Some(outcomes) = outcomes {
+                                            tally.remove(&u.match_id);
+                                            for o in outcomes {
+                                                metrics.outcomes(
+                                                    &o.variant,
+                                                    &o.model_version,
+                                                    o.correct as u64,
+                                                    o.predictions as u64,
+                                                );
+                                                session.give(Scored::Outcome(o));
+                                            }
+                                        }
+                                    }
+                                }
+                                break 'score;
+                            };
                             rows.clear();
                             challenged.clear();
                             for (_, updates) in &held {
                                 for u in updates {
                                     let x = live_features(&u.blue, &u.red);
-                                    if challenger
-                                        .as_ref()
-                                        .is_some_and(|(_, share)| in_challenger_share(&u.match_id, *share))
-                                    {
+                                    if challenger.as_ref().is_some_and(|(slot, share)| {
+                                        slot.current().is_some() && in_challenger_share(&u.match_id, *share)
+                                    }) {
                                         challenged.extend_from_slice(&x);
                                     }
                                     rows.extend_from_slice(&x);
@@ -374,21 +481,21 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                 break 'score;
                             }
                             let started = std::time::Instant::now();
-                            let Some(probs) = predict(champion.current(), &rows, &health) else {
+                            let Some(probs) = predict(current, &rows, &health) else {
                                 held.clear();
                                 break 'score;
                             };
                             inference.record(rows.len() / LIVE_FEATURE_COUNT, started.elapsed());
-                            let challenger_probs = match &challenger {
-                                Some((slot, _)) if !challenged.is_empty() => {
-                                    match predict(slot.current(), &challenged, &health) {
-                                        Some(p) => p,
-                                        None => {
-                                            held.clear();
-                                            break 'score;
-                                        }
+                            // A challenger with no version yet scores nothing; the champion answers.
+                            let challenger_model = challenger.as_ref().and_then(|(slot, _)| slot.current());
+                            let challenger_probs = match challenger_model {
+                                Some(model) if !challenged.is_empty() => match predict(model, &challenged, &health) {
+                                    Some(p) => p,
+                                    None => {
+                                        held.clear();
+                                        break 'score;
                                     }
-                                }
+                                },
                                 _ => Vec::new(),
                             };
                             let mut next = 0;
@@ -416,15 +523,13 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                         latency_ms,
                                     };
                                     let mut scored: Vec<(&LoadedModel, f32, &'static str)> =
-                                        vec![(champion.current(), probs[next], "champion")];
+                                        vec![(current, probs[next], "champion")];
                                     if let Some((slot, share)) = &challenger {
-                                        if in_challenger_share(&u.match_id, *share) {
-                                            scored.push((
-                                                slot.current(),
-                                                challenger_probs[next_challenged],
-                                                "challenger",
-                                            ));
-                                            next_challenged += 1;
+                                        if let Some(model) = slot.current() {
+                                            if in_challenger_share(&u.match_id, *share) {
+                                                scored.push((model, challenger_probs[next_challenged], "challenger"));
+                                                next_challenged += 1;
+                                            }
                                         }
                                     }
                                     for (model, p, variant) in scored {
@@ -485,25 +590,36 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                 }
             },
         );
-        let mut split = scored.partition(2, |s| match s {
+        let mut split = scored.partition(3, |s| match s {
             Scored::Prediction(_) => (0, s),
             Scored::Outcome(_) => (1, s),
+            Scored::Unscored(_) => (2, s),
+        });
+        let dead_letters = split.pop().map(|s| {
+            s.flat_map(|s| match s {
+                Scored::Unscored(d) => Some(d),
+                _ => None,
+            })
         });
         let outcomes = split.pop().map(|s| {
             s.flat_map(|s| match s {
                 Scored::Outcome(o) => Some(o),
-                Scored::Prediction(_) => None,
+                _ => None,
             })
         });
         let predictions = split.pop().map(|s| {
             s.flat_map(|s| match s {
                 Scored::Prediction(p) => Some(p),
-                Scored::Outcome(_) => None,
+                _ => None,
             })
         });
-        match (predictions, outcomes) {
-            (Some(predictions), Some(outcomes)) => LiveScored { predictions, outcomes },
-            _ => unreachable!("partition(2) returns two streams"),
+        match (predictions, outcomes, dead_letters) {
+            (Some(predictions), Some(outcomes), Some(dead_letters)) => LiveScored {
+                predictions,
+                outcomes,
+                dead_letters,
+            },
+            _ => unreachable!("partition(3) returns three streams"),
         }
     }
 }

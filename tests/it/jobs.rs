@@ -273,3 +273,35 @@ outputs = ["out", "lake"]
     let lake_rows = duckdb(&format!("select count(*) from read_parquet('{d}/lake/gold/predictions/**/*.parquet', hive_partitioning=1) where metric_type = 'live'"));
     assert_eq!(lake_rows[0][0].as_i64().unwrap() as usize, preds.len());
 }
+
+#[test]
+fn the_shipped_topology_builds_every_job_and_a_service_can_start_it_before_any_model_is_trained() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("topology.toml"))
+        .unwrap()
+        .replace("${RIFT_LAKE:-./lake}", &dir.path().join("lake").display().to_string())
+        .replace(
+            "${RIFT_STATE:-./state}",
+            &dir.path().join("state").display().to_string(),
+        );
+    let topology = riftstream::config::Topology::parse(&text, "topology.toml").unwrap();
+    let names: Vec<&String> = topology.jobs.keys().collect();
+    assert_eq!(names, ["lake", "player_features", "predictions"]);
+    for name in names {
+        let job = riftstream::jobs::build(name, &topology).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The registry is empty: a service still accepts the predictions job.
+        job.preflight().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let riftstream::config::JobConfig::Predictions {
+        requests_source, dlq, ..
+    } = &topology.jobs["predictions"]
+    else {
+        panic!("predictions is a predictions job");
+    };
+    assert_eq!(requests_source.as_deref(), Some("prediction_requests"));
+    assert_eq!(
+        dlq.as_deref(),
+        Some("dlq"),
+        "what cannot be scored yet has somewhere to go"
+    );
+}

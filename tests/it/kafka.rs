@@ -634,6 +634,143 @@ model_poll_interval = "100ms"
     );
 }
 
+/// (match, event time, minute) of the live update a `no model` dead letter carries.
+fn dead_letter_key(l: &serde_json::Value) -> (String, i64, i64) {
+    use base64::Engine;
+    let value = base64::engine::general_purpose::STANDARD
+        .decode(l["value"].as_str().unwrap())
+        .unwrap();
+    prediction_key(&serde_json::from_slice(&value).unwrap())
+}
+
+#[test]
+fn a_service_started_before_any_model_dead_letters_no_model_then_scores_from_the_first_version() {
+    let dir = tempfile::tempdir().unwrap();
+    // The reference runs use their own registry; the service's starts empty.
+    let reference_lake = dir.path().join("reference-lake");
+    let lake = dir.path().join("lake");
+    std::fs::create_dir_all(&lake).unwrap();
+    let data = load_ten_minute_csv(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/high_diamond_ranked_10min.train.csv"),
+    )
+    .unwrap();
+    let model = train(&data, &TrainConfig::default(), &mut |_| {}).unwrap();
+    ModelRegistry::open(&reference_lake)
+        .unwrap()
+        .register("live", &model, "test")
+        .unwrap();
+    let events = live_events(6, 37);
+    let half = events.len() / 2;
+    let first = reference_predictions(&dir.path().join("ref1"), &reference_lake, &events[..half]);
+    let all = reference_predictions(&dir.path().join("ref2"), &reference_lake, &events);
+    assert!(!first.is_empty() && all.len() > first.len());
+
+    let target = target("http://127.0.0.1:9", "unmodelled.", Encoding::Json);
+    produce(&target, events[..half].to_vec()).unwrap();
+    let (out, dlq) = (dir.path().join("out"), dir.path().join("dlq"));
+    let topo = super::support::topology(&format!(
+        r#"
+[runtime]
+workers = 2
+state_dir = "{d}/state"
+checkpoint_interval = "200ms"
+[kafka]
+brokers = "{brokers}"
+group_id = "unmodelled"
+[sources.events]
+kind = "kafka"
+topic = "unmodelled.esports.game_events"
+schema = "game_events"
+encoding = "json"
+[sinks.out]
+kind = "file"
+path = "{out}"
+[sinks.dlq]
+kind = "file"
+path = "{dlq}"
+[jobs.predictions]
+kind = "predictions"
+live_source = "events"
+outputs = ["out"]
+dlq = "dlq"
+registry = "{lake}"
+model_poll_interval = "100ms"
+"#,
+        d = dir.path().display(),
+        brokers = kafka(),
+        out = out.display(),
+        dlq = dlq.display(),
+        lake = lake.display()
+    ));
+    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let opts = riftstream::runtime::RunOptions {
+        bounded: false,
+        shutdown: shutdown.clone(),
+        ..riftstream::runtime::RunOptions::bounded(2)
+    };
+    let metrics = opts.metrics.clone();
+    let worker = std::thread::spawn(move || riftstream::runtime::run(topo, opts));
+    // Without a model, every update of the first half is answered on the DLQ.
+    super::support::wait_until(Duration::from_secs(90), "every early update dead-lettered", || {
+        (super::support::read_jsonl(&dlq, "predictions-dlq").len() >= first.len()).then_some(())
+    });
+    assert!(super::support::read_jsonl(&out, "predictions").is_empty());
+    assert_eq!(metrics.gauge_values("model_version", "job", "predictions"), [0, 0]);
+
+    // The first version, registered while the service runs; then the rest of the games.
+    ModelRegistry::open(&lake)
+        .unwrap()
+        .register("live", &model, "test")
+        .unwrap();
+    super::support::wait_until(Duration::from_secs(60), "both workers scoring with v1", || {
+        let versions = metrics.gauge_values("model_version", "job", "predictions");
+        (versions == [1, 1]).then_some(())
+    });
+    produce(&target, events[half..].to_vec()).unwrap();
+    let later = all.len() - first.len();
+    super::support::wait_until(Duration::from_secs(90), "every later update scored", || {
+        let read = metrics.counter_sum("source_records_total", "job", "predictions");
+        let got = super::support::read_jsonl(&out, "predictions").len();
+        (read == events.len() as u64 && got >= later).then_some(())
+    });
+    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+    let report = worker.join().unwrap().unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+
+    let unscored = super::support::read_jsonl(&dlq, "predictions-dlq");
+    for l in &unscored {
+        assert_eq!(l["stage"], "score");
+        assert!(
+            l["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no model: no `live` model is registered"),
+            "{l}"
+        );
+    }
+    let mut unscored: Vec<(String, i64, i64)> = unscored.iter().map(dead_letter_key).collect();
+    unscored.sort();
+    assert_eq!(unscored, first, "each update before the model is dead-lettered once");
+    assert_eq!(
+        metrics.counter_sum("dead_letters_total", "job", "predictions"),
+        unscored.len() as u64
+    );
+    let got = super::support::read_jsonl(&out, "predictions");
+    let mut scored: Vec<(String, i64, i64)> = got.iter().map(prediction_key).collect();
+    scored.sort();
+    let mut want = all;
+    for k in &first {
+        if let Some(i) = want.iter().position(|w| w == k) {
+            want.remove(i);
+        }
+    }
+    assert_eq!(
+        scored, want,
+        "each later update scored once, as by a run that had the model all along"
+    );
+    assert!(got.iter().all(|p| p["model_version"] == "v1"));
+}
+
 #[test]
 fn bounded_runs_stop_at_the_start_high_watermark_while_producers_write_and_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();

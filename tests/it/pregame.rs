@@ -107,8 +107,6 @@ offline = \"lake\"
     // In the stream: the last 200 matches as prediction requests at their start,
     // joined with the players' features inside the predictions job, score exactly
     // as the offline table rows of the same matches.
-    let registry = riftstream::model::ModelRegistry::open(dir.path().join("lake")).unwrap();
-    registry.register("pre_game", &model, "test").unwrap();
     let requested: Vec<usize> = (n - 200..n).collect();
     let requests: Vec<serde_json::Value> = requested
         .iter()
@@ -154,6 +152,36 @@ registry = \"{d}/lake\"
         requests = requests_path.display(),
         d = d
     );
+    // Before any pre-game model is registered, every request is answered on
+    // the dead-letter path with the reason, none is scored or dropped.
+    let unmodelled = dir.path().join("unmodelled");
+    run_bounded(
+        &scoring
+            .replace(&format!("{d}/state"), &format!("{}/state", unmodelled.display()))
+            .replace(&format!("{d}/out"), &format!("{}/out", unmodelled.display()))
+            .replace("outputs = [\"out\"]", "outputs = [\"out\"]\ndlq = \"out\""),
+        2,
+    );
+    let (unscored, scored): (Vec<_>, Vec<_>) = super::support::read_jsonl(&unmodelled.join("out"), "predictions")
+        .into_iter()
+        .partition(|l| l.get("stage").is_some());
+    assert!(scored.is_empty(), "nothing scored without a model: {scored:?}");
+    let unscored_ids: std::collections::BTreeSet<&str> = unscored.iter().filter_map(|l| l["key"].as_str()).collect();
+    assert_eq!(unscored.len(), 200, "one dead letter per request");
+    assert_eq!(unscored_ids.len(), 200);
+    for l in &unscored {
+        assert_eq!(l["stage"], "score");
+        assert!(
+            l["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("no model: no `pre_game` model"),
+            "{l}"
+        );
+    }
+
+    let registry = riftstream::model::ModelRegistry::open(dir.path().join("lake")).unwrap();
+    registry.register("pre_game", &model, "test").unwrap();
     run_bounded(&scoring, 2);
     let streamed: std::collections::BTreeMap<String, f64> =
         super::support::read_jsonl(&dir.path().join("out"), "predictions")

@@ -151,18 +151,6 @@ fn a_two_process_cluster_runs_submitted_jobs_and_cancelling_one_leaves_the_other
         code == 3 && err.contains("bad.toml") && err.contains("jobs.bad.sources"),
         "an invalid job file: {code}: {err}"
     );
-    // A job whose model is not registered is refused up front, not failed in the workers.
-    let unmodelled = cluster.join("unmodelled.toml");
-    std::fs::write(
-        &unmodelled,
-        "[jobs.scores]\nkind = \"predictions\"\nlive_source = \"game_events\"\noutputs = [\"out\"]\nlive_model = \"nope\"\n",
-    )
-    .unwrap();
-    let (code, _, err) = cli(&admin, &["submit", unmodelled.to_str().unwrap()]);
-    assert!(
-        code == 2 && err.contains("no `nope` model is registered"),
-        "no model: {code}: {err}"
-    );
     for verb in [&["job", "j-000404"][..], &["cancel", "j-000404"]] {
         let (code, _, err) = cli(&admin, verb);
         assert!(

@@ -36,6 +36,23 @@ const DAY_MS: i64 = 24 * 3600 * 1000;
 /// replay ever longer histories.
 pub const GOLD_EPOCH: u64 = u64::MAX - 1;
 
+/// Gold updates are moved to the last millisecond of their stamp's hour.
+/// Gold tables are written when a day closes (and rewritten when late data
+/// changes a closed day), so nothing finer is ever observed; but every
+/// distinct time makes the reductions recompute their changed keys, and the
+/// leaderboard's top 100 is one key over every player. An hour divides a
+/// day, so an update stays in its stamp's day and every day's snapshot is
+/// the same; a late update reaches a closed day within the hour.
+pub const GOLD_GRANULARITY_MS: u64 = 3_600_000;
+
+/// The last millisecond of the hour `stamp` is in (see [`GOLD_GRANULARITY_MS`]).
+fn gold_time(stamp: u64) -> u64 {
+    (stamp / GOLD_GRANULARITY_MS)
+        .saturating_mul(GOLD_GRANULARITY_MS)
+        .saturating_add(GOLD_GRANULARITY_MS - 1)
+        .max(stamp)
+}
+
 /// A ranked leaderboard entry: (rank, rating ×1e6, player, games, wins).
 type Ranked = (i64, i64, String, i64, i64);
 
@@ -55,8 +72,8 @@ fn as_updates<'s, D: timely::ExchangeData + Clone>(
                         return;
                     };
                     // All in one epoch: totally ordered times keep differential's
-                    // reductions compact (see `GOLD_EPOCH`).
-                    let t = time(GOLD_EPOCH, t.inner);
+                    // reductions compact (see `GOLD_EPOCH`); and few of them (see `GOLD_GRANULARITY_MS`).
+                    let t = time(GOLD_EPOCH, gold_time(t.inner));
                     let held = cap.delayed(&t, 0);
                     let mut session = output.session(&held);
                     for batch in data {
@@ -194,4 +211,32 @@ pub fn build_gold<'s>(
             wins,
         });
     write_snapshots(leaderboard.inner, lake, SnapshotMode::Daily, health, committed);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gold_times_move_forward_within_their_hour_and_day() {
+        for stamp in [
+            0,
+            1,
+            3_599_999,
+            3_600_000,
+            1_767_225_599_999,
+            1_767_225_600_000,
+            u64::MAX,
+        ] {
+            let t = gold_time(stamp);
+            assert!(t >= stamp, "{stamp}");
+            assert_eq!(
+                t / GOLD_GRANULARITY_MS,
+                stamp / GOLD_GRANULARITY_MS,
+                "{stamp}: same hour"
+            );
+            assert_eq!(t / DAY_MS as u64, stamp / DAY_MS as u64, "{stamp}: same day");
+        }
+        assert_eq!(gold_time(3_600_000), 7_199_999);
+    }
 }

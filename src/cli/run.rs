@@ -49,6 +49,14 @@ pub fn run(
         report.jobs.join(", "),
         report.elapsed
     );
+    if let Some(metrics) = &report.metrics {
+        for l in metrics.latency_summaries() {
+            eprintln!(
+                "prediction latency, arrival at the source to emission to the sinks: job={} kind={} n={} p50_ms={:.3} p99_ms={:.3} p999_ms={:.3} max_ms={:.3}",
+                l.job, l.kind, l.count, l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms
+            );
+        }
+    }
     Ok(())
 }
 

@@ -4,8 +4,11 @@
 //! # Writing
 //! Rows of the current checkpoint epoch are kept in memory. `pre_commit(N)`
 //! makes them durable as the epoch's output by appending them, in chunks, to
-//! a write-ahead log in the job's checkpoint state (staged with `N`, so they
-//! are part of checkpoint `N`). Rows are not turned into files at every
+//! a write-ahead log in the job's state. Each chunk's key holds its epoch,
+//! so the log is written once, straight to the committed state rather than
+//! staged and copied when checkpoint `N` completes: a chunk counts only once
+//! its epoch's checkpoint is complete, and `recover` deletes the chunks of
+//! epochs after the restored checkpoint (their input is read again). Rows are not turned into files at every
 //! checkpoint: `commit(N)` *rolls* — groups every logged row of the epochs up
 //! to `N` by (table, partition) and writes one file per partition (more past
 //! `target_file_bytes`) — once `roll_interval` has passed since the last
@@ -226,7 +229,9 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
             keys.push(key.clone());
             changes.push((key, Some(bytes)));
         }
-        self.log.stage(epoch, changes)?;
+        self.log.state.write_committed(changes)?;
+        // Logged, but its checkpoint not complete: a restart deletes the chunks and logs them again.
+        crate::util::crash_point!("lake-log-written");
         let rows = std::mem::take(&mut self.buffer);
         let entry = self.logged.entry(epoch).or_default();
         entry.0.extend(rows);
@@ -291,17 +296,24 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
                 self.lake.delete(&path)?;
             }
         }
-        if restored.is_none() {
-            return Ok(());
-        }
         let mut chunks: BTreeMap<u16, BTreeMap<(u64, u32), Vec<u8>>> = BTreeMap::new();
+        // Chunks of epochs no complete checkpoint covers: their rows are read and logged again.
+        let mut uncovered = Vec::new();
         for (g, key, value) in self.log.state.scan(&self.log.op, LOG)? {
             if !owns(g, self.worker, self.peers) || key.len() != 12 {
                 continue;
             }
             let epoch = u64::from_be_bytes(key[..8].try_into().unwrap_or_default());
             let seq = u32::from_be_bytes(key[8..12].try_into().unwrap_or_default());
+            if restored.is_none_or(|r| epoch > r) {
+                uncovered.push((self.log_key(g as usize, epoch, seq), None));
+                continue;
+            }
             chunks.entry(g).or_default().insert((epoch, seq), value);
+        }
+        self.log.state.write_committed(uncovered)?;
+        if restored.is_none() {
+            return Ok(());
         }
         for (g, _, _) in self.log.state.scan(&self.log.op, ROLL)? {
             if owns(g, self.worker, self.peers) {

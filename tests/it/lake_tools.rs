@@ -409,3 +409,65 @@ fn the_lake_on_s3_holds_the_same_tables_as_on_local_disk() {
         assert!(rows == &s3[table], "table {table} differs between local disk and S3");
     }
 }
+
+/// The demo's lake, as readers see it: every table has data, and no
+/// partition holds more than one file per worker (a bounded run rolls each
+/// writer's rows of a partition into one file, and snapshots are one file).
+#[test]
+fn the_demo_writes_at_most_two_files_per_partition_per_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("demo");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_riftstream"))
+        .args(["demo", "--data-dir", data.to_str().unwrap(), "--workers", "2"])
+        .env_remove("RIFT_LOG")
+        .output()
+        .expect("run the demo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lake = data.join("lake");
+    // Files per (table, partition): the partition is the file's directory under its table.
+    let mut per_partition: std::collections::BTreeMap<std::path::PathBuf, usize> = Default::default();
+    for file in walk(&lake) {
+        let rel = file.strip_prefix(&lake).unwrap();
+        let top = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .to_string();
+        if file.extension().is_none_or(|x| x != "parquet") || top.starts_with('_') || top == "models" {
+            continue;
+        }
+        *per_partition.entry(file.parent().unwrap().to_path_buf()).or_default() += 1;
+    }
+    let tables: std::collections::BTreeSet<String> = per_partition
+        .keys()
+        .map(|p| {
+            let rel = p.strip_prefix(&lake).unwrap();
+            rel.components()
+                .take(2)
+                .map(|c| c.as_os_str().to_string_lossy().to_string())
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    for table in [
+        "bronze/matches",
+        "silver/matches",
+        "silver/match_participants",
+        "gold/player_features",
+        "gold/champion_stats",
+        "gold/leaderboard",
+        "gold/predictions",
+    ] {
+        assert!(tables.contains(table), "{table} has no file: {tables:?}");
+    }
+    let crowded: Vec<_> = per_partition.iter().filter(|(_, n)| **n > 2).collect();
+    assert!(crowded.is_empty(), "partitions with more than 2 files: {crowded:?}");
+    eprintln!(
+        "demo lake: {} files in {} partitions of {} tables",
+        per_partition.values().sum::<usize>(),
+        per_partition.len(),
+        tables.len()
+    );
+}

@@ -684,12 +684,13 @@ fn scrape_counter(port: u16, name: &str) -> Option<u64> {
 /// Named crash points in a checkpoint's life, each with the passes let
 /// through before the crash (`util::crash_point!`).
 #[cfg(feature = "failpoints")]
-const CRASH_POINTS: [(&str, u32); 7] = [
+const CRASH_POINTS: [(&str, u32); 8] = [
     ("restore", 0),
     ("checkpoint-stage", 40),
     ("checkpoint-complete-before", 1),
     ("checkpoint-complete-after", 1),
     ("sink-commit-before", 2),
+    ("lake-log-written", 2),
     ("lake-roll-recorded", 0),
     ("lake-roll-written", 0),
 ];

@@ -520,6 +520,13 @@ def sizes(text):
     return [int(float(s[:-1]) * scale[s[-1].lower()]) if s[-1].lower() in scale else int(s) for s in text.replace("_", "").split(",")]
 
 
+def duration(text):
+    """A duration as a topology takes it (200ms, 1s, 1m), kept as text."""
+    if not re.fullmatch(r"\d+(ms|s|m)", text):
+        raise ValueError(text)
+    return text
+
+
 def main():
     if sys.argv[1:2] == ["--internal-duckdb"]:
         return duckdb_child(*sys.argv[2:4])
@@ -536,7 +543,7 @@ def main():
     ap.add_argument("--spill-entries", type=int, default=100000,
                     help="growth: runtime.state_memory_entries (default 100000: spills with 100k players, not with 10k)")
     ap.add_argument("--timeout", type=float, default=900, help="deadline of any one step, s (default 900)")
-    ap.add_argument("--checkpoint-interval", default="1s", help="latency: the job's runtime.checkpoint_interval (default 1s)")
+    ap.add_argument("--checkpoint-interval", type=duration, default="1s", help="latency: the job's runtime.checkpoint_interval (default 1s)")
     ap.add_argument("--latency-loads", type=lambda t: [float(x) for x in t.split(",")], default=[50.0, 90.0],
                     help="latency: loads, percent of R_max (default 50,90)")
     ap.add_argument("--latency-seconds", type=float, default=20, help="latency: seconds of each load (default 20)")

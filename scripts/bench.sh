@@ -3,7 +3,7 @@
 # runs scripts/bench.py, which measures and reports (see its docstring).
 #
 #   scripts/bench.sh [--no-build] [--runs N] [--json FILE] [--events 1000000,10000000] [MODE ...]
-#   modes: reference scaling checkpoint kafka growth criterion (default: reference scaling checkpoint kafka)
+#   modes: reference scaling checkpoint kafka latency growth criterion (default: reference scaling checkpoint kafka)
 #
 # BENCH_DIR keeps generated inputs between runs; CARGO_TARGET_DIR is where the binary is.
 set -euo pipefail

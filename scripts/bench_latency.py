@@ -60,11 +60,9 @@ registry = {registry}
 
 
 def seconds(text):
-    """A humantime duration such as 1s, 200ms, 1m, in seconds."""
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*(ms|s|m)", text.strip())
-    if not m:
-        raise ValueError(f"a duration such as 1s, 200ms or 1m, not {text!r}")
-    return float(m.group(1)) * {"ms": 1e-3, "s": 1, "m": 60}[m.group(2)]
+    """A duration as bench.py's --checkpoint-interval takes it (200ms, 1s, 1m), in seconds."""
+    m = re.fullmatch(r"(\d+)(ms|s|m)", text)
+    return int(m.group(1)) * {"ms": 1e-3, "s": 1, "m": 60}[m.group(2)]
 
 
 def quantile(xs, q):
@@ -254,7 +252,8 @@ class Latency:
         waits for a missing predecessor."""
         b = self.b
         games = max(1000, math.ceil(need / 250 / 1000) * 1000)  # ~260 events per live game
-        path = b.work / f"game-events-{games}g.jsonl"
+        have = sorted((int(f.stem.split("-")[-1][:-1]), f) for f in b.work.glob("game-events-*g.jsonl"))
+        path = next((f for g, f in have if g >= games), b.work / f"game-events-{games}g.jsonl")
         if not path.exists():
             tmp = b.work / "generator.part"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -295,7 +294,7 @@ class Latency:
             f.unlink(missing_ok=True)
         topology, me = self.topology(prefix), [sys.executable, __file__]
         producer = [*me, "produce", self.brokers, topics[0], self.events(count), count, rate, files["sent"]]
-        consumer = [*me, "consume", self.brokers, topics[1], files["seen"], files["sent"], self.drain_s if rate else b.timeout]
+        consumer = [*me, "consume", self.brokers, topics[1], files["seen"], files["sent"], self.drain_s if rate else 0.9 * b.timeout]
         if not rate:
             b.measure(f"{name}-produce", [(producer, None)])
         start = time.monotonic()
@@ -371,13 +370,13 @@ def mode_latency(b, h):
             print(f"latency: R_max: the predictions job, unbounded, reading a backlog of {h.human(a.latency_events)} game events "
                   f"produced beforehand ({PARTITIONS} partitions; checkpoint_interval {lat.interval}; the consumer reading "
                   f"predictions alongside, as in the loads)", flush=True)
-            runs = b.interleave([("r_max", lat.r_max)])["r_max"]
-            results["r_max"] = h.result(runs, method="unbounded job over a backlog: the predictions made visible between the "
+            rmax_runs = b.interleave([("r_max", lat.r_max)])["r_max"]
+            results["r_max"] = h.result(rmax_runs, method="unbounded job over a backlog: the predictions made visible between the "
                                                      "commits that showed the 10th and the 90th percent, over the time between them")
             rmax = results["r_max"]["summary"]["events_per_s"]["median"]
-            print(f"R_max = {h.fmt(results['r_max']['summary']['events_per_s'])} events/s (median (min-max) of {b.runs}): the "
-                  f"predictions made visible between the commits that showed the 10th and the 90th percent of them, over the "
-                  f"time between those commits", flush=True)
+            print(f"R_max = {h.fmt(results['r_max']['summary']['events_per_s'])} events/s (median (min-max) of {b.runs}): "
+                  f"the predictions made visible between the commits that showed the 10th and the 90th percent of them, "
+                  f"over the time between those commits", flush=True)
         print(f"latency: open-loop loads {', '.join(f'{p:g}%' for p in a.latency_loads)} of R_max, {a.latency_seconds:g} s each",
               flush=True)
         runs = b.interleave([lat.load(p, rmax * p / 100) for p in a.latency_loads])
@@ -386,18 +385,26 @@ def mode_latency(b, h):
             h.kill(p, grace=5)
     results["loads"] = []
     for pct, rs in zip(a.latency_loads, runs.values()):
-        # Kept up: sent at 99 % of the target rate or more, and 99 % of sends at most 10 ms behind schedule.
-        kept_up = all(r["achieved_per_s"] >= 0.99 * r["target_per_s"] and r["lag_p99_ms"] <= 10 for r in rs)
-        results["loads"].append(h.result(rs, load_pct=pct, producer_kept_up=kept_up))
+        results["loads"].append(h.result(rs, load_pct=pct, producer_kept_up=all(map(kept_up, rs))))
     table(h, lat.interval, a.latency_seconds, b.runs, results["loads"])
     for res in results["loads"]:
+        s = res["summary"]
         if not res["producer_kept_up"]:
-            print(f"note: at {res['load_pct']:g}% the producer did not keep up (sent below 99 % of the target rate, or p99 "
-                  f"send lag above 10 ms): the latencies include its own delay", flush=True)
+            print(f"note: at {res['load_pct']:g}% the producer did not keep up in some round: it sent "
+                  f"{h.fmt(s['achieved_per_s'])} of {h.fmt(s['target_per_s'])} events/s, its p99 send lag was "
+                  f"{h.fmt(s['lag_p99_ms'], '{:.1f}'.format)} ms. Latencies run from the scheduled send times, so its "
+                  f"delay is counted, not hidden; but part of it is the load generator's, not the job's (the job, Tansu, "
+                  f"the producer and the consumer share this machine's cores)", flush=True)
         if any(r["seen"] < r["sent"] for r in res["runs"]):
             print(f"note: at {res['load_pct']:g}% some predictions were not visible {lat.drain_s:g} s after the last send",
                   flush=True)
     return results
+
+
+def kept_up(run):
+    """The producer kept up: it sent at least 99 % of the target rate, and its p99 lag
+    behind schedule is at most 5 % of the p50 produce->visible latency (which counts it)."""
+    return run["achieved_per_s"] >= 0.99 * run["target_per_s"] and run["lag_p99_ms"] <= 0.05 * run.get("p50_ms", math.inf)
 
 
 def table(h, interval, load_s, runs, loads):
@@ -411,10 +418,11 @@ def table(h, interval, load_s, runs, loads):
                      *[h.fmt(s[f"engine_{k}"], ms) for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms")]])
     h.table(f"latency of the predictions job under open-loop load: Tansu, JSON, {PARTITIONS} partitions, checkpoint_interval "
             f"{interval}, {load_s:g} s per load ({runs} interleaved rounds; median (min-max); seen/sent summed over rounds).\n"
-            f"produce->visible (p50 ... max): from each event's scheduled send time to its prediction being visible to a "
-            f"read_committed consumer.\nIt includes waiting for the transaction the job commits at its next checkpoint (up to "
-            f"one checkpoint interval, then the commit): the price of exactly-once.\nengine: arrival at the source to emission "
-            f"to the sinks, from the job's own HDR histogram (the warm-up event included).",
+            f"produce->visible (p50 ... max): from each event's scheduled send time to its prediction being read by a "
+            f"read_committed consumer (Python, ~2 us a prediction).\n"
+            f"It includes waiting for the transaction the job commits at its next checkpoint (up to one checkpoint interval, "
+            f"then the commit): the price of exactly-once.\n"
+            f"engine: arrival at the source to emission to the sinks, from the job's own HDR histogram (the warm-up event included).",
             ["load", "target ev/s", "sent ev/s", "seen/sent", "send lag p99 ms", "p50 ms", "p99 ms", "p99.9 ms", "max ms",
              "engine p50", "engine p99", "engine p99.9", "engine max"], rows)
 

@@ -369,13 +369,15 @@ where
             return e.exit_code();
         }
     };
-    match dispatch(cli.command) {
+    let code = match dispatch(cli.command) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
             exit_code(&e)
         }
-    }
+    };
+    crate::state::stop_background_work();
+    code
 }
 
 /// The error and its causes, each cause once (a library error often repeats

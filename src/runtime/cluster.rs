@@ -67,6 +67,7 @@ pub fn fail_fast_on_peer_loss() {
                 "error: lost the connection to another process of the cluster ({message}); stopping. \
                  Start every process again: each job resumes from its last checkpoint."
             );
+            crate::state::stop_background_work();
             std::process::exit(EXIT_CLUSTER);
         }
         default(info);
@@ -89,6 +90,7 @@ pub fn connect_watchdog(formed: Arc<AtomicBool>, timeout: Duration, hosts: Vec<S
                  (one may have failed to start; see its output)",
                 hosts.join(", ")
             );
+            crate::state::stop_background_work();
             std::process::exit(EXIT_CLUSTER);
         }
     });

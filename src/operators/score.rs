@@ -344,6 +344,14 @@ impl Drop for InferenceTally {
     }
 }
 
+/// An ended match's outcomes, counted in the metrics, as operator output.
+fn counted(metrics: &ModelMetrics, outcomes: Vec<ModelOutcome>) -> impl Iterator<Item = Scored> + '_ {
+    outcomes.into_iter().map(move |o| {
+        metrics.outcomes(&o.variant, &o.model_version, o.correct as u64, o.predictions as u64);
+        Scored::Outcome(o)
+    })
+}
+
 fn predict(model: &LoadedModel, rows: &[f32], health: &JobHealth) -> Option<Vec<f32>> {
     match model.predict_batch(rows) {
         Ok(p) => Some(p),
@@ -450,15 +458,7 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                         )));
                                         if let Some(outcomes) = outcomes {
                                             tally.remove(&u.match_id);
-                                            for o in outcomes {
-                                                metrics.outcomes(
-                                                    &o.variant,
-                                                    &o.model_version,
-                                                    o.correct as u64,
-                                                    o.predictions as u64,
-                                                );
-                                                session.give(Scored::Outcome(o));
-                                            }
+                                            session.give_iterator(counted(&metrics, outcomes));
                                         }
                                     }
                                 }
@@ -556,15 +556,7 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                     if let Some(outcomes) = match_tally.outcomes(&u.match_id) {
                                         tally.remove(&u.match_id);
                                         checkpoint.touch(&u.match_id);
-                                        for o in outcomes {
-                                            metrics.outcomes(
-                                                &o.variant,
-                                                &o.model_version,
-                                                o.correct as u64,
-                                                o.predictions as u64,
-                                            );
-                                            session.give(Scored::Outcome(o));
-                                        }
+                                        session.give_iterator(counted(&metrics, outcomes));
                                     }
                                     next += 1;
                                 }

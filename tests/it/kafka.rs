@@ -520,6 +520,81 @@ fn prediction_key(p: &serde_json::Value) -> (String, i64, i64) {
     )
 }
 
+/// A 2-worker predictions job over `{prefix}.esports.game_events` (JSON),
+/// writing predictions to `dir/out` and, with `dlq`, dead letters there;
+/// checkpoints every 200 ms, the registry polled every 100 ms.
+fn live_service_topology(
+    dir: &std::path::Path,
+    prefix: &str,
+    registry: &std::path::Path,
+    dlq: Option<&std::path::Path>,
+) -> std::sync::Arc<riftstream::config::Topology> {
+    let (dlq_sink, dlq_job) = match dlq {
+        Some(path) => (
+            format!("[sinks.dlq]\nkind = \"file\"\npath = \"{}\"\n", path.display()),
+            "dlq = \"dlq\"\n",
+        ),
+        None => (String::new(), ""),
+    };
+    super::support::topology(&format!(
+        r#"
+[runtime]
+workers = 2
+state_dir = "{d}/state"
+checkpoint_interval = "200ms"
+[kafka]
+brokers = "{brokers}"
+group_id = "{prefix}"
+[sources.events]
+kind = "kafka"
+topic = "{prefix}.esports.game_events"
+schema = "game_events"
+encoding = "json"
+[sinks.out]
+kind = "file"
+path = "{d}/out"
+{dlq_sink}
+[jobs.predictions]
+kind = "predictions"
+live_source = "events"
+outputs = ["out"]
+{dlq_job}registry = "{registry}"
+model_poll_interval = "100ms"
+"#,
+        d = dir.display(),
+        brokers = kafka(),
+        registry = registry.display()
+    ))
+}
+
+/// A topology run as a 2-worker service in a thread, in this process.
+struct Service {
+    shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    metrics: std::sync::Arc<riftstream::metrics::Metrics>,
+    run: std::thread::JoinHandle<riftstream::error::Result<riftstream::runtime::RunReport>>,
+}
+
+impl Service {
+    fn start(topology: std::sync::Arc<riftstream::config::Topology>) -> Service {
+        let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let opts = riftstream::runtime::RunOptions {
+            bounded: false,
+            shutdown: shutdown.clone(),
+            ..riftstream::runtime::RunOptions::bounded(2)
+        };
+        let metrics = opts.metrics.clone();
+        let run = std::thread::spawn(move || riftstream::runtime::run(topology, opts));
+        Service { shutdown, metrics, run }
+    }
+
+    /// Stops it (a graceful stop: everything read is committed); it must not have failed.
+    fn stop(self) {
+        self.shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
+        let report = self.run.join().unwrap().unwrap();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+    }
+}
+
 #[test]
 fn a_model_registered_mid_run_scores_every_later_prediction_with_none_lost_or_doubled() {
     let dir = tempfile::tempdir().unwrap();
@@ -534,43 +609,9 @@ fn a_model_registered_mid_run_scores_every_later_prediction_with_none_lost_or_do
     let target = target("http://127.0.0.1:9", "hot.", Encoding::Json);
     produce(&target, events[..half].to_vec()).unwrap();
     let out = dir.path().join("out");
-    let topo = super::support::topology(&format!(
-        r#"
-[runtime]
-workers = 2
-state_dir = "{d}/state"
-checkpoint_interval = "200ms"
-[kafka]
-brokers = "{brokers}"
-group_id = "hot"
-[sources.events]
-kind = "kafka"
-topic = "hot.esports.game_events"
-schema = "game_events"
-encoding = "json"
-[sinks.out]
-kind = "file"
-path = "{out}"
-[jobs.predictions]
-kind = "predictions"
-live_source = "events"
-outputs = ["out"]
-registry = "{lake}"
-model_poll_interval = "100ms"
-"#,
-        d = dir.path().display(),
-        brokers = kafka(),
-        out = out.display(),
-        lake = lake.display()
-    ));
-    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let opts = riftstream::runtime::RunOptions {
-        bounded: false,
-        shutdown: shutdown.clone(),
-        ..riftstream::runtime::RunOptions::bounded(2)
-    };
-    let metrics = opts.metrics.clone();
-    let worker = std::thread::spawn(move || riftstream::runtime::run(topo, opts));
+    let topo = live_service_topology(dir.path(), "hot", &lake, None);
+    let service = Service::start(topo);
+    let metrics = service.metrics.clone();
     let wait_for = |n: usize| {
         let deadline = std::time::Instant::now() + Duration::from_secs(90);
         loop {
@@ -614,9 +655,7 @@ model_poll_interval = "100ms"
         let written = metrics.counter_sum("sink_records_total", "job", "predictions");
         (read == events.len() as u64 && written >= all.len() as u64).then_some(())
     });
-    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
-    let report = worker.join().unwrap().unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    service.stop();
 
     let got = super::support::read_jsonl(&out, "predictions");
     let mut keys: Vec<(String, i64, i64)> = got.iter().map(prediction_key).collect();
@@ -668,48 +707,9 @@ fn a_service_started_before_any_model_dead_letters_no_model_then_scores_from_the
     let target = target("http://127.0.0.1:9", "unmodelled.", Encoding::Json);
     produce(&target, events[..half].to_vec()).unwrap();
     let (out, dlq) = (dir.path().join("out"), dir.path().join("dlq"));
-    let topo = super::support::topology(&format!(
-        r#"
-[runtime]
-workers = 2
-state_dir = "{d}/state"
-checkpoint_interval = "200ms"
-[kafka]
-brokers = "{brokers}"
-group_id = "unmodelled"
-[sources.events]
-kind = "kafka"
-topic = "unmodelled.esports.game_events"
-schema = "game_events"
-encoding = "json"
-[sinks.out]
-kind = "file"
-path = "{out}"
-[sinks.dlq]
-kind = "file"
-path = "{dlq}"
-[jobs.predictions]
-kind = "predictions"
-live_source = "events"
-outputs = ["out"]
-dlq = "dlq"
-registry = "{lake}"
-model_poll_interval = "100ms"
-"#,
-        d = dir.path().display(),
-        brokers = kafka(),
-        out = out.display(),
-        dlq = dlq.display(),
-        lake = lake.display()
-    ));
-    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let opts = riftstream::runtime::RunOptions {
-        bounded: false,
-        shutdown: shutdown.clone(),
-        ..riftstream::runtime::RunOptions::bounded(2)
-    };
-    let metrics = opts.metrics.clone();
-    let worker = std::thread::spawn(move || riftstream::runtime::run(topo, opts));
+    let topo = live_service_topology(dir.path(), "unmodelled", &lake, Some(&dlq));
+    let service = Service::start(topo);
+    let metrics = service.metrics.clone();
     // Without a model, every update of the first half is answered on the DLQ.
     super::support::wait_until(Duration::from_secs(90), "every early update dead-lettered", || {
         (super::support::read_jsonl(&dlq, "predictions-dlq").len() >= first.len()).then_some(())
@@ -733,21 +733,10 @@ model_poll_interval = "100ms"
         let got = super::support::read_jsonl(&out, "predictions").len();
         (read == events.len() as u64 && got >= later).then_some(())
     });
-    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
-    let report = worker.join().unwrap().unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    service.stop();
 
     let unscored = super::support::read_jsonl(&dlq, "predictions-dlq");
-    for l in &unscored {
-        assert_eq!(l["stage"], "score");
-        assert!(
-            l["reason"]
-                .as_str()
-                .unwrap()
-                .starts_with("no model: no `live` model is registered"),
-            "{l}"
-        );
-    }
+    super::support::assert_no_model_dead_letters(&unscored, "live");
     let mut unscored: Vec<(String, i64, i64)> = unscored.iter().map(dead_letter_key).collect();
     unscored.sort();
     assert_eq!(unscored, first, "each update before the model is dead-lettered once");
@@ -900,13 +889,7 @@ lake = "lake"
 "#,
         brokers = kafka()
     ));
-    let shutdown = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let opts = riftstream::runtime::RunOptions {
-        bounded: false,
-        shutdown: shutdown.clone(),
-        ..riftstream::runtime::RunOptions::bounded(2)
-    };
-    let worker = std::thread::spawn(move || riftstream::runtime::run(topo, opts));
+    let service = Service::start(topo);
     // The matches' offsets are committed only once every sink of the job has
     // committed past them; the empty source's bronze output is one of those
     // sinks, so with the empty source pinned at zero they never would be.
@@ -943,9 +926,7 @@ lake = "lake"
         }
         std::thread::sleep(Duration::from_millis(300));
     }
-    shutdown.store(true, std::sync::atomic::Ordering::Relaxed);
-    let report = worker.join().unwrap().unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    service.stop();
     assert_eq!(
         done, 300,
         "offsets of the matches committed while the other source was empty"

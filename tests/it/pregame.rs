@@ -169,16 +169,7 @@ registry = \"{d}/lake\"
     let unscored_ids: std::collections::BTreeSet<&str> = unscored.iter().filter_map(|l| l["key"].as_str()).collect();
     assert_eq!(unscored.len(), 200, "one dead letter per request");
     assert_eq!(unscored_ids.len(), 200);
-    for l in &unscored {
-        assert_eq!(l["stage"], "score");
-        assert!(
-            l["reason"]
-                .as_str()
-                .unwrap()
-                .starts_with("no model: no `pre_game` model"),
-            "{l}"
-        );
-    }
+    super::support::assert_no_model_dead_letters(&unscored, "pre_game");
 
     let registry = riftstream::model::ModelRegistry::open(dir.path().join("lake")).unwrap();
     registry.register("pre_game", &model, "test").unwrap();

@@ -268,3 +268,12 @@ pub fn wait_until<T>(timeout: std::time::Duration, what: &str, mut probe: impl F
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+/// Each of `lines` is a dead letter of the scoring stage saying that no `model` is registered yet.
+pub fn assert_no_model_dead_letters(lines: &[serde_json::Value], model: &str) {
+    let reason = format!("no model: no `{model}` model is registered");
+    for l in lines {
+        assert_eq!(l["stage"], "score", "{l}");
+        assert!(l["reason"].as_str().is_some_and(|r| r.starts_with(&reason)), "{l}");
+    }
+}

@@ -686,11 +686,12 @@ fn scrape_counter(port: u16, name: &str) -> Option<u64> {
 #[cfg(feature = "failpoints")]
 const CRASH_POINTS: [(&str, u32); 8] = [
     ("restore", 0),
+    // Early, while there is input left to log: later points may leave none.
+    ("lake-log-written", 2),
     ("checkpoint-stage", 40),
     ("checkpoint-complete-before", 1),
     ("checkpoint-complete-after", 1),
     ("sink-commit-before", 2),
-    ("lake-log-written", 2),
     ("lake-roll-recorded", 0),
     ("lake-roll-written", 0),
 ];

@@ -682,50 +682,59 @@ fn scrape_counter(port: u16, name: &str) -> Option<u64> {
 }
 
 /// Named crash points in a checkpoint's life, each with the passes let
-/// through before the crash (`util::crash_point!`).
+/// through before the crash (`util::crash_point!`), in two sequences: each
+/// crash leaves less input to the next run, and a point reached only while
+/// input is read must come before the input runs out.
 #[cfg(feature = "failpoints")]
-const CRASH_POINTS: [(&str, u32); 8] = [
-    ("restore", 0),
-    // Early, while there is input left to log: later points may leave none.
-    ("lake-log-written", 2),
-    ("checkpoint-stage", 40),
-    ("checkpoint-complete-before", 1),
-    ("checkpoint-complete-after", 1),
-    ("sink-commit-before", 2),
-    ("lake-roll-recorded", 0),
-    ("lake-roll-written", 0),
+const CRASH_POINTS: [&[(&str, u32)]; 2] = [
+    &[
+        ("restore", 0),
+        ("lake-log-written", 2),
+        ("checkpoint-stage", 40),
+        ("checkpoint-complete-before", 1),
+    ],
+    &[
+        ("checkpoint-complete-after", 1),
+        ("sink-commit-before", 2),
+        ("lake-roll-recorded", 0),
+        ("lake-roll-written", 0),
+    ],
 ];
 
-/// A crash at each named point — during a restore, while an operator writes
-/// its part of a checkpoint, before and after a checkpoint is recorded
-/// complete, between a checkpoint and a sink's commit, between a lake roll's
-/// record and its files, and between its files and forgetting its log —
-/// each shown to have happened (the process aborted there), then a restart
-/// that finishes: the output of a run without crashes.
+/// A crash at each named point — during a restore, after a lake sink logs
+/// an epoch's rows, while an operator writes its part of a checkpoint,
+/// before and after a checkpoint is recorded complete, between a checkpoint
+/// and a sink's commit, between a lake roll's record and its files, and
+/// between its files and forgetting its log — each shown to have happened
+/// (the process aborted there), then a restart that finishes: the output of
+/// a run without crashes.
 #[cfg(feature = "failpoints")]
 #[test]
 fn a_crash_at_each_named_point_then_restart_changes_no_output() {
     let root = tempfile::tempdir().unwrap();
-    let [reference, crashed] = &prepare(root.path(), 30 * 60 * 1000, &["reference", "crashed"])[..] else {
+    let dirs = prepare(root.path(), 30 * 60 * 1000, &["reference", "crashed-0", "crashed-1"]);
+    let [reference, crashed @ ..] = &dirs[..] else {
         unreachable!()
     };
     let status = run(reference).stderr(Stdio::null()).status().unwrap();
     assert!(status.success(), "reference run: {status:?}");
-    for (point, passes) in CRASH_POINTS {
-        let out = run(crashed)
-            .env("FAILPOINTS", format!("{point}={passes}*off->return"))
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.signal() == Some(libc::SIGABRT) && stderr.contains(&format!("crash point {point}")),
-            "no crash at {point}: {:?}\n{stderr}",
-            out.status
-        );
+    for (crashed, points) in crashed.iter().zip(CRASH_POINTS) {
+        for (point, passes) in points {
+            let out = run(crashed)
+                .env("FAILPOINTS", format!("{point}={passes}*off->return"))
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.signal() == Some(libc::SIGABRT) && stderr.contains(&format!("crash point {point}")),
+                "no crash at {point}: {:?}\n{stderr}",
+                out.status
+            );
+        }
+        let status = run(crashed).stderr(Stdio::null()).status().unwrap();
+        assert!(status.success(), "final run: {status:?}");
+        assert_same_output(reference, crashed, "a crash at each named point");
     }
-    let status = run(crashed).stderr(Stdio::null()).status().unwrap();
-    assert!(status.success(), "final run: {status:?}");
-    assert_same_output(reference, crashed, "a crash at each named point");
 }
 
 /// Rescaling: a checkpoint taken with 2 workers restores on 1 and on 4

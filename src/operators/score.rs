@@ -66,7 +66,8 @@ pub type ModelCheck = Box<dyn Fn(&LoadedModel) -> Result<()>>;
 /// A registered model that follows its registry to newer versions. It may
 /// start empty (a service started before any model was trained): it then
 /// takes the first version registered, and until then [`ModelSlot::current`]
-/// is `None` and callers answer their input with [`no_model`].
+/// is `None` and callers answer their input on the dead-letter path with
+/// [`ModelSlot::missing`] as the reason.
 pub struct ModelSlot {
     registry: ModelRegistry,
     root: std::path::PathBuf,
@@ -344,6 +345,18 @@ impl Drop for InferenceTally {
     }
 }
 
+/// Notes the end `u` carries, if any; once every update of an ended match
+/// is scored or dead-lettered, forgets its tallies and returns its outcomes.
+fn ended(tally: &mut HashMap<String, MatchTallies>, u: &LiveUpdate) -> Option<Vec<ModelOutcome>> {
+    let match_tally = tally.entry(u.match_id.clone()).or_default();
+    if let Some(winner) = u.winner {
+        match_tally.end = Some((winner, u.event_time, u.updates));
+    }
+    let outcomes = match_tally.outcomes(&u.match_id)?;
+    tally.remove(&u.match_id);
+    Some(outcomes)
+}
+
 /// An ended match's outcomes, counted in the metrics, as operator output.
 fn counted(metrics: &ModelMetrics, outcomes: Vec<ModelOutcome>) -> impl Iterator<Item = Scored> + '_ {
     outcomes.into_iter().map(move |o| {
@@ -444,20 +457,14 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                     for u in updates {
                                         metrics.unscored(&source);
                                         checkpoint.touch(&u.match_id);
-                                        let match_tally = tally.entry(u.match_id.clone()).or_default();
-                                        match_tally.unscored += 1;
-                                        if let Some(winner) = u.winner {
-                                            match_tally.end = Some((winner, u.event_time, u.updates));
-                                        }
-                                        let outcomes = match_tally.outcomes(&u.match_id);
+                                        tally.entry(u.match_id.clone()).or_default().unscored += 1;
                                         session.give(Scored::Unscored(DeadLetter::unscored(
                                             &source,
                                             &u.match_id,
                                             &u,
                                             &reason,
                                         )));
-                                        if let Some(outcomes) = outcomes {
-                                            tally.remove(&u.match_id);
+                                        if let Some(outcomes) = ended(&mut tally, &u) {
                                             session.give_iterator(counted(&metrics, outcomes));
                                         }
                                     }
@@ -549,12 +556,7 @@ impl<'s> ScoreLive<'s> for StreamVec<'s, Time, LiveUpdate> {
                                         t.ln_red += (1.0 - scored.blue_win_probability).ln();
                                         session.give(Scored::Prediction(scored));
                                     }
-                                    let match_tally = tally.entry(u.match_id.clone()).or_default();
-                                    if let Some(winner) = u.winner {
-                                        match_tally.end = Some((winner, u.event_time, u.updates));
-                                    }
-                                    if let Some(outcomes) = match_tally.outcomes(&u.match_id) {
-                                        tally.remove(&u.match_id);
+                                    if let Some(outcomes) = ended(&mut tally, &u) {
                                         checkpoint.touch(&u.match_id);
                                         session.give_iterator(counted(&metrics, outcomes));
                                     }

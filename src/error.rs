@@ -80,7 +80,7 @@ pub enum RiftError {
     /// An external system (Kafka, Redis, object store, Schema Registry) failed.
     #[error("{system}: {message}")]
     External {
-        /// Which system: `kafka`, `redis`, `object_store`, `schema_registry`, `rocksdb`.
+        /// Which system: `kafka`, `redis`, `object_store`, `delta`, `schema_registry`, `rocksdb`.
         system: &'static str,
         /// What failed.
         message: String,
@@ -207,6 +207,19 @@ impl From<object_store::Error> for RiftError {
             object_store::Error::Generic { .. } | object_store::Error::JoinError { .. }
         );
         RiftError::external_caused("object_store", e, retryable)
+    }
+}
+
+impl From<deltalake_core::DeltaTableError> for RiftError {
+    fn from(e: deltalake_core::DeltaTableError) -> Self {
+        use deltalake_core::DeltaTableError as D;
+        // A lost race (another commit took the version; retries ran out) or
+        // a transport failure may pass on retry; a broken log or schema will not.
+        let retryable = matches!(
+            e,
+            D::ObjectStore { .. } | D::VersionAlreadyExists(_) | D::Transaction { .. }
+        );
+        RiftError::external_caused("delta", e, retryable)
     }
 }
 

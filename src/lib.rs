@@ -29,7 +29,7 @@
 //! | [`kafka`] | connectors | the Kafka client settings and admin calls shared by source and sink |
 //! | [`sources`] | connectors | where records come from: partitions + offsets (`file`, `generator`, `kafka`) |
 //! | [`sinks`] | connectors | where results go, with a write / pre-commit / commit lifecycle (`file`, `embedded`, `kafka`, `redis`) |
-//! | [`lake`] | connectors | Parquet tables on object_store: bronze, silver, gold rows; staged commits; compaction; point-in-time export |
+//! | [`lake`] | connectors | Parquet tables on object_store: bronze, silver, gold rows; staged commits; Delta Lake tables; compaction (background for Delta); point-in-time export |
 //! | [`operators`] | operators | dataflow operators, one per file or folder: source, windows, dedup, live state, scoring, snapshots, sink |
 //! | [`jobs`] | jobs | dataflow construction, one file per job (`lake`, `gold`, `player_features`, `predictions`), and the job context |
 //! | [`runtime`] | runtime | timely workers and processes as a service: the control dataflow that sequences job commands, the job catalog, the admin API and status page, cluster membership and fail-fast |

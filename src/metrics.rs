@@ -32,6 +32,8 @@ struct Families {
     feature_store_writes: IntCounterVec,
     feature_store_seconds: Histogram,
     duplicates: IntCounterVec,
+    compacted_files: IntCounterVec,
+    compactions: IntCounterVec,
     sink_errors: IntCounterVec,
     job_failed: IntGaugeVec,
     checkpoint_seconds: HistogramVec,
@@ -92,6 +94,16 @@ impl Families {
             .register(Box::new(feature_store_seconds.clone()))
             .expect("unique histogram");
         Families {
+            compacted_files: counter(
+                "lake_compacted_files_total",
+                "Small lake files merged away by background compaction",
+                &["job", "table"],
+            ),
+            compactions: counter(
+                "lake_compactions_total",
+                "Background compaction commits (one per merged file)",
+                &["job", "table"],
+            ),
             duplicates: counter(
                 "silver_duplicates_total",
                 "Records dropped as duplicates of a business key",
@@ -316,6 +328,14 @@ impl Metrics {
             errors: f.sink_errors.with_label_values(&[job, sink]),
             commit_seconds: f.commit_seconds.with_label_values(&[job, sink]),
         }
+    }
+
+    /// Background compaction of `job`'s lake `table`: (merges, files merged away).
+    pub fn compaction(&self, job: &str, table: &str) -> (IntCounter, IntCounter) {
+        (
+            self.f.compactions.with_label_values(&[job, table]),
+            self.f.compacted_files.with_label_values(&[job, table]),
+        )
     }
 
     /// Counter of duplicates dropped from silver `table` by `job`.

@@ -38,7 +38,7 @@ pub use generator::GeneratorConfig;
 pub use jobs::JobConfig;
 pub use kafka::{Encoding, KafkaConfig};
 pub use runtime::RuntimeConfig;
-pub use sinks::SinkConfig;
+pub use sinks::{LakeFormat, SinkConfig};
 pub use sources::{RecordSchema, SourceConfig, WatermarkConfig};
 
 use crate::error::{Result, RiftError};

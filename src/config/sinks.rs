@@ -23,6 +23,14 @@ pub enum SinkConfig {
     Lake {
         /// Lake root: a local path or an `s3://`, `gs://`, `az://` URL.
         root: String,
+        /// Table format: `parquet` (hive-partitioned directories) or `delta`
+        /// (Delta Lake tables: atomic commits, background compaction, time travel).
+        #[serde(default)]
+        format: LakeFormat,
+        /// How often closed partitions of Delta tables are compacted in the
+        /// background (`0s`: never).
+        #[serde(default = "default_compact_interval", with = "humantime_serde")]
+        compact_interval: Duration,
         /// Target size of a Parquet file before it is rolled, bytes.
         #[serde(default = "default_file_bytes")]
         target_file_bytes: usize,
@@ -60,6 +68,21 @@ pub enum SinkConfig {
         #[serde(default = "default_ttl", with = "humantime_serde")]
         ttl: Duration,
     },
+}
+
+/// The lake sink's table format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LakeFormat {
+    /// Plain Parquet files in hive-partitioned directories.
+    #[default]
+    Parquet,
+    /// Delta Lake tables: the same files, committed through a transaction log.
+    Delta,
+}
+
+fn default_compact_interval() -> Duration {
+    Duration::from_secs(300)
 }
 
 fn default_roll_interval() -> Duration {

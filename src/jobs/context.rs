@@ -3,9 +3,10 @@
 //! to, and what the workers of the process share ([`RunShared`]). Helpers
 //! here open a job's sources and sinks by name and attach sinks to streams.
 
-use crate::config::{SinkConfig, Topology};
+use crate::config::{LakeFormat, SinkConfig, Topology};
 use crate::error::{Result, RiftError};
 use crate::events::DeadLetter;
+use crate::lake::background::{BackgroundCompactor, CompactSizing};
 use crate::lake::tables::LakeRow;
 use crate::lake::writer::LakeWriter;
 use crate::lake::Lake;
@@ -210,7 +211,9 @@ impl JobContext {
     /// The lake of sink `name`.
     pub fn lake(&self, name: &str) -> Result<Lake> {
         match self.sink(name)? {
-            SinkConfig::Lake { root, options, .. } => Lake::open_with(root, options),
+            sink @ SinkConfig::Lake { .. } => {
+                Lake::of_sink(sink).unwrap_or_else(|| Err(RiftError::Internal("lake sink".into())))
+            }
             other => Err(RiftError::config(
                 &self.topology.file,
                 format!("sinks.{name}"),
@@ -227,20 +230,34 @@ impl JobContext {
     {
         match self.sink(name)? {
             SinkConfig::Lake {
-                root,
                 target_file_bytes,
                 row_group_rows,
                 roll_interval,
-                options,
-            } => LakeWriter::new(
-                Lake::open_with(root, options)?,
-                &format!("{}-{output}", self.job),
-                (self.worker, self.peers),
-                *target_file_bytes,
-                *row_group_rows,
-                *roll_interval,
-                self.operator_state(&format!("lake/{name}/{output}")),
-            ),
+                format,
+                compact_interval,
+                ..
+            } => {
+                let lake = self.lake(name)?;
+                let writer = LakeWriter::new(
+                    lake.clone(),
+                    &format!("{}-{output}", self.job),
+                    (self.worker, self.peers),
+                    *target_file_bytes,
+                    *row_group_rows,
+                    *roll_interval,
+                    self.operator_state(&format!("lake/{name}/{output}")),
+                )?;
+                if *format != LakeFormat::Delta || compact_interval.is_zero() || self.worker != 0 {
+                    return Ok(writer);
+                }
+                let sizing = CompactSizing {
+                    target_file_bytes: *target_file_bytes as u64,
+                    row_group_rows: *row_group_rows,
+                };
+                let compactor =
+                    BackgroundCompactor::start(lake, &self.job, *compact_interval, sizing, self.metrics.clone());
+                Ok(writer.with_compactor(compactor))
+            }
             other => Err(RiftError::config(
                 &self.topology.file,
                 format!("sinks.{name}"),

@@ -23,8 +23,13 @@
 //! hash of its inputs, so a retry rewrites the same object. Between the move
 //! and the deletes a reader listing the partition sees rows twice; run
 //! compaction when no exact-count reader is scanning the closed days.
+//!
+//! Delta tables have none of that window: the merged file is written in
+//! place, invisible until one commit removes the inputs and adds it
+//! ([`delta::swap_files`]). Their writers also compact in the background
+//! ([`super::background`]).
 
-use super::Lake;
+use super::{delta, Lake};
 use crate::error::{Result, RiftError};
 use arrow::array::RecordBatch;
 use parquet::arrow::ArrowWriter;
@@ -104,48 +109,52 @@ pub fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport> {
         recovered: if opts.dry_run { 0 } else { recover(lake)? },
         ..Default::default()
     };
+    let listing = lake.list("")?;
+    // Delta tables are compacted through their log; their directories also
+    // hold files of older versions, which are not live.
+    let delta_tables: std::collections::BTreeSet<String> = listing
+        .iter()
+        .map(|(path, _)| lake.relative(path))
+        .filter(|r| r.contains("/_delta_log/"))
+        .map(|r| table_of(&r))
+        .collect();
     // Small files per partition directory.
     let mut partitions: BTreeMap<String, Vec<(String, u64)>> = BTreeMap::new();
-    for (path, size) in lake.list("")? {
+    for (path, size) in listing {
         let relative = lake.relative(&path);
         if NOT_TABLES.iter().any(|p| relative.starts_with(p)) || !relative.ends_with(".parquet") {
             continue;
         }
-        if SNAPSHOT_TABLES.contains(&table_of(&relative).as_str()) {
+        let table = table_of(&relative);
+        if SNAPSHOT_TABLES.contains(&table.as_str()) || delta_tables.contains(&table) {
             continue;
         }
         let Some((dir, _name)) = relative.rsplit_once('/') else {
             continue;
         };
-        let closed = partition_day(dir).is_some_and(|day| {
-            day.saturating_add(24 * 3600 * 1000)
-                .saturating_add(opts.min_age.as_millis() as i64)
-                <= opts.now_ms
-        });
-        if closed && size < opts.target_file_bytes {
+        if is_closed(dir, opts) && size < opts.target_file_bytes {
             partitions.entry(dir.to_string()).or_default().push((relative, size));
         }
+    }
+    for table in &delta_tables {
+        if SNAPSHOT_TABLES.contains(&table.as_str()) {
+            continue;
+        }
+        let r = compact_delta(lake, table, opts)?;
+        report.partitions += r.partitions;
+        report.files_in += r.files_in;
+        report.files_out += r.files_out;
+        report.bytes_in += r.bytes_in;
+        report.rows += r.rows;
     }
     for (partition, mut files) in partitions {
         if files.len() < 2 {
             continue;
         }
         files.sort();
-        // Groups of consecutive files up to the target size.
-        let mut groups: Vec<Vec<(String, u64)>> = vec![Vec::new()];
-        let mut group_bytes = 0u64;
-        for f in files {
-            if group_bytes + f.1 > opts.target_file_bytes && !groups.last().is_some_and(|g| g.is_empty()) {
-                groups.push(Vec::new());
-                group_bytes = 0;
-            }
-            group_bytes += f.1;
-            if let Some(g) = groups.last_mut() {
-                g.push(f);
-            }
-        }
+        let groups = merge_groups(files, opts.target_file_bytes);
         let mut merged_any = false;
-        for group in groups.into_iter().filter(|g| g.len() >= 2) {
+        for group in groups {
             let bytes_in: u64 = group.iter().map(|(_, s)| *s).sum();
             let names: Vec<String> = group.into_iter().map(|(n, _)| n).collect();
             let rows = if opts.dry_run {
@@ -166,12 +175,75 @@ pub fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport> {
     Ok(report)
 }
 
-/// Merges `inputs` (relative paths in `partition`) into one file; returns its rows.
-fn merge(lake: &Lake, partition: &str, inputs: &[String], opts: &CompactOptions) -> Result<u64> {
-    // Files of one schema only: a later schema (an added column) starts its own file.
+/// Whether the partition `dir` (a path with `date=`) is closed under `opts`.
+fn is_closed(dir: &str, opts: &CompactOptions) -> bool {
+    partition_day(dir).is_some_and(|day| {
+        day.saturating_add(24 * 3600 * 1000)
+            .saturating_add(opts.min_age.as_millis() as i64)
+            <= opts.now_ms
+    })
+}
+
+/// Splits `files` (sorted) into runs of consecutive files up to `target` bytes; runs of one file are dropped.
+fn merge_groups<T>(files: Vec<(T, u64)>, target: u64) -> Vec<Vec<(T, u64)>> {
+    let mut groups: Vec<Vec<(T, u64)>> = vec![Vec::new()];
+    let mut group_bytes = 0u64;
+    for f in files {
+        if group_bytes + f.1 > target && !groups.last().is_some_and(|g| g.is_empty()) {
+            groups.push(Vec::new());
+            group_bytes = 0;
+        }
+        group_bytes += f.1;
+        if let Some(g) = groups.last_mut() {
+            g.push(f);
+        }
+    }
+    groups.retain(|g| g.len() >= 2);
+    groups
+}
+
+/// Compacts the closed partitions of Delta table `table`: each run of small
+/// live files becomes one file, swapped in by one commit.
+pub fn compact_delta(lake: &Lake, table: &str, opts: &CompactOptions) -> Result<CompactReport> {
+    let mut report = CompactReport::default();
+    let mut partitions: BTreeMap<String, Vec<(delta::LiveFile, u64)>> = BTreeMap::new();
+    for f in delta::live_files(lake, table)? {
+        if f.size < opts.target_file_bytes && is_closed(&f.partition, opts) {
+            let size = f.size;
+            partitions.entry(f.partition.clone()).or_default().push((f, size));
+        }
+    }
+    for (partition, mut files) in partitions {
+        files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+        let mut merged_any = false;
+        for group in merge_groups(files, opts.target_file_bytes) {
+            let bytes_in: u64 = group.iter().map(|(_, s)| *s).sum();
+            let inputs: Vec<delta::LiveFile> = group.into_iter().map(|(f, _)| f).collect();
+            let rows = if opts.dry_run {
+                Some(0)
+            } else {
+                merge_delta(lake, table, &partition, &inputs, opts)?
+            };
+            if let Some(rows) = rows {
+                merged_any = true;
+                report.files_in += inputs.len();
+                report.files_out += 1;
+                report.bytes_in += bytes_in;
+                report.rows += rows;
+            }
+        }
+        if merged_any {
+            report.partitions += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Reads the files of one schema among `names` (the first file's); returns their batches and the files used.
+fn read_same_schema(lake: &Lake, names: &[String]) -> Result<(Vec<RecordBatch>, Vec<usize>)> {
     let mut batches: Vec<RecordBatch> = Vec::new();
-    let mut used: Vec<String> = Vec::new();
-    for name in inputs {
+    let mut used = Vec::new();
+    for (i, name) in names.iter().enumerate() {
         let file_batches = lake.read_parquet(&lake.path(name))?;
         let same = match (batches.first(), file_batches.first()) {
             (Some(a), Some(b)) => a.schema() == b.schema(),
@@ -179,9 +251,66 @@ fn merge(lake: &Lake, partition: &str, inputs: &[String], opts: &CompactOptions)
         };
         if same {
             batches.extend(file_batches);
-            used.push(name.clone());
+            used.push(i);
         }
     }
+    Ok((batches, used))
+}
+
+/// `batches` as one zstd Parquet file; returns its bytes and rows.
+fn merged_file(batches: &[RecordBatch], opts: &CompactOptions) -> Result<Option<(bytes::Bytes, u64)>> {
+    let Some(schema) = batches.first().map(|b| b.schema()) else {
+        return Ok(None);
+    };
+    let props = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
+        .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
+        .build();
+    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))?;
+    let mut rows = 0u64;
+    for b in batches {
+        rows += b.num_rows() as u64;
+        writer.write(b)?;
+    }
+    Ok(Some((bytes::Bytes::from(writer.into_inner()?), rows)))
+}
+
+/// Merges live files `inputs` of Delta table `table` into one, written in
+/// place (invisible until committed) and swapped in by one commit; returns
+/// its rows, or `None` when another commit removed an input first.
+fn merge_delta(
+    lake: &Lake,
+    table: &str,
+    partition: &str,
+    inputs: &[delta::LiveFile],
+    opts: &CompactOptions,
+) -> Result<Option<u64>> {
+    let names: Vec<String> = inputs.iter().map(|f| format!("{table}/{}", f.path)).collect();
+    let (batches, used) = read_same_schema(lake, &names)?;
+    if used.len() < 2 {
+        return Ok(None);
+    }
+    let used: Vec<delta::LiveFile> = used.into_iter().filter_map(|i| inputs.get(i).cloned()).collect();
+    let Some((bytes, rows)) = merged_file(&batches, opts)? else {
+        return Ok(None);
+    };
+    let id = merge_id(&used.iter().map(|f| f.path.clone()).collect::<Vec<_>>());
+    let merged = delta::DataFile {
+        path: format!("{partition}/compacted-{id}.parquet"),
+        partition: partition.to_string(),
+        size: bytes.len() as u64,
+        rows,
+    };
+    lake.put(&lake.path(&format!("{table}/{}", merged.path)), bytes)?;
+    crate::util::crash_point!("delta-compaction-written");
+    Ok(delta::swap_files(lake, table, &used, &merged)?.then_some(rows))
+}
+
+/// Merges `inputs` (relative paths in `partition`) into one file; returns its rows.
+fn merge(lake: &Lake, partition: &str, inputs: &[String], opts: &CompactOptions) -> Result<u64> {
+    // Files of one schema only: a later schema (an added column) starts its own file.
+    let (batches, used) = read_same_schema(lake, inputs)?;
+    let used: Vec<String> = used.into_iter().filter_map(|i| inputs.get(i).cloned()).collect();
     if used.len() < 2 {
         return Ok(0);
     }
@@ -197,22 +326,11 @@ fn merge(lake: &Lake, partition: &str, inputs: &[String], opts: &CompactOptions)
         serde_json::to_vec(&intent).map_err(|e| RiftError::Internal(format!("compaction intent: {e}")))?;
     lake.put(&intent_path, bytes::Bytes::from(intent_bytes))?;
 
-    let Some(schema) = batches.first().map(|b| b.schema()) else {
+    let Some((bytes, rows)) = merged_file(&batches, opts)? else {
         return Ok(0);
     };
-    let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).unwrap_or_default()))
-        .set_max_row_group_row_count(Some(opts.row_group_rows.max(1)))
-        .build();
-    let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(props))?;
-    let mut rows = 0u64;
-    for b in &batches {
-        rows += b.num_rows() as u64;
-        writer.write(b)?;
-    }
-    let bytes = writer.into_inner()?;
     let staging = lake.path(&format!("_staging/{output}"));
-    lake.put(&staging, bytes::Bytes::from(bytes))?;
+    lake.put(&staging, bytes)?;
     lake.rename(&staging, &lake.path(&output))?;
     for name in &used {
         lake.delete(&lake.path(name))?;

@@ -20,7 +20,9 @@
 //! Each writer records its last committed epoch in `_writers/`, and a new run
 //! continues after it, so a second run never overwrites the first run's files.
 
+pub mod background;
 pub mod compact;
+pub mod delta;
 pub mod gold;
 pub mod offline;
 pub mod tables;
@@ -42,6 +44,8 @@ pub struct Lake {
     pub prefix: ObjectPath,
     /// The root as configured (for messages).
     pub root: String,
+    /// The table format writers use (readers find out per table).
+    pub format: crate::config::LakeFormat,
 }
 
 impl Lake {
@@ -64,6 +68,7 @@ impl Lake {
                 store: Arc::from(store),
                 prefix,
                 root: root.to_string(),
+                format: Default::default(),
             });
         }
         let path = root.strip_prefix("file://").unwrap_or(root);
@@ -73,7 +78,39 @@ impl Lake {
             store: Arc::new(store),
             prefix: ObjectPath::default(),
             root: root.to_string(),
+            format: Default::default(),
         })
+    }
+
+    /// The lake of a `[sinks.NAME]` lake sink: its root, options and format.
+    pub fn of_sink(sink: &crate::config::SinkConfig) -> Option<Result<Lake>> {
+        match sink {
+            crate::config::SinkConfig::Lake {
+                root, options, format, ..
+            } => Some(Lake::open_with(root, options).map(|lake| Lake {
+                format: *format,
+                ..lake
+            })),
+            _ => None,
+        }
+    }
+
+    /// The store at the root of the lake's file system or bucket, and the
+    /// lake root's URL in it (how Delta tables address their files).
+    pub fn delta_root(&self) -> Result<(Arc<dyn ObjectStore>, url::Url)> {
+        if self.root.contains("://") && !self.root.starts_with("file://") {
+            let mut url = url::Url::parse(&self.root)
+                .map_err(|e| RiftError::Usage(format!("lake root `{}` is not a valid URL: {e}", self.root)))?;
+            if !url.path().ends_with('/') {
+                url.set_path(&format!("{}/", url.path()));
+            }
+            return Ok((self.store.clone(), url));
+        }
+        let path = self.root.strip_prefix("file://").unwrap_or(&self.root);
+        let absolute = std::fs::canonicalize(path).map_err(|e| RiftError::io(path, e))?;
+        let url = url::Url::from_directory_path(&absolute)
+            .map_err(|()| RiftError::Usage(format!("lake root `{}` is not an absolute path", absolute.display())))?;
+        Ok((Arc::new(LocalFileSystem::new()), url))
     }
 
     /// The lake of `topology`'s first lake sink, with its object_store options.
@@ -81,10 +118,7 @@ impl Lake {
         topology
             .sinks
             .values()
-            .find_map(|s| match s {
-                crate::config::SinkConfig::Lake { root, options, .. } => Some(Lake::open_with(root, options)),
-                _ => None,
-            })
+            .find_map(Lake::of_sink)
             .unwrap_or_else(|| Err(RiftError::config(&topology.file, "sinks", "no lake sink")))
     }
 

@@ -91,10 +91,7 @@ impl FeatureHistory {
     /// Reads `gold/player_features` of `lake`.
     pub fn load(lake: &Lake) -> Result<FeatureHistory> {
         let mut rows = Vec::new();
-        for (path, _) in lake.list("gold/player_features")? {
-            if !path.as_ref().ends_with(".parquet") {
-                continue;
-            }
+        for path in super::delta::data_files(lake, "gold/player_features")? {
             for batch in lake.read_parquet(&path)? {
                 rows.extend(feature_rows(&batch).map_err(|e| match e {
                     RiftError::Usage(m) => RiftError::Usage(format!("{path}: {m}")),

@@ -25,9 +25,20 @@
 //! holds. Staged files of rolls never recorded are deleted. So every row of
 //! a checkpointed epoch is in the lake once; each file appears atomically,
 //! the files of one roll one after another.
+//!
+//! # Delta tables
+//! With `format = "delta"` a roll writes its files in place (unreferenced,
+//! so invisible) and commits them with one Delta commit per table, carrying
+//! the writer's `txn` (app id `{writer}-w{worker}`, version = the roll's
+//! epoch). A redone roll rewrites the same files and skips a commit the
+//! table already holds, so all of a roll's rows of a table appear at once,
+//! and once. On worker 0 a [`BackgroundCompactor`] merges the small files
+//! of the tables the writer adds to.
 
+use super::background::BackgroundCompactor;
 use super::tables::LakeRow;
-use super::Lake;
+use super::{delta, Lake};
+use crate::config::LakeFormat;
 use crate::error::{Result, RiftError};
 use crate::sinks::SinkWriter;
 use crate::state::checkpoint::entry_key;
@@ -78,6 +89,8 @@ pub struct LakeWriter<R: LakeRow> {
     ending: bool,
     /// The latest epoch committed (its logged rows may wait for the roll).
     committed: Option<u64>,
+    /// Compacts the Delta tables this writer adds to, in the background.
+    compactor: Option<BackgroundCompactor>,
 }
 
 /// What a roll record holds: the epochs it covers (up to and including)
@@ -129,7 +142,14 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
             last_roll: Instant::now(),
             ending: false,
             committed: None,
+            compactor: None,
         })
+    }
+
+    /// Compacts the tables this writer adds files to with `compactor`.
+    pub fn with_compactor(mut self, compactor: BackgroundCompactor) -> Self {
+        self.compactor = Some(compactor);
+        self
     }
 
     /// The log entry of chunk `seq` of `epoch` written by worker `slot` (its key group).
@@ -145,32 +165,44 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
     }
 
     /// Writes `rows` as the files of roll `through`: grouped by (table,
-    /// partition) in order, split past the target size, staged then moved
-    /// into place.
+    /// partition) in order, split past the target size; then makes them
+    /// visible: Parquet files are staged and moved into place, Delta files
+    /// are written in place and added by one commit per table.
     fn write_files(&self, slot: usize, through: u64, run: u64, groups: &Groups<R>) -> Result<()> {
-        let mut files: Vec<(ObjectPath, ObjectPath, bytes::Bytes)> = Vec::new();
+        let delta = self.lake.format == LakeFormat::Delta;
+        let schema = if delta {
+            delta::data_schema(&R::schema())
+        } else {
+            R::schema()
+        };
+        // (table, partition, name, bytes, rows)
+        let mut files: Vec<(String, String, String, bytes::Bytes, u64)> = Vec::new();
         for ((table, partition), group) in groups {
             let mut seq = 0u32;
-            let mut writer: Option<ArrowWriter<Vec<u8>>> = None;
-            let mut close = |writer: &mut Option<ArrowWriter<Vec<u8>>>, seq: &mut u32| -> Result<()> {
-                if let Some(w) = writer.take() {
+            let mut writer: Option<(ArrowWriter<Vec<u8>>, u64)> = None;
+            let mut close = |writer: &mut Option<(ArrowWriter<Vec<u8>>, u64)>, seq: &mut u32| -> Result<()> {
+                if let Some((w, rows)) = writer.take() {
                     let name = file_name(&self.writer_id, slot, through, run, *seq);
                     *seq += 1;
-                    files.push((
-                        self.lake.path(&format!("_staging/{table}/{partition}/{name}")),
-                        self.lake.path(&format!("{table}/{partition}/{name}")),
-                        bytes::Bytes::from(w.into_inner()?),
-                    ));
+                    let bytes = bytes::Bytes::from(w.into_inner()?);
+                    files.push((table.clone(), partition.clone(), name, bytes, rows));
                 }
                 Ok(())
             };
             for chunk in group.chunks(self.row_group_rows) {
-                let batch = R::to_batch(chunk)?;
-                if writer.is_none() {
-                    writer = Some(ArrowWriter::try_new(Vec::new(), R::schema(), Some(self.props.clone()))?);
+                let mut batch = R::to_batch(chunk)?;
+                if delta {
+                    batch = delta::data_batch(&batch)?;
                 }
-                if let Some(w) = writer.as_mut() {
+                if writer.is_none() {
+                    writer = Some((
+                        ArrowWriter::try_new(Vec::new(), schema.clone(), Some(self.props.clone()))?,
+                        0,
+                    ));
+                }
+                if let Some((w, rows)) = writer.as_mut() {
                     w.write(&batch)?;
+                    *rows += batch.num_rows() as u64;
                     if w.bytes_written() + w.in_progress_size() >= self.target_file_bytes {
                         close(&mut writer, &mut seq)?;
                     }
@@ -178,11 +210,48 @@ impl<R: LakeRow + Serialize + DeserializeOwned> LakeWriter<R> {
             }
             close(&mut writer, &mut seq)?;
         }
+        if delta {
+            upload(
+                &self.lake,
+                files
+                    .iter()
+                    .map(|(t, p, n, b, _)| (self.lake.path(&format!("{t}/{p}/{n}")), b.clone()))
+                    .collect(),
+            )?;
+            let mut by_table: BTreeMap<&str, Vec<delta::DataFile>> = BTreeMap::new();
+            for (table, partition, name, bytes, rows) in &files {
+                by_table.entry(table).or_default().push(delta::DataFile {
+                    path: format!("{partition}/{name}"),
+                    partition: partition.clone(),
+                    size: bytes.len() as u64,
+                    rows: *rows,
+                });
+            }
+            let app = format!("{}-w{slot:03}", self.writer_id);
+            for (table, table_files) in by_table {
+                delta::append(&self.lake, table, &R::schema(), &table_files, &app, through)?;
+                crate::util::crash_point!("lake-delta-committed");
+                if let Some(c) = &self.compactor {
+                    c.track([table]);
+                }
+            }
+            return Ok(());
+        }
+        let staged: Vec<(ObjectPath, ObjectPath, bytes::Bytes)> = files
+            .into_iter()
+            .map(|(t, p, n, b, _)| {
+                (
+                    self.lake.path(&format!("_staging/{t}/{p}/{n}")),
+                    self.lake.path(&format!("{t}/{p}/{n}")),
+                    b,
+                )
+            })
+            .collect();
         upload(
             &self.lake,
-            files.iter().map(|(s, _, b)| (s.clone(), b.clone())).collect(),
+            staged.iter().map(|(s, _, b)| (s.clone(), b.clone())).collect(),
         )?;
-        move_into_place(&self.lake, files.into_iter().map(|(s, f, _)| (s, f)).collect())
+        move_into_place(&self.lake, staged.into_iter().map(|(s, f, _)| (s, f)).collect())
     }
 
     /// Rolls `rows` (the logged rows of worker `slot`'s log of the epochs up
@@ -275,6 +344,9 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
 
     fn end_of_input(&mut self) {
         self.ending = true;
+        if let Some(c) = &self.compactor {
+            c.finish();
+        }
     }
 
     fn recover(&mut self, restored: Option<u64>) -> Result<()> {

@@ -22,11 +22,13 @@
 //! At the end of a bounded input every changed day is written. A partition
 //! is one file, `part-00000.parquet`, replaced in place (object-store puts
 //! are atomic), so readers always see a complete, current snapshot and a
-//! replay rewrites rather than duplicates. All rows go to one worker: gold
+//! replay rewrites rather than duplicates. In a Delta lake each rewrite is a
+//! new file and one commit that removes the partition's previous files. All rows go to one worker: gold
 //! tables are small.
 
+use crate::config::LakeFormat;
 use crate::lake::tables::{GoldRow, LakeRow};
-use crate::lake::Lake;
+use crate::lake::{delta, Lake};
 use crate::operators::epoch_gate::EpochGate;
 use crate::util::time::{epoch_frontier, time, watermark};
 use crate::util::Time;
@@ -213,6 +215,12 @@ pub fn write_snapshots<'s, R: GoldRow>(
     out.probe_with(&committed);
 }
 
+/// A process-wide sequence number for snapshot file names.
+fn snapshot_sequence() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Replaces the partition files of `rows` (all of one table) with their contents.
 fn write_partition<R: LakeRow + Clone>(lake: &Lake, props: &WriterProperties, rows: &[R]) -> crate::error::Result<()> {
     let mut by_partition: BTreeMap<(String, String), Vec<&R>> = BTreeMap::new();
@@ -222,6 +230,23 @@ fn write_partition<R: LakeRow + Clone>(lake: &Lake, props: &WriterProperties, ro
     for ((table, partition), group) in by_partition {
         let owned: Vec<R> = group.into_iter().cloned().collect();
         let batch = R::to_batch(&owned)?;
+        if lake.format == LakeFormat::Delta {
+            // A new file per version, so readers of older versions keep theirs.
+            let batch = delta::data_batch(&batch)?;
+            let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props.clone()))?;
+            writer.write(&batch)?;
+            let bytes = writer.into_inner()?;
+            let name = format!("part-{:x}-{:04x}.parquet", crate::util::now_ms(), snapshot_sequence());
+            let file = delta::DataFile {
+                path: format!("{partition}/{name}"),
+                partition: partition.clone(),
+                size: bytes.len() as u64,
+                rows: owned.len() as u64,
+            };
+            lake.put(&lake.path(&format!("{table}/{}", file.path)), bytes.into())?;
+            delta::replace_partition(lake, &table, &R::schema(), &file)?;
+            continue;
+        }
         let mut writer = ArrowWriter::try_new(Vec::new(), R::schema(), Some(props.clone()))?;
         writer.write(&batch)?;
         let bytes = writer.into_inner()?;

@@ -13,7 +13,7 @@ use std::path::Path;
 const HOUR: i64 = 3600 * 1000;
 const DAY: i64 = 24 * HOUR;
 
-fn simulated(matches: usize, seed: u64) -> Vec<Match> {
+pub(super) fn simulated(matches: usize, seed: u64) -> Vec<Match> {
     simulate(&GeneratorConfig {
         players: 120,
         matches,

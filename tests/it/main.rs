@@ -3,6 +3,7 @@
 
 mod cli;
 mod cluster;
+mod delta;
 mod generator;
 mod gold;
 mod jobs;

@@ -146,32 +146,11 @@ pub fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport> {
         report.files_out += r.files_out;
         report.bytes_in += r.bytes_in;
         report.rows += r.rows;
+        report.recovered += r.recovered;
     }
-    for (partition, mut files) in partitions {
-        if files.len() < 2 {
-            continue;
-        }
-        files.sort();
-        let groups = merge_groups(files, opts.target_file_bytes);
-        let mut merged_any = false;
-        for group in groups {
-            let bytes_in: u64 = group.iter().map(|(_, s)| *s).sum();
-            let names: Vec<String> = group.into_iter().map(|(n, _)| n).collect();
-            let rows = if opts.dry_run {
-                0
-            } else {
-                merge(lake, &partition, &names, opts)?
-            };
-            merged_any = true;
-            report.files_in += names.len();
-            report.files_out += 1;
-            report.bytes_in += bytes_in;
-            report.rows += rows;
-        }
-        if merged_any {
-            report.partitions += 1;
-        }
-    }
+    merge_partitions(partitions, opts, &mut report, |partition, names| {
+        merge(lake, partition, names, opts).map(Some)
+    })?;
     Ok(report)
 }
 
@@ -202,27 +181,24 @@ fn merge_groups<T>(files: Vec<(T, u64)>, target: u64) -> Vec<Vec<(T, u64)>> {
     groups
 }
 
-/// Compacts the closed partitions of Delta table `table`: each run of small
-/// live files becomes one file, swapped in by one commit.
-pub fn compact_delta(lake: &Lake, table: &str, opts: &CompactOptions) -> Result<CompactReport> {
-    let mut report = CompactReport::default();
-    let mut partitions: BTreeMap<String, Vec<(delta::LiveFile, u64)>> = BTreeMap::new();
-    for f in delta::live_files(lake, table)? {
-        if f.size < opts.target_file_bytes && is_closed(&f.partition, opts) {
-            let size = f.size;
-            partitions.entry(f.partition.clone()).or_default().push((f, size));
-        }
-    }
+/// Merges, partition by partition, each run of consecutive small files (in
+/// sorted order) with `merge` (`None`: nothing merged), counting into `report`.
+fn merge_partitions<T: Ord>(
+    partitions: BTreeMap<String, Vec<(T, u64)>>,
+    opts: &CompactOptions,
+    report: &mut CompactReport,
+    mut merge: impl FnMut(&str, &[T]) -> Result<Option<u64>>,
+) -> Result<()> {
     for (partition, mut files) in partitions {
-        files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
+        files.sort();
         let mut merged_any = false;
         for group in merge_groups(files, opts.target_file_bytes) {
             let bytes_in: u64 = group.iter().map(|(_, s)| *s).sum();
-            let inputs: Vec<delta::LiveFile> = group.into_iter().map(|(f, _)| f).collect();
+            let inputs: Vec<T> = group.into_iter().map(|(f, _)| f).collect();
             let rows = if opts.dry_run {
                 Some(0)
             } else {
-                merge_delta(lake, table, &partition, &inputs, opts)?
+                merge(&partition, &inputs)?
             };
             if let Some(rows) = rows {
                 merged_any = true;
@@ -236,6 +212,23 @@ pub fn compact_delta(lake: &Lake, table: &str, opts: &CompactOptions) -> Result<
             report.partitions += 1;
         }
     }
+    Ok(())
+}
+
+/// Compacts the closed partitions of Delta table `table`: each run of small
+/// live files becomes one file, swapped in by one commit.
+pub fn compact_delta(lake: &Lake, table: &str, opts: &CompactOptions) -> Result<CompactReport> {
+    let mut report = CompactReport::default();
+    let mut partitions: BTreeMap<String, Vec<(delta::LiveFile, u64)>> = BTreeMap::new();
+    for f in delta::live_files(lake, table)? {
+        if f.size < opts.target_file_bytes && is_closed(&f.partition, opts) {
+            let size = f.size;
+            partitions.entry(f.partition.clone()).or_default().push((f, size));
+        }
+    }
+    merge_partitions(partitions, opts, &mut report, |partition, inputs| {
+        merge_delta(lake, table, partition, inputs, opts)
+    })?;
     Ok(report)
 }
 

@@ -51,8 +51,9 @@ pub struct DataFile {
     pub rows: u64,
 }
 
-/// A live file of a table: its path relative to the table root, partition and size.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A live file of a table: its path relative to the table root, partition
+/// and size (ordered by path).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LiveFile {
     /// Path relative to the table root.
     pub path: String,

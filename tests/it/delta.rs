@@ -6,25 +6,9 @@ use super::lake_tools::simulated;
 use super::support::{run_bounded, write_jsonl};
 use std::collections::BTreeMap;
 
-fn topology(state: &str, input: &str, root: &str, lake_options: &str) -> String {
-    format!(
-        r#"
-[runtime]
-state_dir = "{state}"
-[sources.matches]
-kind = "file"
-path = "{input}"
-schema = "matches"
-[sinks.lake]
-kind = "lake"
-root = "{root}"
-{lake_options}
-[jobs.lake]
-kind = "lake"
-sources = ["matches"]
-lake = "lake"
-"#
-    )
+/// The lake job of `lake_topology`, its state under `{dir}/state`.
+fn topology(dir: &str, input: &str, root: &str, lake_options: &str) -> String {
+    super::lake_tools::lake_topology(dir, input, root, lake_options)
 }
 
 /// For each table: the Delta table read by `deltalake` against the Parquet
@@ -93,9 +77,9 @@ fn delta_tables_hold_the_parquet_lake_rows_and_are_compacted_atomically_with_his
     let delta_options = "format = \"delta\"\ncompact_interval = \"1h\"";
     let mut delta_report = None;
     for half in &halves {
-        run_bounded(&topology(&format!("{d}/state-p"), half, &parquet_root, ""), 2);
+        run_bounded(&topology(&format!("{d}/p"), half, &parquet_root, ""), 2);
         delta_report = Some(run_bounded(
-            &topology(&format!("{d}/state-d"), half, &delta_root, delta_options),
+            &topology(&format!("{d}/d"), half, &delta_root, delta_options),
             2,
         ));
     }
@@ -224,12 +208,12 @@ fn crashes_around_delta_commits_then_restarts_leave_every_row_once() {
     write_jsonl(&input, &lines);
     let input = input.display().to_string();
     let (parquet_root, delta_root) = (format!("{d}/parquet"), format!("{d}/delta"));
-    run_bounded(&topology(&format!("{d}/state-p"), &input, &parquet_root, ""), 2);
+    run_bounded(&topology(&format!("{d}/p"), &input, &parquet_root, ""), 2);
     let topology_file = dir.path().join("delta.toml");
     std::fs::write(
         &topology_file,
         topology(
-            &format!("{d}/state-d"),
+            &format!("{d}/d"),
             &input,
             &delta_root,
             "format = \"delta\"\ncompact_interval = \"1h\"",
@@ -323,9 +307,9 @@ fn delta_tables_on_s3_hold_the_parquet_lake_rows() {
         "format = \"delta\"\noptions = {{ endpoint = \"{endpoint}\", allow_http = \"true\", region = \"us-east-1\", access_key_id = \"test\", secret_access_key = \"test\" }}"
     );
     let parquet_root = format!("{d}/parquet");
-    run_bounded(&topology(&format!("{d}/state-p"), &input, &parquet_root, ""), 2);
+    run_bounded(&topology(&format!("{d}/p"), &input, &parquet_root, ""), 2);
     run_bounded(
-        &topology(&format!("{d}/state-d"), &input, "s3://rift-delta/prod", &options),
+        &topology(&format!("{d}/d"), &input, "s3://rift-delta/prod", &options),
         2,
     );
     let storage: BTreeMap<&str, &str> = [

@@ -131,7 +131,7 @@ fn point_in_time_export_uses_only_windows_closed_before_each_match() {
     );
 }
 
-fn lake_topology(d: &str, input: &str, root: &str, options: &str) -> String {
+pub(super) fn lake_topology(d: &str, input: &str, root: &str, options: &str) -> String {
     format!(
         r#"
 [runtime]

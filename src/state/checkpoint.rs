@@ -420,8 +420,10 @@ impl JobState {
                     Some(&PUT) => batch.put(&target, &v[1..]),
                     _ => batch.delete(&target),
                 }
-                batch.delete(&k);
             }
+            // One range tombstone for the epoch's staged entries: the batch
+            // holds the state once (as puts), not once more as deletes.
+            batch.delete_range(&staged, &self.staged_prefix(e.saturating_add(1)));
             if let Some((b, n)) = meta.staged_size.remove(e) {
                 bytes += b;
                 entries += n;

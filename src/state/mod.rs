@@ -40,6 +40,9 @@ pub fn stop_background_work() {
     }
 }
 
+/// Bytes of one memtable of a state database.
+const WRITE_BUFFER_BYTES: usize = 16 << 20;
+
 /// Opens (once per process) the RocksDB database at `path`.
 pub fn shared_db(path: &Path) -> Result<Arc<DB>> {
     let mut dbs = DBS
@@ -53,6 +56,10 @@ pub fn shared_db(path: &Path) -> Result<Arc<DB>> {
     }
     let mut opts = Options::default();
     opts.create_if_missing(true);
+    // Memtables bounded per database (RocksDB's default, 64 MiB × 2, is
+    // reached only by long runs and made peak RSS grow with run length).
+    opts.set_write_buffer_size(WRITE_BUFFER_BYTES);
+    opts.set_max_write_buffer_number(2);
     let db = Arc::new(DB::open(&opts, &canonical)?);
     dbs.insert(canonical, db.clone());
     Ok(db)

@@ -14,6 +14,7 @@ Modes (default: reference scaling checkpoint kafka):
   latency     the predictions job on Tansu: its highest sustained rate R_max, then produce->visible latency
               under open-loop load at --latency-loads percent of R_max (scripts/bench_latency.py)
   criterion   cargo bench --locked --bench operators (criterion's own statistics)
+  pyflink     the reference job beside the same job in PyFlink (benches/pyflink), if PyFlink and java are installed
 
 Every figure comes from --runs interleaved rounds (each round runs every
 contender once, side by side, as this machine's speed drifts from minute to
@@ -27,9 +28,12 @@ import subprocess, sys, tempfile, time, uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-MODES = ["reference", "scaling", "checkpoint", "kafka", "growth", "latency", "criterion"]
+MODES = ["reference", "scaling", "checkpoint", "kafka", "growth", "latency", "criterion", "pyflink"]
 DEFAULT_MODES = ["reference", "scaling", "checkpoint", "kafka"]
 REFERENCE = ROOT / "benches" / "reference-windows.toml"
+PYFLINK_JOB = ROOT / "benches" / "pyflink" / "reference_windows.py"
+# Where `pip install apache-flink` into a virtualenv of its own keeps PyFlink's pins apart.
+PYFLINK_VENV_PYTHON = Path.home() / ".cache" / "pyflink-venv" / "bin" / "python"
 KAFKA_TOPICS = ["esports.matches", "esports.player_stats", "esports.game_events", "esports.prediction_requests"]
 # The table scripts/check_reference.py builds (same columns and types); its window queries read `rows`.
 ROWS_TABLE = ("create table rows as select * from read_json('{input}', format='newline_delimited', "
@@ -444,6 +448,37 @@ def mode_latency(b):
     # scripts/ is on sys.path (this file runs as a script); bench_latency gets this module's helpers passed in.
     import bench_latency
     return bench_latency.mode_latency(b, sys.modules[__name__])
+
+
+def mode_pyflink(b):
+    python = os.environ.get("PYFLINK_PYTHON") or (str(PYFLINK_VENV_PYTHON) if PYFLINK_VENV_PYTHON.exists() else sys.executable)
+    if subprocess.run([python, "-c", "import pyflink"], capture_output=True).returncode != 0 or not shutil.which("java"):
+        print(f"pyflink: skipped: no PyFlink in {python} (set PYFLINK_PYTHON) or no java", flush=True)
+        return {"skipped": "PyFlink or java not installed"}
+    events = min(b.args.events or [1_000_000])
+    inp, d = b.rows(events, 10_000), b.work / "pyflink"
+    print(f"pyflink: {events} events, 10000 players, parallelism 2", flush=True)
+
+    def flink(_):
+        shutil.rmtree(d / "flink-out", ignore_errors=True)
+        return rates(b.measure("pyflink", [([python, PYFLINK_JOB, inp, d / "flink-out", "2"], None)]), events)
+
+    runs = b.interleave([("riftstream", lambda _: b.rift("riftstream", env_of(inp, d / "rift-out", d / "state"), events,
+                                                         fresh=[d / "rift-out", d / "state"])),
+                         ("pyflink", flink)])
+
+    def lines(files):
+        return sum(sum(1 for _ in open(f)) for f in files if f.is_file() and not f.name.startswith("."))
+
+    rows = {kind: {"riftstream": lines((d / "rift-out").glob(f"{kind}*.jsonl")),
+                   "pyflink": lines((d / "flink-out" / kind).rglob("*"))} for kind in ("tumbling", "sliding")}
+    res = {"events": events, "rows": rows, "pyflink_wall_over_riftstream_wall": ratio(runs["pyflink"], runs["riftstream"]),
+           "riftstream": result(runs["riftstream"]), "pyflink": result(runs["pyflink"])}
+    table(f"reference job: riftstream vs PyFlink ({b.runs} interleaved rounds; median (min-max))",
+          ["engine", *cols(), "tumbling rows", "sliding rows"],
+          [[name, *cells(res[name]["summary"]), rows["tumbling"][name], rows["sliding"][name]] for name in ("riftstream", "pyflink")])
+    print(f"PyFlink wall / riftstream wall: {fmt(res['pyflink_wall_over_riftstream_wall'], TWO)}", flush=True)
+    return res
 
 
 def mode_criterion(b):

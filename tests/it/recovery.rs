@@ -429,7 +429,7 @@ fn kill_repeatedly(dir: &Path, seed: u64) -> usize {
     let mut rng = Rng(seed | 1);
     let mut kills = 0;
     for _ in 0..3 {
-        let delay = Duration::from_millis(rng.below(800));
+        let delay = Duration::from_millis(rng.below(300));
         match run_and_signal(run(dir), delay, libc::SIGKILL) {
             // Killed by signal 9, not exited on its own.
             Some((status, _)) if status.signal() == Some(9) => kills += 1,

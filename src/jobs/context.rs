@@ -210,16 +210,14 @@ impl JobContext {
 
     /// The lake of sink `name`.
     pub fn lake(&self, name: &str) -> Result<Lake> {
-        match self.sink(name)? {
-            sink @ SinkConfig::Lake { .. } => {
-                Lake::of_sink(sink).unwrap_or_else(|| Err(RiftError::Internal("lake sink".into())))
-            }
-            other => Err(RiftError::config(
+        let sink = self.sink(name)?;
+        Lake::of_sink(sink).unwrap_or_else(|| {
+            Err(RiftError::config(
                 &self.topology.file,
                 format!("sinks.{name}"),
-                format!("expected a lake sink, found `{}`", other.kind()),
-            )),
-        }
+                format!("expected a lake sink, found `{}`", sink.kind()),
+            ))
+        })
     }
 
     /// A lake writer for sink `name`; `output` distinguishes writers in

@@ -140,13 +140,7 @@ pub fn compact(lake: &Lake, opts: &CompactOptions) -> Result<CompactReport> {
         if SNAPSHOT_TABLES.contains(&table.as_str()) {
             continue;
         }
-        let r = compact_delta(lake, table, opts)?;
-        report.partitions += r.partitions;
-        report.files_in += r.files_in;
-        report.files_out += r.files_out;
-        report.bytes_in += r.bytes_in;
-        report.rows += r.rows;
-        report.recovered += r.recovered;
+        compact_delta_into(lake, table, opts, &mut report)?;
     }
     merge_partitions(partitions, opts, &mut report, |partition, names| {
         merge(lake, partition, names, opts).map(Some)
@@ -219,6 +213,12 @@ fn merge_partitions<T: Ord>(
 /// live files becomes one file, swapped in by one commit.
 pub fn compact_delta(lake: &Lake, table: &str, opts: &CompactOptions) -> Result<CompactReport> {
     let mut report = CompactReport::default();
+    compact_delta_into(lake, table, opts, &mut report)?;
+    Ok(report)
+}
+
+/// [`compact_delta`], counting into `report`.
+fn compact_delta_into(lake: &Lake, table: &str, opts: &CompactOptions, report: &mut CompactReport) -> Result<()> {
     let mut partitions: BTreeMap<String, Vec<(delta::LiveFile, u64)>> = BTreeMap::new();
     for f in delta::live_files(lake, table)? {
         if f.size < opts.target_file_bytes && is_closed(&f.partition, opts) {
@@ -226,10 +226,9 @@ pub fn compact_delta(lake: &Lake, table: &str, opts: &CompactOptions) -> Result<
             partitions.entry(f.partition.clone()).or_default().push((f, size));
         }
     }
-    merge_partitions(partitions, opts, &mut report, |partition, inputs| {
+    merge_partitions(partitions, opts, report, |partition, inputs| {
         merge_delta(lake, table, partition, inputs, opts)
-    })?;
-    Ok(report)
+    })
 }
 
 /// Reads the files of one schema among `names` (the first file's); returns their batches and the files used.

@@ -23,7 +23,8 @@
 //! is one file, `part-00000.parquet`, replaced in place (object-store puts
 //! are atomic), so readers always see a complete, current snapshot and a
 //! replay rewrites rather than duplicates. In a Delta lake each rewrite is a
-//! new file and one commit that removes the partition's previous files. All rows go to one worker: gold
+//! new file and one commit that removes the partition's previous files.
+//! All rows go to one worker: gold
 //! tables are small.
 
 use crate::config::LakeFormat;
@@ -229,13 +230,16 @@ fn write_partition<R: LakeRow + Clone>(lake: &Lake, props: &WriterProperties, ro
     }
     for ((table, partition), group) in by_partition {
         let owned: Vec<R> = group.into_iter().cloned().collect();
-        let batch = R::to_batch(&owned)?;
-        if lake.format == LakeFormat::Delta {
+        let mut batch = R::to_batch(&owned)?;
+        let delta = lake.format == LakeFormat::Delta;
+        if delta {
+            batch = delta::data_batch(&batch)?;
+        }
+        let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props.clone()))?;
+        writer.write(&batch)?;
+        let bytes = writer.into_inner()?;
+        if delta {
             // A new file per version, so readers of older versions keep theirs.
-            let batch = delta::data_batch(&batch)?;
-            let mut writer = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props.clone()))?;
-            writer.write(&batch)?;
-            let bytes = writer.into_inner()?;
             let name = format!("part-{:x}-{:04x}.parquet", crate::util::now_ms(), snapshot_sequence());
             let file = delta::DataFile {
                 path: format!("{partition}/{name}"),
@@ -247,9 +251,6 @@ fn write_partition<R: LakeRow + Clone>(lake: &Lake, props: &WriterProperties, ro
             delta::replace_partition(lake, &table, &R::schema(), &file)?;
             continue;
         }
-        let mut writer = ArrowWriter::try_new(Vec::new(), R::schema(), Some(props.clone()))?;
-        writer.write(&batch)?;
-        let bytes = writer.into_inner()?;
         let path = lake.path(&format!("{table}/{partition}/part-00000.parquet"));
         let store = lake.store.clone();
         block_on(async move { store.put(&path, PutPayload::from(bytes)).await })?;

@@ -53,18 +53,24 @@ for table in tables:
 print(json.dumps(out))
 "#;
 
+/// `n` simulated matches as JSON, then the first 4 again (duplicates for silver to drop).
+fn matches_with_duplicates(n: usize, seed: u64) -> Vec<serde_json::Value> {
+    let mut lines: Vec<serde_json::Value> = simulated(n, seed)
+        .iter()
+        .map(|m| serde_json::to_value(m).unwrap())
+        .collect();
+    let dupes = lines[..4].to_vec();
+    lines.extend(dupes);
+    lines
+}
+
 #[test]
 fn delta_tables_hold_the_parquet_lake_rows_and_are_compacted_atomically_with_history() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
     // Two runs over interleaved halves: every partition gets files from
     // both runs and both workers, so there is something to compact.
-    let mut lines: Vec<serde_json::Value> = simulated(240, 21)
-        .iter()
-        .map(|m| serde_json::to_value(m).unwrap())
-        .collect();
-    let dupes = lines[..4].to_vec();
-    lines.extend(dupes);
+    let lines = matches_with_duplicates(240, 21);
     let halves: Vec<String> = (0..2)
         .map(|h| {
             let p = dir.path().join(format!("half{h}.jsonl"));
@@ -198,12 +204,7 @@ fn crashes_around_delta_commits_then_restarts_leave_every_row_once() {
     use std::os::unix::process::ExitStatusExt;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display().to_string();
-    let mut lines: Vec<serde_json::Value> = simulated(240, 33)
-        .iter()
-        .map(|m| serde_json::to_value(m).unwrap())
-        .collect();
-    let dupes = lines[..4].to_vec();
-    lines.extend(dupes);
+    let lines = matches_with_duplicates(240, 33);
     let input = dir.path().join("m.jsonl");
     write_jsonl(&input, &lines);
     let input = input.display().to_string();

@@ -36,7 +36,9 @@ pub struct RuntimeConfig {
     /// before spilling its state to RocksDB.
     #[serde(default = "default_state_memory_entries")]
     pub state_memory_entries: usize,
-    /// Records a source may have on their way to the sinks before it pauses (back-pressure).
+    /// Records a source (per worker) may have on their way to the sinks
+    /// before it pauses (back-pressure). Read-ahead is held in window state
+    /// and checkpoints, so this bounds memory as much as the state budget does.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight: usize,
 }
@@ -62,7 +64,7 @@ fn default_connect_timeout() -> Duration {
 }
 
 fn default_max_in_flight() -> usize {
-    1_000_000
+    100_000
 }
 
 fn default_state_memory_entries() -> usize {

@@ -158,8 +158,12 @@ impl SinkWriter<WindowResult> for PerSetFiles {
         self.files.iter_mut().try_for_each(|f| f.pre_commit(epoch))
     }
 
-    fn commit(&mut self, epoch: u64) -> Result<()> {
-        self.files.iter_mut().try_for_each(|f| f.commit(epoch))
+    fn commit(&mut self, epoch: u64) -> Result<bool> {
+        let mut done = true;
+        for f in &mut self.files {
+            done &= f.commit(epoch)?;
+        }
+        Ok(done)
     }
 }
 

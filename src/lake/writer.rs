@@ -308,9 +308,9 @@ impl<R: LakeRow + Serialize + DeserializeOwned> SinkWriter<R> for LakeWriter<R> 
         Ok(())
     }
 
-    fn commit(&mut self, epoch: u64) -> Result<()> {
+    fn commit(&mut self, epoch: u64) -> Result<bool> {
         self.committed = Some(self.committed.map_or(epoch, |c| c.max(epoch)));
-        self.flush().map(|_| ())
+        self.flush().map(|_| true)
     }
 
     fn flush(&mut self) -> Result<Option<Duration>> {

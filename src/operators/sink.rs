@@ -209,9 +209,14 @@ pub fn write_sink<'s, T: Clone + 'static, W: SinkWriter<T>>(
                     break;
                 }
                 crate::util::crash_point!("sink-commit-before");
-                if let Err(e) = writer.commit(epoch) {
-                    retry(e, &health, &mut backoff);
-                    return true;
+                match writer.commit(epoch) {
+                    Err(e) => {
+                        retry(e, &health, &mut backoff);
+                        return true;
+                    }
+                    // Under way off the worker thread: looked at again below.
+                    Ok(false) => break,
+                    Ok(true) => {}
                 }
                 metrics.commits.inc();
                 uncommitted.pop_first();

@@ -220,8 +220,8 @@ impl SinkWriter<WindowResult> for FeatureStoreWriter {
         Ok(())
     }
 
-    fn commit(&mut self, _epoch: u64) -> Result<()> {
-        Ok(())
+    fn commit(&mut self, _epoch: u64) -> Result<bool> {
+        Ok(true)
     }
 }
 

@@ -218,7 +218,7 @@ impl<T: 'static> SinkWriter<T> for JsonLinesWriter<T> {
         Ok(())
     }
 
-    fn commit(&mut self, epoch: u64) -> Result<()> {
+    fn commit(&mut self, epoch: u64) -> Result<bool> {
         let due: Vec<u64> = self.staged.range(..=epoch).map(|(e, _)| *e).collect();
         for e in due {
             if let Some(path) = self.staged.get(&e).cloned() {
@@ -226,7 +226,7 @@ impl<T: 'static> SinkWriter<T> for JsonLinesWriter<T> {
                 self.staged.remove(&e);
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     fn recover(&mut self, restored: Option<u64>) -> Result<()> {

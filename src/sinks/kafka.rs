@@ -327,10 +327,10 @@ impl<T: ToKafka + 'static> SinkWriter<T> for KafkaWriter<T> {
         ))
     }
 
-    fn commit(&mut self, epoch: u64) -> Result<()> {
+    fn commit(&mut self, epoch: u64) -> Result<bool> {
         match &mut self.exactly_once {
             Some(eo) => eo.commit(epoch),
-            None => Ok(()),
+            None => Ok(true),
         }
     }
 }

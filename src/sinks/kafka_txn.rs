@@ -16,6 +16,13 @@
 //!   id, drops log entries the marker covers (committed before the crash)
 //!   and commits the rest in a new transaction.
 //!
+//! A commit runs on a thread of its own (one at a time per writer, in
+//! epoch order): sending an epoch and waiting for the broker's commit
+//! takes tens to hundreds of milliseconds, and the worker thread goes on
+//! processing meanwhile. The sink counts the epoch committed only once that
+//! thread reports success; a failed transaction is aborted and the same
+//! epochs are sent again on the next call.
+//!
 //! The transactional id is `{group_id}.{job}.{sink}.w{worker}`: stable
 //! across restarts, one per worker of the run that wrote the log. After a
 //! rescale a worker recovers the logs of the key groups it owns now, each
@@ -57,6 +64,8 @@ pub struct ExactlyOnce {
     log: OperatorState,
     /// This worker's producer, once `recover` fenced its predecessor.
     producer: Option<BaseProducer<Deliveries>>,
+    /// The commit under way on its own thread, if any.
+    committing: Option<Committing>,
     /// Logged epochs not yet committed to Kafka: records and their log keys.
     logged: BTreeMap<u64, (Vec<KafkaRecord>, Vec<Vec<u8>>)>,
 }
@@ -79,6 +88,7 @@ impl ExactlyOnce {
             peers: peers.max(1),
             log,
             producer: None,
+            committing: None,
             logged: BTreeMap::new(),
         })
     }
@@ -148,34 +158,6 @@ impl ExactlyOnce {
         }
     }
 
-    /// Sends `records` and the marker of `through` in one transaction.
-    fn transact(
-        &self,
-        producer: &BaseProducer<Deliveries>,
-        slot: usize,
-        records: &[KafkaRecord],
-        through: u64,
-    ) -> Result<()> {
-        producer.begin_transaction().map_err(kafka_err)?;
-        let sent = records
-            .iter()
-            .try_for_each(|r| enqueue(producer, &self.topic, 0, r))
-            .and_then(|()| {
-                let marker = KafkaRecord {
-                    key: Some(self.transactional_id(slot).into_bytes()),
-                    value: through.to_string().into_bytes(),
-                    headers: Vec::new(),
-                };
-                enqueue(producer, PROGRESS_TOPIC, 0, &marker)
-            })
-            .and_then(|()| producer.commit_transaction(TXN_TIMEOUT).map_err(kafka_err));
-        if let Err(e) = sent {
-            let _ = producer.abort_transaction(TXN_TIMEOUT);
-            return Err(e);
-        }
-        Ok(())
-    }
-
     /// Logs the records of epoch `epoch` (durable with its checkpoint).
     pub fn pre_commit(&mut self, epoch: u64, records: Vec<KafkaRecord>) -> Result<()> {
         if records.is_empty() {
@@ -196,33 +178,62 @@ impl ExactlyOnce {
         Ok(())
     }
 
-    /// Commits every logged epoch up to `epoch` to Kafka.
-    pub fn commit(&mut self, epoch: u64) -> Result<()> {
-        let due: Vec<u64> = self.logged.range(..=epoch).map(|(e, _)| *e).collect();
-        let Some(&through) = due.last() else {
-            return Ok(());
-        };
-        let (mut records, mut keys) = (Vec::new(), Vec::new());
-        for e in &due {
-            if let Some((r, k)) = self.logged.get(e) {
-                records.extend(r.iter().cloned());
-                keys.extend(k.iter().cloned());
+    /// Commits every logged epoch up to `epoch` to Kafka, on a thread of
+    /// its own. Returns `false` while that commit is under way (call again),
+    /// `true` once every logged epoch up to `epoch` is committed.
+    pub fn commit(&mut self, epoch: u64) -> Result<bool> {
+        if let Some(running) = self.committing.take() {
+            if !running.handle.is_finished() {
+                self.committing = Some(running);
+                return Ok(false);
             }
+            let (producer, sent) = running
+                .handle
+                .join()
+                .map_err(|_| RiftError::Internal("kafka sink: the commit thread panicked".into()))?;
+            self.producer = Some(producer);
+            sent?;
+            crate::util::crash_point!("kafka-committed");
+            let keys: Vec<Vec<u8>> = self
+                .logged
+                .range(..=running.through)
+                .flat_map(|(_, (_, keys))| keys.iter().cloned())
+                .collect();
+            self.logged.retain(|e, _| *e > running.through);
+            self.log.state.write_committed(keys.into_iter().map(|k| (k, None)))?;
         }
+        let Some(through) = self.logged.range(..=epoch).map(|(e, _)| *e).next_back() else {
+            return Ok(true);
+        };
+        let records: Vec<KafkaRecord> = self
+            .logged
+            .range(..=through)
+            .flat_map(|(_, (records, _))| records.iter().cloned())
+            .collect();
         let producer = self
             .producer
-            .as_ref()
+            .take()
             .ok_or_else(|| RiftError::Internal("kafka sink: commit before recover".into()))?;
-        self.transact(producer, self.worker, &records, through)?;
-        crate::util::crash_point!("kafka-committed");
-        for e in &due {
-            self.logged.remove(e);
-        }
-        self.log.state.write_committed(keys.into_iter().map(|k| (k, None)))
+        let (topic, id) = (self.topic.clone(), self.transactional_id(self.worker));
+        let handle = std::thread::Builder::new()
+            .name(format!("kafka-commit-{}", self.worker))
+            .spawn(move || {
+                let sent = transact(&producer, &topic, &id, &records, through);
+                (producer, sent)
+            })
+            .map_err(|e| RiftError::Internal(format!("kafka sink: cannot start a commit thread: {e}")))?;
+        self.committing = Some(Committing { through, handle });
+        Ok(false)
     }
 
     /// Fences, then finishes the logs this worker owns (see the module docs).
     pub fn recover(&mut self) -> Result<()> {
+        if let Some(running) = self.committing.take() {
+            // Its outcome does not matter: the marker read below says what it committed.
+            if let Ok((producer, _)) = running.handle.join() {
+                self.producer = Some(producer);
+            }
+        }
         self.logged.clear();
         if self.producer.is_none() {
             self.producer = Some(self.fenced_producer(self.worker)?);
@@ -263,10 +274,46 @@ impl ExactlyOnce {
                 through = through.max(Some(epoch));
             }
             if let Some(through) = through {
-                self.transact(producer, slot, &records, through)?;
+                transact(producer, &self.topic, &self.transactional_id(slot), &records, through)?;
             }
             self.log.state.write_committed(keys.into_iter().map(|k| (k, None)))?;
         }
         Ok(())
     }
+}
+
+/// A commit under way on its own thread: it hands the producer back with its outcome.
+struct Committing {
+    /// The last epoch it commits.
+    through: u64,
+    handle: std::thread::JoinHandle<(BaseProducer<Deliveries>, Result<()>)>,
+}
+
+/// Sends `records` and the marker of `through` (keyed by the transactional
+/// id `id`) in one transaction; aborts it on failure.
+fn transact(
+    producer: &BaseProducer<Deliveries>,
+    topic: &str,
+    id: &str,
+    records: &[KafkaRecord],
+    through: u64,
+) -> Result<()> {
+    producer.begin_transaction().map_err(kafka_err)?;
+    let sent = records
+        .iter()
+        .try_for_each(|r| enqueue(producer, topic, 0, r))
+        .and_then(|()| {
+            let marker = KafkaRecord {
+                key: Some(id.as_bytes().to_vec()),
+                value: through.to_string().into_bytes(),
+                headers: Vec::new(),
+            };
+            enqueue(producer, PROGRESS_TOPIC, 0, &marker)
+        })
+        .and_then(|()| producer.commit_transaction(TXN_TIMEOUT).map_err(kafka_err));
+    if let Err(e) = sent {
+        let _ = producer.abort_transaction(TXN_TIMEOUT);
+        return Err(e);
+    }
+    Ok(())
 }

@@ -35,8 +35,11 @@ pub trait SinkWriter<T>: 'static {
     fn pre_commit(&mut self, epoch: u64) -> Result<()>;
 
     /// Makes the staged output of every epoch up to `epoch` visible (its
-    /// checkpoint is complete). Must be idempotent.
-    fn commit(&mut self, epoch: u64) -> Result<()>;
+    /// checkpoint is complete). Must be idempotent. Returns `false` while
+    /// the commit is still under way off the worker thread (a remote
+    /// system's commit): the caller calls again, and counts the epoch
+    /// committed only once this returns `true`.
+    fn commit(&mut self, epoch: u64) -> Result<bool>;
 
     /// The input ended: the next commits are the last (a writer that
     /// delays visibility makes everything visible then).
@@ -101,7 +104,11 @@ impl<T: Clone + 'static> SinkWriter<T> for FanOut<T> {
         self.0.iter_mut().try_for_each(|w| w.pre_commit(epoch))
     }
 
-    fn commit(&mut self, epoch: u64) -> Result<()> {
-        self.0.iter_mut().try_for_each(|w| w.commit(epoch))
+    fn commit(&mut self, epoch: u64) -> Result<bool> {
+        let mut done = true;
+        for w in &mut self.0 {
+            done &= w.commit(epoch)?;
+        }
+        Ok(done)
     }
 }

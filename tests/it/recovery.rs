@@ -666,6 +666,65 @@ fn redis_contents(port: u16, db: u16) -> std::collections::BTreeMap<String, Vec<
         .collect()
 }
 
+/// A source whose topic does not exist yet holds back neither its job's
+/// checkpoints nor a graceful stop: the job keeps checkpointing while the
+/// source waits for the topic, and SIGTERM ends the run promptly with a final
+/// checkpoint (not after the stop timeout, with an error).
+#[test]
+fn a_missing_topic_holds_back_no_checkpoint_and_no_graceful_stop() {
+    let sources = kafka_input("missing.").replace(
+        "topic = \"missing.esports.game_events\"",
+        "topic = \"missing.never.created\"",
+    );
+    assert!(sources.contains("missing.never.created"), "{sources}");
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("run");
+    let port = super::support::free_port();
+    kafka_dir(&dir, kafka(), &format!("admin_addr = \"127.0.0.1:{port}\""), &sources);
+    let mut running = start(run_unbounded(&dir));
+    // The predictions job reads only the missing topic: its checkpoints complete anyway.
+    let completed = |job: &str| scrape_gauge(port, "riftstream_checkpoint_last_complete_timestamp_seconds", job);
+    let first = wait_until(Duration::from_secs(120), "a checkpoint of the predictions job", || {
+        assert!(!running.exited(), "the run exited on its own");
+        completed("predictions").filter(|t| *t > 1_700_000_000)
+    });
+    wait_until(
+        Duration::from_secs(60),
+        "a later checkpoint of the predictions job",
+        || completed("predictions").filter(|t| *t > first),
+    );
+    let asked = Instant::now();
+    let (status, stderr) = running.signal(libc::SIGTERM);
+    assert!(status.success(), "a stopped run exits 0: {status:?}\n{stderr}");
+    assert!(
+        !stderr.contains("no final checkpoint"),
+        "every job took its final checkpoint:\n{stderr}"
+    );
+    assert!(
+        asked.elapsed() < Duration::from_secs(30),
+        "the stop took {:?}",
+        asked.elapsed()
+    );
+    assert!(
+        stderr.contains("missing.never.created"),
+        "the missing topic is reported:\n{stderr}"
+    );
+}
+
+/// A Prometheus gauge of `job`, from an admin endpoint.
+fn scrape_gauge(port: u16, name: &str, job: &str) -> Option<u64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    let series = format!("{name}{{job=\"{job}\"}} ");
+    body.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
 /// A Prometheus counter summed over its series, from an admin endpoint.
 fn scrape_counter(port: u16, name: &str) -> Option<u64> {
     use std::io::{Read, Write};

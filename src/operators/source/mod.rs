@@ -161,47 +161,10 @@ pub fn read_source<'s, D: Decoder>(
                 }
                 return false;
             };
-            // The run's first epoch from the first activation, before anything
-            // (opening the reader may take a while) lets the frontier show epoch 0.
-            for c in cap_vec.iter_mut() {
-                if c.time().outer < epoch {
-                    let at = time(epoch, c.time().inner);
-                    c.downgrade(&at);
-                }
-            }
-            if reader.is_none() {
-                let opened = settings
-                    .source
-                    .partitions()
-                    .map(|all| assigned(&all, index, peers))
-                    .and_then(|mine| {
-                        let restored = match &settings.checkpoint {
-                            Some(cp) => cp.restore(&mine)?,
-                            None => BTreeMap::new(),
-                        };
-                        let start: Vec<(u32, u64)> = restored.iter().map(|(p, pos)| (*p, pos.next)).collect();
-                        settings.source.open(&mine, &start).map(|r| (mine, restored, r))
-                    });
-                match opened {
-                    Ok((mine, restored, r)) => {
-                        let now = Instant::now();
-                        for p in mine {
-                            clock.add_partition(p, restored.get(&p).and_then(|pos| pos.max_event_time), now);
-                        }
-                        let start: Vec<(u32, u64)> = restored.iter().map(|(p, pos)| (*p, pos.next)).collect();
-                        commits = OffsetCommitQueue::starting_at(&start);
-                        reader = Some(r);
-                    }
-                    Err(e) => {
-                        health.report(&settings.name, e);
-                        activator.activate_after(backoff.next());
-                        return true;
-                    }
-                }
-            }
-            let Some(r) = reader.as_mut() else { return true };
             // A new checkpoint epoch: everything read so far belongs to the
-            // ones before; what is read from now on to this one.
+            // ones before; what is read from now on to this one. Epochs move
+            // on (and a stop is honoured) even before the reader opens: a
+            // topic that does not exist yet holds back no checkpoint.
             let stop_epoch = settings
                 .stop
                 .as_ref()
@@ -233,6 +196,38 @@ pub fn read_source<'s, D: Decoder>(
                 activator.activate_after(Duration::from_millis(50));
                 return true;
             }
+            if reader.is_none() {
+                let opened = settings
+                    .source
+                    .partitions()
+                    .map(|all| assigned(&all, index, peers))
+                    .and_then(|mine| {
+                        let restored = match &settings.checkpoint {
+                            Some(cp) => cp.restore(&mine)?,
+                            None => BTreeMap::new(),
+                        };
+                        let start: Vec<(u32, u64)> = restored.iter().map(|(p, pos)| (*p, pos.next)).collect();
+                        settings.source.open(&mine, &start).map(|r| (mine, restored, r))
+                    });
+                match opened {
+                    Ok((mine, restored, r)) => {
+                        let now = Instant::now();
+                        for p in mine {
+                            clock.add_partition(p, restored.get(&p).and_then(|pos| pos.max_event_time), now);
+                        }
+                        let start: Vec<(u32, u64)> = restored.iter().map(|(p, pos)| (*p, pos.next)).collect();
+                        commits = OffsetCommitQueue::starting_at(&start);
+                        reader = Some(r);
+                    }
+                    Err(e) => {
+                        health.report(&settings.name, e);
+                        // Back at least once an epoch, so epochs (and a stop) keep moving.
+                        activator.activate_after(backoff.next().min(Duration::from_millis(epoch_ms)));
+                        return true;
+                    }
+                }
+            }
+            let Some(r) = reader.as_mut() else { return true };
             // Commit offsets the sinks have made durable.
             if let Some(probe) = &settings.committed {
                 let frontier = probe.with_frontier(|f| f.to_owned());

@@ -21,6 +21,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Guarded updates per pipeline (one round trip each).
+const PIPELINE_COMMANDS: usize = 2_048;
+
 const GUARDED_UPDATE: &str = r#"
 local guard = 'event_time:' .. ARGV[1]
 local held = redis.call('HGET', KEYS[1], guard)
@@ -64,6 +67,47 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
+    /// Applies `updates` in one pipeline of guarded updates.
+    fn write_pipeline(&self, con: &ConnectionManager, updates: &[FeatureUpdate], now: i64) -> Result<WriteStats> {
+        let mut pipe = redis::pipe();
+        for u in updates {
+            let cmd = pipe
+                .cmd("EVALSHA")
+                .arg(self.script.get_hash())
+                .arg(1)
+                .arg(entity_key(&u.entity, &u.id));
+            cmd.arg(&u.feature_set).arg(u.event_time).arg(now).arg(self.ttl_ms);
+            for (name, value) in &u.values {
+                cmd.arg(name).arg(value.map(|v| v.to_string()).unwrap_or_default());
+            }
+        }
+        let script = self.script.clone();
+        let mut con = con.clone();
+        let result: std::result::Result<Vec<i64>, redis::RedisError> = block_on(async move {
+            match pipe.query_async::<Vec<i64>>(&mut con).await {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                    // A new or restarted server: load the script, then replay the pipeline.
+                    script.load_async(&mut con).await?;
+                    pipe.query_async::<Vec<i64>>(&mut con).await
+                }
+                other => other,
+            }
+        });
+        match result {
+            Ok(flags) => {
+                let written = flags.iter().filter(|f| **f == 1).count() as u64;
+                Ok(WriteStats {
+                    written,
+                    stale: flags.len() as u64 - written,
+                })
+            }
+            Err(e) => {
+                self.forget_connection();
+                Err(redis_err(e))
+            }
+        }
+    }
+
     /// A store at `url` (`redis://host:port/db`) with entity TTL `ttl`.
     pub fn open(url: &str, ttl: Duration) -> Result<RedisStore> {
         let client = redis::Client::open(url).map_err(|e| RiftError::Usage(format!("redis url `{url}`: {e}")))?;
@@ -103,47 +147,20 @@ impl RedisStore {
 
 impl FeatureStore for RedisStore {
     fn write(&self, updates: &[FeatureUpdate]) -> Result<WriteStats> {
+        let mut stats = WriteStats::default();
         if updates.is_empty() {
-            return Ok(WriteStats::default());
+            return Ok(stats);
         }
-        let mut con = self.connection()?;
+        let con = self.connection()?;
         let now = crate::util::now_ms();
-        let mut pipe = redis::pipe();
-        for u in updates {
-            let cmd = pipe
-                .cmd("EVALSHA")
-                .arg(self.script.get_hash())
-                .arg(1)
-                .arg(entity_key(&u.entity, &u.id));
-            cmd.arg(&u.feature_set).arg(u.event_time).arg(now).arg(self.ttl_ms);
-            for (name, value) in &u.values {
-                cmd.arg(name).arg(value.map(|v| v.to_string()).unwrap_or_default());
-            }
+        // Bounded pipelines: one for a whole epoch held its commands three
+        // times over (arguments, encoded request, send buffer).
+        for chunk in updates.chunks(PIPELINE_COMMANDS) {
+            let written = self.write_pipeline(&con, chunk, now)?;
+            stats.written += written.written;
+            stats.stale += written.stale;
         }
-        let script = self.script.clone();
-        let result: std::result::Result<Vec<i64>, redis::RedisError> = block_on(async move {
-            match pipe.query_async::<Vec<i64>>(&mut con).await {
-                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                    // A new or restarted server: load the script, then replay the pipeline.
-                    script.load_async(&mut con).await?;
-                    pipe.query_async::<Vec<i64>>(&mut con).await
-                }
-                other => other,
-            }
-        });
-        match result {
-            Ok(flags) => {
-                let written = flags.iter().filter(|f| **f == 1).count() as u64;
-                Ok(WriteStats {
-                    written,
-                    stale: flags.len() as u64 - written,
-                })
-            }
-            Err(e) => {
-                self.forget_connection();
-                Err(redis_err(e))
-            }
-        }
+        Ok(stats)
     }
 
     fn get(&self, entity: &str, id: &str) -> Result<Option<BTreeMap<String, String>>> {

@@ -8,7 +8,9 @@
 //! *pre-committed* output moves past it: that is the sink's part of the
 //! job's checkpoint. Once the checkpoint is complete in the whole cluster
 //! (recorded in the job's [`JobState`]), the writer commits it: the epoch's
-//! output becomes visible exactly once. At the end of a bounded input the
+//! output becomes visible exactly once. A writer whose commit runs off the
+//! worker thread (Kafka transactions) reports it under way; the operator
+//! asks again shortly and counts the epoch committed only once it is done. At the end of a bounded input the
 //! last epoch is pre-committed, and the operator stays until it is
 //! committed.
 //!

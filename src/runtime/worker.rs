@@ -90,6 +90,24 @@ impl RunningJob {
         complete && committed
     }
 
+    /// Where a stop in `epoch` waits: what an operator needs to see why it did not end.
+    fn stop_progress(&self, epoch: u64) -> String {
+        // A frontier at epoch `e` has passed every epoch before it; an empty one, all of them.
+        let passed = |probe: &ProbeHandle<Time>| {
+            probe
+                .with_frontier(epoch_frontier)
+                .map_or_else(|| "every epoch".to_string(), |e| format!("epochs before {e}"))
+        };
+        format!(
+            "stop epoch {epoch}; latest complete checkpoint {}; checkpointed: {}; committed by the sinks: {}",
+            self.state
+                .complete_epoch()
+                .map_or_else(|| "none".to_string(), |c| c.to_string()),
+            passed(&self.checkpointed),
+            passed(&self.committed),
+        )
+    }
+
     /// Records the checkpoints the job's completion probe has passed (every
     /// worker of every process staged them): the latest becomes the state a
     /// restart restores. Done by whichever worker sees it first; idempotent.
@@ -466,8 +484,9 @@ pub(super) fn work(worker: &mut Worker, setup: &WorkerSetup) -> std::result::Res
                 if stopped || since.elapsed() > STOP_TIMEOUT {
                     if !stopped {
                         let why = format!(
-                            "no final checkpoint within {}s of the stop request: output since the last one is read again on restart",
-                            STOP_TIMEOUT.as_secs()
+                            "no final checkpoint within {}s of the stop request: output since the last one is read again on restart ({})",
+                            STOP_TIMEOUT.as_secs(),
+                            job.stop_progress(epoch)
                         );
                         tracing::error!(job = %job.name, "{why}");
                         failures.insert(job.name.clone(), why);

@@ -10,9 +10,9 @@
 //! (recorded in the job's [`JobState`]), the writer commits it: the epoch's
 //! output becomes visible exactly once. A writer whose commit runs off the
 //! worker thread (Kafka transactions) reports it under way; the operator
-//! asks again shortly and counts the epoch committed only once it is done. At the end of a bounded input the
-//! last epoch is pre-committed, and the operator stays until it is
-//! committed.
+//! asks again shortly and counts the epoch committed only once it is done.
+//! At the end of a bounded input the last epoch is pre-committed, and the
+//! operator stays until it is committed.
 //!
 //! # Failure
 //! On start the writer recovers: output pre-committed for the restored

@@ -24,8 +24,7 @@
 //! are atomic), so readers always see a complete, current snapshot and a
 //! replay rewrites rather than duplicates. In a Delta lake each rewrite is a
 //! new file and one commit that removes the partition's previous files.
-//! All rows go to one worker: gold
-//! tables are small.
+//! All rows go to one worker: gold tables are small.
 
 use crate::config::LakeFormat;
 use crate::lake::tables::{GoldRow, LakeRow};

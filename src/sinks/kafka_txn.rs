@@ -187,12 +187,20 @@ impl ExactlyOnce {
                 self.committing = Some(running);
                 return Ok(false);
             }
-            let (producer, sent) = running
+            let (producer, records, sent) = running
                 .handle
                 .join()
                 .map_err(|_| RiftError::Internal("kafka sink: the commit thread panicked".into()))?;
             self.producer = Some(producer);
-            sent?;
+            if let Err(e) = sent {
+                // Aborted: the records go back to their epochs, to be sent again.
+                for (epoch, r) in records {
+                    if let Some(entry) = self.logged.get_mut(&epoch) {
+                        entry.0 = r;
+                    }
+                }
+                return Err(e);
+            }
             crate::util::crash_point!("kafka-committed");
             let keys: Vec<Vec<u8>> = self
                 .logged
@@ -205,10 +213,11 @@ impl ExactlyOnce {
         let Some(through) = self.logged.range(..=epoch).map(|(e, _)| *e).next_back() else {
             return Ok(true);
         };
-        let records: Vec<KafkaRecord> = self
+        // Moved to the commit thread (not copied on the worker thread), and handed back with the outcome.
+        let records: EpochRecords = self
             .logged
-            .range(..=through)
-            .flat_map(|(_, (records, _))| records.iter().cloned())
+            .range_mut(..=through)
+            .map(|(epoch, (records, _))| (*epoch, std::mem::take(records)))
             .collect();
         let producer = self
             .producer
@@ -218,9 +227,10 @@ impl ExactlyOnce {
         let handle = std::thread::Builder::new()
             .name(format!("kafka-commit-{}", self.worker))
             .spawn(move || {
-                let sent = transact(&producer, &topic, &id, &records, through);
-                (producer, sent)
+                let sent = transact(&producer, &topic, &id, records.iter().flat_map(|(_, r)| r), through);
+                (producer, records, sent)
             })
+            // Not retryable: the job fails, and the restart commits these records from the log.
             .map_err(|e| RiftError::Internal(format!("kafka sink: cannot start a commit thread: {e}")))?;
         self.committing = Some(Committing { through, handle });
         Ok(false)
@@ -230,7 +240,7 @@ impl ExactlyOnce {
     pub fn recover(&mut self) -> Result<()> {
         if let Some(running) = self.committing.take() {
             // Its outcome does not matter: the marker read below says what it committed.
-            if let Ok((producer, _)) = running.handle.join() {
+            if let Ok((producer, _, _)) = running.handle.join() {
                 self.producer = Some(producer);
             }
         }
@@ -282,25 +292,29 @@ impl ExactlyOnce {
     }
 }
 
-/// A commit under way on its own thread: it hands the producer back with its outcome.
+/// Logged records of several epochs, per epoch.
+type EpochRecords = Vec<(u64, Vec<KafkaRecord>)>;
+
+/// A commit under way on its own thread: it hands the producer and the
+/// records back with its outcome.
 struct Committing {
     /// The last epoch it commits.
     through: u64,
-    handle: std::thread::JoinHandle<(BaseProducer<Deliveries>, Result<()>)>,
+    handle: std::thread::JoinHandle<(BaseProducer<Deliveries>, EpochRecords, Result<()>)>,
 }
 
 /// Sends `records` and the marker of `through` (keyed by the transactional
 /// id `id`) in one transaction; aborts it on failure.
-fn transact(
+fn transact<'r>(
     producer: &BaseProducer<Deliveries>,
     topic: &str,
     id: &str,
-    records: &[KafkaRecord],
+    records: impl IntoIterator<Item = &'r KafkaRecord>,
     through: u64,
 ) -> Result<()> {
     producer.begin_transaction().map_err(kafka_err)?;
     let sent = records
-        .iter()
+        .into_iter()
         .try_for_each(|r| enqueue(producer, topic, 0, r))
         .and_then(|()| {
             let marker = KafkaRecord {
